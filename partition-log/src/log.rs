@@ -1,0 +1,550 @@
+//! [`PartitionLog`], the single writer of one partition's directory, and
+//! [`LogReader`], the cloneable handle many readers share.
+//!
+//! Invariants:
+//! - Only the `PartitionLog` (one per directory, enforced by a lock file)
+//!   writes files. Every method that can fail validates first and changes
+//!   nothing on disk when it returns a validation error.
+//! - The shared [`View`] (segments, start and end offsets) is updated under a
+//!   short write lock *after* bytes are written, so a reader holding the read
+//!   lock for a few instructions never waits for I/O and never sees a batch
+//!   that is not wholly on disk (in the page cache, at least).
+//! - Offsets are contiguous from the log start to the log end; segments are
+//!   sorted by base offset and the last one is the active segment.
+
+use std::{
+    fs::{self, File},
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::{Instant, SystemTime},
+};
+
+use crate::{
+    batch::{Batch, BatchHeader},
+    config::{FsyncPolicy, LogConfig},
+    epoch::{EpochEntry, EpochHistory},
+    error::{LogError, Result},
+    index::IndexEntry,
+    segment::{self, INDEX_SUFFIX, LOG_SUFFIX, Recovery, Segment},
+};
+
+const LOCK_FILE: &str = ".lock";
+
+/// Offsets written by one [`PartitionLog::append`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub first_offset: u64,
+    /// Offset after the last record appended: the new log end.
+    pub next_offset: u64,
+}
+
+/// What [`PartitionLog::open`] found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    pub segments: usize,
+    /// Bytes cut from the tail of the active segment.
+    pub truncated_bytes: u64,
+    /// Segments whose index was rebuilt.
+    pub indexes_rebuilt: usize,
+}
+
+#[derive(Debug)]
+struct View {
+    segments: Vec<Arc<Segment>>,
+    start_offset: u64,
+    end_offset: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    view: RwLock<View>,
+}
+
+/// A cheap, cloneable, thread-safe read handle on a partition log.
+#[derive(Debug, Clone)]
+pub struct LogReader {
+    shared: Arc<Shared>,
+}
+
+impl LogReader {
+    /// First offset still stored.
+    pub fn start_offset(&self) -> u64 {
+        self.shared.view.read().unwrap().start_offset
+    }
+
+    /// Offset the next appended record will get.
+    pub fn end_offset(&self) -> u64 {
+        self.shared.view.read().unwrap().end_offset
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let view = self.shared.view.read().unwrap();
+        view.segments.iter().map(|s| s.size()).sum()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Reads whole batches starting with the one that holds `from`, stopping
+    /// before the first batch that reaches `upper` (exclusive; pass the
+    /// high-water mark so that uncommitted records are never returned) and
+    /// after about `max_bytes`. At least one batch is returned if one is
+    /// readable, however large, so a reader always makes progress.
+    ///
+    /// The first batch may start before `from`; callers skip its records
+    /// below `from`. An empty result means nothing is readable yet, or the
+    /// segment ended: read again from the offset after the last batch.
+    ///
+    /// Errors with [`LogError::OffsetOutOfRange`] if `from` is below the log
+    /// start or above the log end.
+    pub fn read(&self, from: u64, upper: u64, max_bytes: usize) -> Result<Vec<u8>> {
+        let (segment, size, upper) = {
+            let view = self.shared.view.read().unwrap();
+            if from < view.start_offset || from > view.end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset: from,
+                    start: view.start_offset,
+                    end: view.end_offset,
+                });
+            }
+            let upper = upper.min(view.end_offset);
+            if from >= upper {
+                return Ok(Vec::new());
+            }
+            let i = view.segments.partition_point(|s| s.base_offset <= from) - 1;
+            let segment = Arc::clone(&view.segments[i]);
+            let size = segment.size();
+            (segment, size, upper)
+        };
+        let Some((position, first)) = segment.locate(from, size)? else {
+            return Ok(Vec::new());
+        };
+        if first.last_offset() >= upper {
+            return Ok(Vec::new());
+        }
+        let want = max_bytes.max(first.total_len()) as u64;
+        let mut bytes = segment.read_at(position, want.min(size - position) as usize)?;
+        let mut keep = 0;
+        let mut rest = &bytes[..];
+        while let Ok((batch, tail)) = Batch::split_first(rest) {
+            if batch.header.last_offset() >= upper {
+                break;
+            }
+            keep += batch.header.total_len();
+            rest = tail;
+        }
+        bytes.truncate(keep);
+        Ok(bytes)
+    }
+}
+
+/// The writer of one partition log. Not `Clone`: there is exactly one.
+#[derive(Debug)]
+pub struct PartitionLog {
+    reader: LogReader,
+    config: LogConfig,
+    active: Arc<Segment>,
+    index_file: File,
+    epochs: EpochHistory,
+    last_sync: Instant,
+    unsynced: bool,
+    _lock: File,
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the log in `dir`, recovering the active segment.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<(Self, OpenReport)> {
+        let dir = dir.as_ref().to_owned();
+        assert!(
+            config.segment_bytes <= LogConfig::MAX_SEGMENT_BYTES,
+            "segment_bytes above {}",
+            LogConfig::MAX_SEGMENT_BYTES
+        );
+        fs::create_dir_all(&dir).map_err(LogError::io(&dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::create(&lock_path).map_err(LogError::io(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(LogError::Locked(dir));
+        }
+
+        let bases = list_segments(&dir)?;
+        let mut report = OpenReport::default();
+        let mut segments = Vec::with_capacity(bases.len().max(1));
+        let end_offset = match bases.split_last() {
+            None => {
+                segments.push(Arc::new(Segment::create(&dir, 0)?));
+                0
+            }
+            Some((&last, closed)) => {
+                let mut count =
+                    |r: &Recovery| report.indexes_rebuilt += usize::from(r.index_rebuilt);
+                for (i, &base) in closed.iter().enumerate() {
+                    let next = bases[i + 1];
+                    let (segment, recovery) =
+                        Segment::open_closed(&dir, base, next, config.index_interval_bytes)?;
+                    count(&recovery);
+                    segments.push(Arc::new(segment));
+                }
+                let (segment, end, recovery) =
+                    Segment::open_active(&dir, last, config.index_interval_bytes)?;
+                count(&recovery);
+                report.truncated_bytes = recovery.truncated_bytes;
+                segments.push(Arc::new(segment));
+                end
+            }
+        };
+        report.segments = segments.len();
+
+        let mut epochs = EpochHistory::load(&dir)?;
+        // An epoch recorded just before a crash may start beyond a cut tail.
+        epochs.truncate_from(end_offset + 1)?;
+
+        let active = Arc::clone(segments.last().unwrap());
+        let index_file = active.index.open_for_append()?;
+        let start_offset = segments[0].base_offset;
+        let reader = LogReader {
+            shared: Arc::new(Shared {
+                dir,
+                view: RwLock::new(View {
+                    segments,
+                    start_offset,
+                    end_offset,
+                }),
+            }),
+        };
+        let log = Self {
+            reader,
+            config,
+            active,
+            index_file,
+            epochs,
+            last_sync: Instant::now(),
+            unsynced: false,
+            _lock: lock,
+        };
+        Ok((log, report))
+    }
+
+    /// A read handle sharing this log.
+    pub fn reader(&self) -> LogReader {
+        self.reader.clone()
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn start_offset(&self) -> u64 {
+        self.reader.start_offset()
+    }
+
+    pub fn end_offset(&self) -> u64 {
+        self.reader.end_offset()
+    }
+
+    /// See [`LogReader::read`].
+    pub fn read(&self, from: u64, upper: u64, max_bytes: usize) -> Result<Vec<u8>> {
+        self.reader.read(from, upper, max_bytes)
+    }
+
+    /// The leader-epoch history, oldest first.
+    pub fn epochs(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    /// The latest leader epoch that wrote to this log.
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.latest().map(|e| e.epoch)
+    }
+
+    /// KIP-101 "end offset for epoch": the largest epoch `<= epoch` in this
+    /// log and the offset where it ended. A follower truncates to the
+    /// smaller of this (asked of the leader) and its own end.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        self.epochs.end_offset_for(epoch, self.end_offset())
+    }
+
+    /// Appends one or more concatenated, encoded batches whose offsets
+    /// continue the log exactly (as a leader stamps them, or as a follower
+    /// receives them). Everything is validated first (lengths, CRCs,
+    /// contiguity, epochs); on error nothing is written.
+    pub fn append(&mut self, batches: &[u8]) -> Result<AppendInfo> {
+        let headers = self.validate(batches)?;
+        let first_offset = self.end_offset();
+        for h in &headers {
+            if self
+                .epochs
+                .latest()
+                .is_none_or(|l| h.leader_epoch > l.epoch)
+            {
+                self.epochs.assign(h.leader_epoch, h.base_offset)?;
+            }
+        }
+
+        let mut run_start = 0;
+        let mut run_len = 0;
+        let mut size = self.active.size();
+        for h in &headers {
+            let len = h.total_len();
+            if size > 0 && size + len as u64 > self.config.segment_bytes {
+                self.write_run(&batches[run_start..run_start + run_len], h.base_offset)?;
+                self.roll(h.base_offset)?;
+                run_start += run_len;
+                run_len = 0;
+                size = 0;
+            }
+            if let Some(entry) = self.index_entry_for(size, h) {
+                self.active.index.push(&mut self.index_file, entry)?;
+            }
+            run_len += len;
+            size += len as u64;
+        }
+        let next_offset = headers.last().unwrap().next_offset();
+        self.write_run(&batches[run_start..run_start + run_len], next_offset)?;
+        self.unsynced = true;
+        match self.config.fsync {
+            FsyncPolicy::Always => self.sync()?,
+            FsyncPolicy::Interval(_) => self.sync_if_due()?,
+            FsyncPolicy::Never => {}
+        }
+        Ok(AppendInfo {
+            first_offset,
+            next_offset,
+        })
+    }
+
+    fn validate(&self, mut bytes: &[u8]) -> Result<Vec<BatchHeader>> {
+        if bytes.is_empty() {
+            return Err(LogError::EmptyAppend);
+        }
+        let mut expected = self.end_offset();
+        let mut latest_epoch = self.latest_epoch().unwrap_or(0);
+        let mut headers = Vec::new();
+        while !bytes.is_empty() {
+            if let Ok(h) = BatchHeader::parse(bytes)
+                && h.total_len() > self.config.max_batch_bytes
+            {
+                return Err(LogError::BatchTooLarge {
+                    size: h.total_len(),
+                    max: self.config.max_batch_bytes,
+                });
+            }
+            let (batch, rest) = Batch::split_first(bytes)?;
+            batch.verify()?;
+            let h = batch.header;
+            if h.base_offset != expected {
+                return Err(LogError::NonContiguous {
+                    expected,
+                    got: h.base_offset,
+                });
+            }
+            if h.leader_epoch < latest_epoch {
+                return Err(LogError::StaleEpoch {
+                    got: h.leader_epoch,
+                    latest: latest_epoch,
+                });
+            }
+            latest_epoch = h.leader_epoch;
+            expected = h.next_offset();
+            headers.push(h);
+            bytes = rest;
+        }
+        Ok(headers)
+    }
+
+    /// The index entry for a batch about to be written at `position`, if the
+    /// interval since the last entry has passed (the rule recovery follows).
+    fn index_entry_for(&self, position: u64, h: &BatchHeader) -> Option<IndexEntry> {
+        let last = self
+            .active
+            .index
+            .last()
+            .map_or(0, |e| u64::from(e.position));
+        (position > 0 && position - last >= self.config.index_interval_bytes).then(|| IndexEntry {
+            relative_offset: (h.base_offset - self.active.base_offset) as u32,
+            position: position as u32,
+        })
+    }
+
+    /// Writes `bytes` at the end of the active segment and publishes them.
+    fn write_run(&mut self, bytes: &[u8], next_offset: u64) -> Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let size = self.active.size();
+        self.active.write_at(size, bytes)?;
+        self.active.set_size(size + bytes.len() as u64);
+        self.reader.shared.view.write().unwrap().end_offset = next_offset;
+        Ok(())
+    }
+
+    fn roll(&mut self, base_offset: u64) -> Result<()> {
+        if self.config.fsync != FsyncPolicy::Never {
+            self.active.sync()?;
+        }
+        let segment = Arc::new(Segment::create(&self.reader.shared.dir, base_offset)?);
+        self.index_file = segment.index.open_for_append()?;
+        self.reader
+            .shared
+            .view
+            .write()
+            .unwrap()
+            .segments
+            .push(Arc::clone(&segment));
+        self.active = segment;
+        tracing::debug!(base_offset, "rolled a new segment");
+        Ok(())
+    }
+
+    /// Forces appended bytes to disk now.
+    pub fn sync(&mut self) -> Result<()> {
+        if self.unsynced {
+            self.active.sync()?;
+            self.unsynced = false;
+        }
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    /// Syncs if the policy is `Interval` and the interval has passed since
+    /// the last sync. Call it from a timer as well as after appends.
+    pub fn sync_if_due(&mut self) -> Result<()> {
+        match self.config.fsync {
+            FsyncPolicy::Interval(every) if self.unsynced && self.last_sync.elapsed() >= every => {
+                self.sync()
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes every record at or after `offset`, which must be a batch
+    /// boundary at or above the log start. A no-op at or past the log end.
+    pub fn truncate_to(&mut self, offset: u64) -> Result<()> {
+        let (start, end) = (self.start_offset(), self.end_offset());
+        if offset < start {
+            return Err(LogError::TruncateBelowStart { offset, start });
+        }
+        if offset >= end {
+            return Ok(());
+        }
+        let (keep, position, dropped) = {
+            let view = self.reader.shared.view.read().unwrap();
+            let i = view.segments.partition_point(|s| s.base_offset <= offset) - 1;
+            let segment = &view.segments[i];
+            let position = match segment.locate(offset, segment.size())? {
+                Some((position, h)) if h.base_offset == offset => position,
+                _ => return Err(LogError::NotBatchBoundary(offset)),
+            };
+            // A segment cut to nothing is removed too, unless it is the first.
+            let keep = if position == 0 && i > 0 { i - 1 } else { i };
+            (keep, position, view.segments[keep + 1..].to_vec())
+        };
+        {
+            let mut view = self.reader.shared.view.write().unwrap();
+            view.segments.truncate(keep + 1);
+            view.end_offset = offset;
+        }
+        for segment in &dropped {
+            remove_segment_files(segment)?;
+        }
+        let active = Arc::clone(&self.reader.shared.view.read().unwrap().segments[keep]);
+        if dropped.first().is_none_or(|d| d.base_offset != offset) {
+            active.truncate(position)?;
+        }
+        self.index_file = active.index.open_for_append()?;
+        self.active = active;
+        self.epochs.truncate_from(offset)?;
+        tracing::info!(offset, cut = end - offset, "truncated log");
+        Ok(())
+    }
+
+    /// Deletes whole closed segments, oldest first, while the log is larger
+    /// than the retention size or the segment was last written before the
+    /// retention age. Never the active segment, and never a segment holding
+    /// offsets at or above `committed` (pass the high-water mark).
+    /// Returns the base offsets of the deleted segments.
+    pub fn apply_retention(&mut self, committed: u64, now: SystemTime) -> Result<Vec<u64>> {
+        let retention = self.config.retention;
+        if retention.max_bytes.is_none() && retention.max_age.is_none() {
+            return Ok(Vec::new());
+        }
+        let segments = self.reader.shared.view.read().unwrap().segments.clone();
+        let mut total: u64 = segments.iter().map(|s| s.size()).sum();
+        let mut doomed = Vec::new();
+        for pair in segments.windows(2) {
+            let (segment, next) = (&pair[0], &pair[1]);
+            if next.base_offset > committed {
+                break;
+            }
+            let too_big = retention.max_bytes.is_some_and(|max| total > max);
+            let too_old = match retention.max_age {
+                Some(age) => {
+                    let modified = fs::metadata(segment.path())
+                        .and_then(|m| m.modified())
+                        .map_err(LogError::io(segment.path()))?;
+                    now.duration_since(modified).is_ok_and(|d| d > age)
+                }
+                None => false,
+            };
+            if !(too_big || too_old) {
+                break;
+            }
+            total -= segment.size();
+            doomed.push(Arc::clone(segment));
+        }
+        if doomed.is_empty() {
+            return Ok(Vec::new());
+        }
+        {
+            let mut view = self.reader.shared.view.write().unwrap();
+            view.segments.drain(..doomed.len());
+            view.start_offset = view.segments[0].base_offset;
+        }
+        for segment in &doomed {
+            remove_segment_files(segment)?;
+        }
+        let bases: Vec<u64> = doomed.iter().map(|s| s.base_offset).collect();
+        tracing::info!(segments = ?bases, "retention deleted segments");
+        Ok(bases)
+    }
+}
+
+fn remove_segment_files(segment: &Segment) -> Result<()> {
+    for path in [segment.path(), segment.index.path()] {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(LogError::io(path)(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Base offsets of the segments in `dir`, sorted. Removes index files whose
+/// log is gone (left by an interrupted deletion).
+fn list_segments(dir: &Path) -> Result<Vec<u64>> {
+    let mut bases = Vec::new();
+    let mut indexes = Vec::new();
+    for entry in fs::read_dir(dir).map_err(LogError::io(dir))? {
+        let entry = entry.map_err(LogError::io(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(base) = segment::parse_log_name(name) {
+            bases.push(base);
+        } else if name.ends_with(INDEX_SUFFIX) {
+            indexes.push(entry.path());
+        }
+    }
+    bases.sort_unstable();
+    for index in indexes {
+        let log = index.with_extension(&LOG_SUFFIX[1..]);
+        if !log.exists() {
+            fs::remove_file(&index).map_err(LogError::io(&index))?;
+        }
+    }
+    Ok(bases)
+}
