@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace: unit, property, crash-recovery,
+# integration (real redis-server, real node processes) and browser tests.
+# Installs the system packages the tests need when they are missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/system-deps.sh redis-server
+cargo test --workspace --all-targets --locked "$@"
+# Doc examples are tests too (all-targets leaves them out).
+cargo test --workspace --doc --locked
