@@ -177,6 +177,9 @@ impl PartitionLog {
         let end_offset = match bases.split_last() {
             None => {
                 segments.push(Arc::new(Segment::create(&dir, 0)?));
+                if config.fsync != FsyncPolicy::Never {
+                    sync_dir(&dir)?;
+                }
                 0
             }
             Some((&last, closed)) => {
@@ -200,8 +203,10 @@ impl PartitionLog {
         report.segments = segments.len();
 
         let mut epochs = EpochHistory::load(&dir)?;
-        // An epoch recorded just before a crash may start beyond a cut tail.
-        epochs.truncate_from(end_offset + 1)?;
+        // An epoch is recorded before its first batch is written, so after a
+        // crash (or a cut tail) it may start at or beyond the log end: such an
+        // epoch wrote nothing that survived.
+        epochs.truncate_from(end_offset)?;
 
         let active = Arc::clone(segments.last().unwrap());
         let index_file = active.index.open_for_append()?;
@@ -387,6 +392,11 @@ impl PartitionLog {
             self.active.sync()?;
         }
         let segment = Arc::new(Segment::create(&self.reader.shared.dir, base_offset)?);
+        if self.config.fsync != FsyncPolicy::Never {
+            // An fdatasync of the new file does not persist its directory
+            // entry: without this, synced appends to it could vanish.
+            sync_dir(&self.reader.shared.dir)?;
+        }
         self.index_file = segment.index.open_for_append()?;
         self.reader
             .shared
@@ -451,6 +461,11 @@ impl PartitionLog {
         for segment in &dropped {
             remove_segment_files(segment)?;
         }
+        if !dropped.is_empty() {
+            // Removed segments must not come back after a crash: the one
+            // before them, cut and synced, would no longer reach them.
+            sync_dir(&self.reader.shared.dir)?;
+        }
         let active = Arc::clone(&self.reader.shared.view.read().unwrap().segments[keep]);
         if dropped.first().is_none_or(|d| d.base_offset != offset) {
             active.truncate(position)?;
@@ -511,6 +526,13 @@ impl PartitionLog {
         tracing::info!(segments = ?bases, "retention deleted segments");
         Ok(bases)
     }
+}
+
+/// Makes file creations and removals in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogError::io(dir))
 }
 
 fn remove_segment_files(segment: &Segment) -> Result<()> {

@@ -30,6 +30,18 @@ pub(crate) const INDEX_SUFFIX: &str = ".index";
 /// How many bytes a header walk reads at a time.
 const SCAN_CHUNK: usize = 16 * 1024;
 
+/// Smallest encoded record: four one-byte varints (offset delta, timestamp
+/// delta, key length, value length).
+const MIN_RECORD_LEN: u64 = 4;
+
+/// Total batch length from the raw length field of a header that did not
+/// parse, if the field is at least a header long.
+fn raw_total_len(header: &[u8]) -> Option<u64> {
+    let field = u32::from_be_bytes(header.get(8..12)?.try_into().ok()?);
+    let total = 12 + u64::from(field);
+    (total >= HEADER_LEN as u64).then_some(total)
+}
+
 pub(crate) fn file_name(base_offset: u64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
 }
@@ -119,6 +131,13 @@ impl Segment {
         }
         if recovery.index_rebuilt {
             segment.index.replace(scan.index)?;
+        } else if !scan.index.is_empty() {
+            // The index is never fsynced: entries lost from its end are
+            // re-derived by the walk from its last entry.
+            let mut file = segment.index.open_for_append()?;
+            for entry in scan.index {
+                segment.index.push(&mut file, entry)?;
+            }
         }
         Ok((segment, recovery))
     }
@@ -151,7 +170,7 @@ impl Segment {
         let valid = match scan.bad {
             None => len,
             Some(bad) => {
-                if segment.valid_batch_follows(&bad)? {
+                if segment.valid_batch_follows(&bad, len)? {
                     return Err(segment.corrupt(bad.position, bad.reason));
                 }
                 tracing::warn!(
@@ -259,18 +278,19 @@ impl Segment {
             if position == len {
                 break None;
             }
-            let bad = |reason: String| {
+            let bad = |reason: String, total_len: Option<u64>| {
                 Some(BadBatch {
                     position,
                     reason,
-                    header: None,
+                    expected,
+                    total_len,
                 })
             };
             if len - position < HEADER_LEN as u64 {
-                break bad(format!(
-                    "{} trailing bytes, shorter than a header",
-                    len - position
-                ));
+                break bad(
+                    format!("{} trailing bytes, shorter than a header", len - position),
+                    None,
+                );
             }
             buf.resize(HEADER_LEN, 0);
             reader
@@ -278,16 +298,10 @@ impl Segment {
                 .map_err(LogError::io(&self.path))?;
             let header = match BatchHeader::parse(&buf) {
                 Ok(h) => h,
-                Err(e) => break bad(e.to_string()),
-            };
-            let bad = |reason: String| {
-                Some(BadBatch {
-                    position,
-                    reason,
-                    header: Some(header),
-                })
+                Err(e) => break bad(e.to_string(), raw_total_len(&buf)),
             };
             let total = header.total_len() as u64;
+            let bad = |reason: String| bad(reason, Some(total));
             if header.base_offset != expected {
                 break bad(format!(
                     "batch has base offset {}, expected {expected}",
@@ -330,18 +344,30 @@ impl Segment {
         })
     }
 
-    /// After a bad batch whose header was readable: is the batch right after
-    /// it valid and contiguous? Then the damage is in the middle of the log.
-    fn valid_batch_follows(&self, bad: &BadBatch) -> Result<bool> {
-        let Some(header) = bad.header else {
+    /// After a bad batch whose length field was readable: is the batch right
+    /// after it (by that length) valid, CRC included, and plausibly the next
+    /// one? Then the damage is in the middle of the log, not a torn tail.
+    ///
+    /// The damaged batch's own header is not trusted (its base offset and
+    /// record count may be what was damaged): the next batch need only start
+    /// above the offset the damaged one should have had, by no more records
+    /// than the damaged one's bytes can hold.
+    fn valid_batch_follows(&self, bad: &BadBatch, len: u64) -> Result<bool> {
+        let Some(total) = bad.total_len else {
             return Ok(false);
         };
-        let next = bad.position + header.total_len() as u64;
+        let next = bad.position + total;
+        if next + HEADER_LEN as u64 > len {
+            return Ok(false);
+        }
         let head = self.read_at(next, HEADER_LEN)?;
         let Ok(next_header) = BatchHeader::parse(&head) else {
             return Ok(false);
         };
-        if next_header.base_offset != header.next_offset() {
+        let max_records = (total - HEADER_LEN as u64) / MIN_RECORD_LEN;
+        let plausible = next_header.base_offset > bad.expected
+            && next_header.base_offset - bad.expected <= max_records;
+        if !plausible || next + next_header.total_len() as u64 > len {
             return Ok(false);
         }
         let bytes = self.read_at(next, next_header.total_len())?;
@@ -446,7 +472,12 @@ struct Scan {
 struct BadBatch {
     position: u64,
     reason: String,
-    header: Option<BatchHeader>,
+    /// The offset the batch at `position` should have started at.
+    expected: u64,
+    /// The batch's total length according to its length field, if a whole
+    /// header was there and the field is at least a header long. The field
+    /// lies before the CRC, so it may itself be the damage.
+    total_len: Option<u64>,
 }
 
 #[cfg(test)]

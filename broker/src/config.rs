@@ -1,0 +1,170 @@
+//! The node's configuration: command-line flags with `YAK_*` environment
+//! fallbacks, shared by the `broker` and `follower` binaries.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, ValueEnum};
+use partition_log::FsyncPolicy;
+
+/// How a node starts; after that, both obey the lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAs {
+    /// Try to take the lease at once (`broker`).
+    Candidate,
+    /// Follow first; try for the lease only after one lease TTL without a
+    /// leader (`follower`), so that a broker starting alongside wins.
+    Follower,
+}
+
+impl StartAs {
+    pub fn default_port(self) -> u16 {
+        match self {
+            StartAs::Candidate => 5001,
+            StartAs::Follower => 5002,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StartAs::Candidate => "broker",
+            StartAs::Follower => "follower",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of a YAK node.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Unique id of this node in the cluster [default: <binary>-<port>].
+    #[arg(long, env = "YAK_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Address to listen on [default: 127.0.0.1:5001 for broker, :5002 for follower].
+    #[arg(long, env = "YAK_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// URL that clients and other nodes use to reach this node
+    /// [default: http://<listen>].
+    #[arg(long, env = "YAK_ADVERTISED_URL")]
+    pub advertised_url: Option<String>,
+
+    /// Directory for this node's logs and state [default: ./yak-data/<node-id>].
+    #[arg(long, env = "YAK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Redis holding the lease, epochs, HWMs and metadata.
+    #[arg(long, env = "YAK_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Cluster name: the prefix of every Redis key.
+    #[arg(long, env = "YAK_CLUSTER", default_value = "yak")]
+    pub cluster: String,
+
+    /// Leader lease time-to-live in milliseconds.
+    #[arg(long, env = "YAK_LEASE_TTL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(300..=600_000))]
+    pub lease_ttl_ms: u64,
+
+    /// Partitions of a topic created without a count.
+    #[arg(long, env = "YAK_DEFAULT_PARTITIONS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub default_partitions: u32,
+
+    /// Replicas (leader included) that must have a write before it is acknowledged.
+    #[arg(long, env = "YAK_MIN_INSYNC_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub min_insync_replicas: u32,
+
+    /// When log writes are fsynced: always, never, or interval:<ms>.
+    #[arg(long, env = "YAK_FSYNC", default_value = "interval:100ms")]
+    pub fsync: FsyncPolicy,
+
+    /// Segment size in bytes before a partition log rolls.
+    #[arg(long, env = "YAK_SEGMENT_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..=(1u64 << 31)))]
+    pub segment_bytes: u64,
+
+    /// Shared secret that nodes present on /internal endpoints.
+    #[arg(long, env = "YAK_CLUSTER_TOKEN", hide_env_values = true)]
+    pub cluster_token: Option<String>,
+
+    /// Create a topic on its first produce.
+    #[arg(long, env = "YAK_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Largest payload of one record, in bytes.
+    #[arg(long, env = "YAK_MAX_PAYLOAD_BYTES", default_value_t = 1024 * 1024)]
+    pub max_payload_bytes: usize,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "YAK_MAX_REQUEST_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Log output format.
+    #[arg(long, env = "YAK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// A node's resolved configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub start_as: StartAs,
+    pub node_id: String,
+    pub listen: SocketAddr,
+    pub advertised_url: String,
+    pub data_dir: PathBuf,
+    pub redis_url: String,
+    pub cluster: String,
+    pub lease_ttl: Duration,
+    pub default_partitions: u32,
+    pub min_insync_replicas: u32,
+    pub fsync: FsyncPolicy,
+    pub segment_bytes: u64,
+    pub cluster_token: Option<String>,
+    pub auto_create_topics: bool,
+    pub max_payload_bytes: usize,
+    pub max_request_bytes: usize,
+}
+
+/// Longest accepted record key, in bytes.
+pub const MAX_KEY_BYTES: usize = 4096;
+
+impl NodeArgs {
+    /// Fills in the defaults that depend on how the node starts.
+    pub fn resolve(self, start_as: StartAs) -> NodeConfig {
+        let listen = self
+            .listen
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], start_as.default_port())));
+        let node_id = self
+            .node_id
+            .unwrap_or_else(|| format!("{}-{}", start_as.name(), listen.port()));
+        let advertised_url = self
+            .advertised_url
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let data_dir = self
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("yak-data").join(&node_id));
+        NodeConfig {
+            start_as,
+            node_id,
+            listen,
+            advertised_url,
+            data_dir,
+            redis_url: self.redis_url,
+            cluster: self.cluster,
+            lease_ttl: Duration::from_millis(self.lease_ttl_ms),
+            default_partitions: self.default_partitions,
+            min_insync_replicas: self.min_insync_replicas,
+            fsync: self.fsync,
+            segment_bytes: self.segment_bytes,
+            cluster_token: self.cluster_token.filter(|t| !t.is_empty()),
+            auto_create_topics: self.auto_create_topics,
+            max_payload_bytes: self.max_payload_bytes,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Topic administration, cluster metadata, health and metrics endpoints.
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    error::{ApiError, parse_json},
+    produce::{create_topic, path_and_query},
+};
+use crate::{node::Node, topics::validate_topic_name};
+
+const MAX_PARTITIONS: u32 = 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTopic {
+    name: String,
+    #[serde(default)]
+    partitions: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct TopicSummary {
+    name: String,
+    partitions: u32,
+}
+
+/// `GET /topics`: every topic in the cluster metadata.
+pub async fn list_topics(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    let topics: Vec<TopicSummary> = node
+        .store()
+        .topics()
+        .await?
+        .into_iter()
+        .map(|(name, partitions)| TopicSummary { name, partitions })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "topics": topics })))
+}
+
+/// `POST /topics`: creates a topic (on the leader); 409 if it exists.
+pub async fn create(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: CreateTopic = parse_json(&body)?;
+    validate_topic_name(&body.name).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    let partitions = body.partitions.unwrap_or(node.config().default_partitions);
+    if !(1..=MAX_PARTITIONS).contains(&partitions) {
+        return Err(ApiError::bad_request(
+            "invalid_partition",
+            format!("partitions must be 1 to {MAX_PARTITIONS}, got {partitions}"),
+        ));
+    }
+    if node.gate().epoch().is_none() {
+        return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
+    }
+    if node.store().topics().await?.contains_key(&body.name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "topic_exists",
+            format!("topic {:?} already exists", body.name),
+        ));
+    }
+    let topic = create_topic(&node, &body.name, partitions).await?;
+    Ok(HttpResponse::Created().json(TopicSummary {
+        name: topic.name.clone(),
+        partitions: topic.partitions.len() as u32,
+    }))
+}
+
+/// `GET /topics/{name}`: per partition, the log range and HWM on this node.
+pub async fn describe(
+    node: web::Data<Node>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    validate_topic_name(&name).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    let topic = node
+        .topic(&name)
+        .await?
+        .ok_or_else(|| ApiError::unknown_topic(&name))?;
+    let partitions: Vec<_> = topic
+        .partitions
+        .iter()
+        .map(|p| {
+            json!({
+                "partition": p.id,
+                "log_start_offset": p.reader().start_offset(),
+                "log_end_offset": p.reader().end_offset(),
+                "high_water_mark": p.hwm(),
+                "size_bytes": p.reader().size_bytes(),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "name": topic.name,
+        "node_id": node.config().node_id,
+        "partitions": partitions,
+    })))
+}
+
+/// `GET /metadata/leader`: who leads, at which epoch, and every live node.
+pub async fn leader(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    let (lease, epoch) = node.store().lease().await?;
+    let nodes = node.store().nodes().await?;
+    let leader_id = lease.as_ref().map(|l| l.node_id.clone());
+    let leader_url = leader_id
+        .as_ref()
+        .and_then(|id| nodes.iter().find(|n| &n.id == id))
+        .map(|n| n.url.clone());
+    Ok(HttpResponse::Ok().json(json!({
+        "leader_id": leader_id,
+        "leader_url": leader_url,
+        "epoch": epoch,
+        "lease_ttl_ms": lease.map(|l| l.ttl_ms),
+        "nodes": nodes,
+    })))
+}
+
+/// `GET /health`: the process is up.
+pub async fn health(node: web::Data<Node>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "node_id": node.config().node_id,
+        "role": node.role().name(),
+    }))
+}
+
+/// `GET /ready`: Redis answers and the role is known.
+pub async fn ready(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    node.store()
+        .ping()
+        .await
+        .map_err(|e| ApiError::unavailable("not_ready", format!("redis is not reachable: {e}")))?;
+    let role = node.role();
+    if role == crate::role::Role::Stopped {
+        return Err(ApiError::unavailable(
+            "not_ready",
+            "the node is shutting down",
+        ));
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "ready": true,
+        "node_id": node.config().node_id,
+        "role": role.name(),
+    })))
+}
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(node: web::Data<Node>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(node.metrics().render())
+}

@@ -1,0 +1,187 @@
+//! `GET /consume`: committed records of one partition from an offset, with
+//! an optional long poll. Any node serves it from its own log, below the
+//! high-water mark it knows.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use partition_log::batch;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::{error::ApiError, produce::invalid_partition};
+use crate::{metrics::Metrics, node::Node, topics::validate_topic_name};
+
+const MAX_RECORDS: usize = 10_000;
+const MAX_BYTES: usize = 16 * 1024 * 1024;
+const MAX_WAIT_MS: u64 = 60_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeQuery {
+    topic: String,
+    #[serde(default)]
+    partition: u32,
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "default_max_records")]
+    max_records: usize,
+    #[serde(default = "default_max_bytes")]
+    max_bytes: usize,
+    #[serde(default)]
+    wait_ms: u64,
+}
+
+fn default_max_records() -> usize {
+    100
+}
+
+fn default_max_bytes() -> usize {
+    1024 * 1024
+}
+
+#[derive(Debug, Serialize)]
+struct RecordOut<'a> {
+    offset: u64,
+    key: Option<std::borrow::Cow<'a, str>>,
+    payload: PayloadOut<'a>,
+    timestamp: i64,
+}
+
+/// A payload as stored: JSON as it was sent; anything else as a string.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum PayloadOut<'a> {
+    Json(&'a RawValue),
+    Text(std::borrow::Cow<'a, str>),
+}
+
+#[derive(Debug, Serialize)]
+struct ConsumeOut<'a> {
+    topic: &'a str,
+    partition: u32,
+    records: Vec<RecordOut<'a>>,
+    next_offset: u64,
+    high_water_mark: u64,
+    log_start_offset: u64,
+}
+
+pub async fn consume(
+    node: web::Data<Node>,
+    query: web::Query<ConsumeQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    validate_topic_name(&q.topic).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    if !(1..=MAX_RECORDS).contains(&q.max_records) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("max_records must be 1 to {MAX_RECORDS}"),
+        ));
+    }
+    if !(1..=MAX_BYTES).contains(&q.max_bytes) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("max_bytes must be 1 to {MAX_BYTES}"),
+        ));
+    }
+    if q.wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("wait_ms must be at most {MAX_WAIT_MS}"),
+        ));
+    }
+    let topic = node
+        .topic(&q.topic)
+        .await?
+        .ok_or_else(|| ApiError::unknown_topic(&q.topic))?;
+    let count = topic.partitions.len() as u32;
+    let partition = topic
+        .partitions
+        .get(q.partition as usize)
+        .ok_or_else(|| invalid_partition(&q.topic, q.partition, count))?;
+    let reader = partition.reader();
+
+    let mut hwm = partition.hwm();
+    let start = reader.start_offset();
+    if q.offset < start || q.offset > hwm {
+        return Err(ApiError::bad_request(
+            "offset_out_of_range",
+            format!(
+                "offset {} is outside the readable range [{start}, {hwm}] of {}/{}",
+                q.offset, q.topic, q.partition
+            ),
+        )
+        .with("log_start_offset", start)
+        .with("high_water_mark", hwm));
+    }
+    if q.offset == hwm && q.wait_ms > 0 {
+        let mut changes = partition.watch_hwm();
+        let wait = changes.wait_for(|&h| h > q.offset);
+        if let Ok(Ok(h)) = tokio::time::timeout(Duration::from_millis(q.wait_ms), wait).await {
+            hwm = *h;
+        }
+    }
+
+    // Read whole batches up to the HWM, then pick the records asked for.
+    let mut chunks = Vec::new();
+    let (mut next, mut bytes, mut records) = (q.offset, 0usize, 0usize);
+    while next < hwm && records < q.max_records && bytes < q.max_bytes {
+        let chunk = reader
+            .read(next, hwm, q.max_bytes - bytes)
+            .map_err(ApiError::storage)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for b in batch::batches(&chunk).flatten() {
+            records += (b.header.next_offset() - next.max(b.header.base_offset)) as usize;
+            next = b.header.next_offset();
+        }
+        bytes += chunk.len();
+        chunks.push(chunk);
+    }
+
+    let mut out = Vec::new();
+    let mut value_bytes = 0u64;
+    'outer: for chunk in &chunks {
+        for b in batch::batches(chunk) {
+            let b = b.map_err(ApiError::storage)?;
+            for record in b.records() {
+                let record = record.map_err(ApiError::storage)?;
+                if record.offset < q.offset {
+                    continue;
+                }
+                if out.len() == q.max_records {
+                    break 'outer;
+                }
+                value_bytes += record.value.len() as u64;
+                out.push(RecordOut {
+                    offset: record.offset,
+                    key: record.key.map(String::from_utf8_lossy),
+                    payload: match serde_json::from_slice::<&RawValue>(record.value) {
+                        Ok(raw) => PayloadOut::Json(raw),
+                        Err(_) => PayloadOut::Text(String::from_utf8_lossy(record.value)),
+                    },
+                    timestamp: record.timestamp,
+                });
+            }
+        }
+    }
+    let next_offset = out.last().map_or(q.offset, |r| r.offset + 1);
+    let labels = Metrics::topic(&q.topic);
+    node.metrics()
+        .consumed_records
+        .get_or_create(&labels)
+        .inc_by(out.len() as u64);
+    node.metrics()
+        .consumed_bytes
+        .get_or_create(&labels)
+        .inc_by(value_bytes);
+    Ok(HttpResponse::Ok().json(ConsumeOut {
+        topic: &q.topic,
+        partition: q.partition,
+        records: out,
+        next_offset,
+        high_water_mark: hwm,
+        log_start_offset: start,
+    }))
+}

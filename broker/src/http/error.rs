@@ -1,0 +1,223 @@
+//! [`ApiError`]: every error the HTTP API returns, and the one place where
+//! errors become responses — a status and a JSON body
+//! `{"error": "<code>", "message": "<text>", ...}`.
+//!
+//! Produce errors also say `"written"`: `"no"` when the records are certainly
+//! not stored (safe to retry anywhere), `"unknown"` when they may be (retry
+//! with the same producer id and sequence to get the original offsets).
+
+use actix_web::{
+    HttpResponse, ResponseError,
+    body::{BoxBody, EitherBody},
+    dev::ServiceResponse,
+    http::{StatusCode, header},
+    middleware::ErrorHandlerResponse,
+};
+use serde_json::{Map, Value, json};
+
+use crate::{node::NodeError, partition::WriteError, store::StoreError};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    extra: Map<String, Value>,
+    location: Option<String>,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            extra: Map::new(),
+            location: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    }
+
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+    }
+
+    pub fn unknown_topic(topic: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_topic",
+            format!("topic {topic:?} does not exist"),
+        )
+    }
+
+    /// Adds a field to the JSON body.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// A write sent to a node that does not lead. With a known leader URL it
+    /// is a 307 whose `Location` repeats the request there (so `curl -L`
+    /// follows it); without one, a 503.
+    pub fn not_leader(leader: Option<(String, Option<String>)>, path_and_query: &str) -> Self {
+        match leader {
+            Some((id, Some(url))) => {
+                let mut e = Self::new(
+                    StatusCode::TEMPORARY_REDIRECT,
+                    "not_leader",
+                    format!("this node does not lead; the leader is {id} at {url}"),
+                )
+                .with("leader_id", id)
+                .with("leader_url", url.clone())
+                .with("written", "no");
+                e.location = Some(format!("{url}{path_and_query}"));
+                e
+            }
+            other => Self::unavailable(
+                "no_leader",
+                "this node does not lead and no leader is known; retry shortly",
+            )
+            .with("leader_id", other.map(|(id, _)| id))
+            .with("written", "no"),
+        }
+    }
+
+    /// The JSON body: `{"error", "message", ...extra fields}`.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), self.code.into());
+        body.insert("message".into(), self.message.clone().into());
+        body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+
+    /// An internal storage failure.
+    pub fn storage(e: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "storage_error",
+            e.to_string(),
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if let Some(location) = &self.location {
+            response.insert_header((header::LOCATION, location.as_str()));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "1"));
+        }
+        response.json(self.body())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        let written = if e.is_definite() { "no" } else { "unknown" };
+        let message = e.to_string();
+        let error = match e {
+            WriteError::NotLeader => Self::unavailable("not_leader", message),
+            WriteError::SequenceConflict => {
+                Self::new(StatusCode::CONFLICT, "sequence_conflict", message)
+            }
+            WriteError::Fenced { .. } => Self::unavailable("fenced", message),
+            WriteError::Unavailable(_) => Self::unavailable("unavailable", message),
+            WriteError::LogBehindHwm { .. } => Self::unavailable("not_ready", message),
+            WriteError::Closed => Self::unavailable("shutting_down", message),
+            WriteError::Storage(_) => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
+            }
+        };
+        error.with("written", written)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::unavailable("unavailable", format!("cluster metadata unavailable: {e}"))
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> Self {
+        match e {
+            NodeError::Store(e) => e.into(),
+            other => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                other.to_string(),
+            ),
+        }
+    }
+}
+
+/// Parses a JSON body into `T`, telling malformed JSON from a well-formed
+/// body of the wrong shape.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_json",
+            "the request body is empty",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request("invalid_request", e.to_string())
+        }
+        _ => ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")),
+    })
+}
+
+/// Rewrites the errors actix-web produces itself (unknown route, wrong
+/// method, body too large, bad query string) into the JSON error shape.
+pub fn render_framework_error<B>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let message = res
+        .response()
+        .error()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = match status {
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_client_error() => "bad_request",
+        _ => "internal",
+    };
+    let (req, _) = res.into_parts();
+    let response = HttpResponse::build(status).json(json!({"error": code, "message": message}));
+    let res = ServiceResponse::new(req, response).map_into_boxed_body();
+    Ok(ErrorHandlerResponse::Response(
+        res.map_body(|_, b| EitherBody::<B, BoxBody>::right(b)),
+    ))
+}

@@ -1,0 +1,335 @@
+//! `POST /produce`: validate, route records to partitions, build one batch
+//! per run of records, hand the batches to the partitions' writers, answer
+//! with offsets. Nothing is stored unless the whole request is valid.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::future::join_all;
+use partition_log::BatchBuilder;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::error::{ApiError, parse_json};
+use crate::{
+    config::MAX_KEY_BYTES,
+    node::{Node, now_ms},
+    partition::Written,
+    partitioner::{Spreader, partition_for_key},
+    topics::{Topic, validate_topic_name},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIn {
+    pub topic: String,
+    #[serde(default)]
+    pub key: Option<String>,
+    pub payload: Box<RawValue>,
+    #[serde(default)]
+    pub partition: Option<u32>,
+    #[serde(default)]
+    pub producer_id: Option<u64>,
+    #[serde(default)]
+    pub sequence: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchShape {
+    records: Vec<RecordIn>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Produced {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// Parses either body form. The batch form is recognised by its `records`
+/// field so that a malformed record gets a precise message.
+fn parse_body(body: &[u8]) -> Result<(bool, Vec<RecordIn>), ApiError> {
+    let value: serde_json::Value = parse_json(body)?;
+    if value.get("records").is_some() {
+        let batch: BatchShape = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+        if batch.records.is_empty() {
+            return Err(ApiError::bad_request("invalid_request", "records is empty"));
+        }
+        Ok((false, batch.records))
+    } else {
+        let record: RecordIn = serde_json::from_value(value)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
+        Ok((true, vec![record]))
+    }
+}
+
+pub async fn produce(
+    node: web::Data<Node>,
+    spreader: web::Data<Spreader>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (single, records) = parse_body(&body)?;
+    if node.gate().epoch().is_none() {
+        return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
+    }
+    validate(&node, &records)?;
+    let topics = resolve_topics(&node, &records).await?;
+
+    // Route every record to its partition, keeping request order.
+    let mut groups: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let count = topics[r.topic.as_str()].partitions.len() as u32;
+        let partition = match (r.partition, &r.key) {
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key.as_bytes(), count),
+            (None, None) => spreader.partition(r.producer_id.zip(r.sequence), count),
+        };
+        groups
+            .entry((r.topic.as_str(), partition))
+            .or_default()
+            .push(i);
+    }
+
+    let timestamp = now_ms() as i64;
+    let sends = groups.iter().map(|(&(topic, partition), indices)| {
+        let runs = runs(&records, indices);
+        let batches = runs
+            .iter()
+            .map(|run| build_batch(&records, run, timestamp))
+            .collect();
+        let handle = topics[topic].partitions[partition as usize].clone();
+        async move { (runs, handle.produce(batches).await) }
+    });
+    let outcomes = join_all(sends).await;
+
+    let mut results: Vec<Option<Result<Produced, ApiError>>> =
+        (0..records.len()).map(|_| None).collect();
+    for (((topic, partition), _), (runs, outcome)) in groups.iter().zip(outcomes) {
+        match outcome {
+            Ok(written) => {
+                let metric = crate::metrics::Metrics::topic(topic);
+                for (run, Written { base_offset, .. }) in runs.iter().zip(written) {
+                    for (k, &i) in run.iter().enumerate() {
+                        results[i] = Some(Ok(Produced {
+                            topic: topic.to_string(),
+                            partition: *partition,
+                            offset: base_offset + k as u64,
+                        }));
+                    }
+                    let bytes: usize = run.iter().map(|&i| records[i].payload.get().len()).sum();
+                    node.metrics()
+                        .produced_records
+                        .get_or_create(&metric)
+                        .inc_by(run.len() as u64);
+                    node.metrics()
+                        .produced_bytes
+                        .get_or_create(&metric)
+                        .inc_by(bytes as u64);
+                }
+            }
+            Err(e) => {
+                let error = ApiError::from(e);
+                for &i in runs.iter().flatten() {
+                    results[i] = Some(Err(error.clone()));
+                }
+            }
+        }
+    }
+    let mut results = results.into_iter().map(|r| r.expect("every record routed"));
+    if single {
+        return Ok(HttpResponse::Ok().json(results.next().unwrap()?));
+    }
+    let body: Vec<serde_json::Value> = results
+        .map(|r| match r {
+            Ok(p) => serde_json::to_value(p).expect("serializes"),
+            Err(e) => e.body(),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": body })))
+}
+
+pub fn path_and_query(req: &HttpRequest) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned())
+}
+
+fn validate(node: &Node, records: &[RecordIn]) -> Result<(), ApiError> {
+    let max_payload = node.config().max_payload_bytes;
+    let mut sequences = std::collections::HashSet::new();
+    for (i, r) in records.iter().enumerate() {
+        let at = |msg: String| {
+            if records.len() == 1 {
+                msg
+            } else {
+                format!("record {i}: {msg}")
+            }
+        };
+        validate_topic_name(&r.topic).map_err(|m| ApiError::bad_request("invalid_topic", at(m)))?;
+        if let Some(key) = &r.key
+            && key.len() > MAX_KEY_BYTES
+        {
+            return Err(ApiError::too_large(
+                "key_too_large",
+                at(format!(
+                    "key is {} bytes; the limit is {MAX_KEY_BYTES}",
+                    key.len()
+                )),
+            ));
+        }
+        let payload = r.payload.get().len();
+        if payload > max_payload {
+            return Err(ApiError::too_large(
+                "payload_too_large",
+                at(format!(
+                    "payload is {payload} bytes; the limit is {max_payload}"
+                )),
+            ));
+        }
+        match (r.producer_id, r.sequence) {
+            (None, None) => {}
+            (Some(id), Some(seq)) => {
+                if id > i64::MAX as u64 || seq > i32::MAX as u64 {
+                    return Err(ApiError::bad_request(
+                        "invalid_request",
+                        at(format!(
+                            "producer_id must be at most {} and sequence at most {}",
+                            i64::MAX,
+                            i32::MAX
+                        )),
+                    ));
+                }
+                if !sequences.insert((id, seq)) {
+                    return Err(ApiError::bad_request(
+                        "invalid_request",
+                        at(format!("sequence {seq} of producer {id} appears twice")),
+                    ));
+                }
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    at("producer_id and sequence go together".to_owned()),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The topics a request names, creating missing ones if allowed. Explicit
+/// partitions are checked before anything is created.
+async fn resolve_topics<'a>(
+    node: &Node,
+    records: &'a [RecordIn],
+) -> Result<BTreeMap<&'a str, std::sync::Arc<Topic>>, ApiError> {
+    let mut topics = BTreeMap::new();
+    for r in records {
+        if !topics.contains_key(r.topic.as_str()) {
+            let topic = match node.topic(&r.topic).await? {
+                Some(topic) => topic,
+                None if node.config().auto_create_topics => {
+                    let count = node.config().default_partitions;
+                    if let Some(bad) = records
+                        .iter()
+                        .filter(|o| o.topic == r.topic)
+                        .find_map(|o| o.partition.filter(|&p| p >= count))
+                    {
+                        return Err(invalid_partition(&r.topic, bad, count));
+                    }
+                    create_topic(node, &r.topic, count).await?
+                }
+                None => return Err(ApiError::unknown_topic(&r.topic)),
+            };
+            topics.insert(r.topic.as_str(), topic);
+        }
+        let count = topics[r.topic.as_str()].partitions.len() as u32;
+        if let Some(p) = r.partition.filter(|&p| p >= count) {
+            return Err(invalid_partition(&r.topic, p, count));
+        }
+    }
+    Ok(topics)
+}
+
+pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> ApiError {
+    ApiError::bad_request(
+        "invalid_partition",
+        format!(
+            "topic {topic:?} has partitions 0 to {}; got {partition}",
+            count - 1
+        ),
+    )
+}
+
+/// Creates a topic in the cluster metadata and opens it here. An existing
+/// topic (created concurrently) is opened as it is.
+pub async fn create_topic(
+    node: &Node,
+    name: &str,
+    partitions: u32,
+) -> Result<std::sync::Arc<Topic>, ApiError> {
+    let created = node.store().create_topic(name, partitions).await?;
+    let partitions = if created {
+        node.activity(
+            "topic",
+            format!("created topic {name} with {partitions} partitions"),
+        );
+        partitions
+    } else {
+        node.store()
+            .topics()
+            .await?
+            .get(name)
+            .copied()
+            .unwrap_or(partitions)
+    };
+    node.open_topic(name, partitions).map_err(ApiError::storage)
+}
+
+/// Splits a partition's records into runs that can share one batch: all
+/// non-idempotent, or one producer with consecutive sequences.
+fn runs(records: &[RecordIn], indices: &[usize]) -> Vec<Vec<usize>> {
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for &i in indices {
+        let extends = runs.last().is_some_and(|run| {
+            let last = &records[*run.last().unwrap()];
+            let first = &records[run[0]];
+            match (first.producer_id, records[i].producer_id) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b && last.sequence.map(|s| s + 1) == records[i].sequence,
+                _ => false,
+            }
+        });
+        match runs.last_mut() {
+            Some(run) if extends => run.push(i),
+            _ => runs.push(vec![i]),
+        }
+    }
+    runs
+}
+
+fn build_batch(records: &[RecordIn], run: &[usize], timestamp: i64) -> Vec<u8> {
+    let size: usize = run
+        .iter()
+        .map(|&i| {
+            records[i].payload.get().len() + records[i].key.as_ref().map_or(0, String::len) + 8
+        })
+        .sum();
+    let first = &records[run[0]];
+    let mut builder = BatchBuilder::with_capacity(timestamp, size);
+    if let (Some(id), Some(seq)) = (first.producer_id, first.sequence) {
+        builder = builder.producer(id as i64, seq as i32);
+    }
+    for &i in run {
+        let r = &records[i];
+        builder.push(
+            timestamp,
+            r.key.as_deref().map(str::as_bytes),
+            r.payload.get().as_bytes(),
+        );
+    }
+    builder.finish()
+}

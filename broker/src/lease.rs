@@ -1,0 +1,276 @@
+//! The lease driver: the one task that owns the node's [`Role`], feeds the
+//! pure state machine ([`crate::role`]) with what it observes in Redis and
+//! carries out the actions it returns. And the [`LeaseGate`], which every
+//! write checks before it is acknowledged.
+//!
+//! Timing: a leader renews every TTL/3. It stops acknowledging at its local
+//! deadline, `time the last successful renew was sent + TTL × 0.9`, even if
+//! this task is late, because the gate checks the clock itself. Safety does
+//! not rest on clocks, though: every commit is also fenced by the epoch in
+//! Redis.
+
+use std::{
+    collections::VecDeque,
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::StartAs,
+    node::Node,
+    role::{Action, Event, Role, transition},
+    store::Acquire,
+};
+
+/// Whether this node may acknowledge writes right now, and at which epoch.
+#[derive(Debug)]
+pub struct LeaseGate {
+    base: Instant,
+    /// 0 when closed.
+    epoch: AtomicU64,
+    /// Milliseconds after `base`.
+    deadline: AtomicU64,
+}
+
+impl Default for LeaseGate {
+    fn default() -> Self {
+        Self {
+            base: Instant::now(),
+            epoch: AtomicU64::new(0),
+            deadline: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LeaseGate {
+    /// The epoch to acknowledge at, if the gate is open and the local lease
+    /// deadline has not passed.
+    pub fn epoch(&self) -> Option<u64> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        (epoch != 0 && self.millis(Instant::now()) < self.deadline.load(Ordering::Acquire))
+            .then_some(epoch)
+    }
+
+    /// Time left before the local deadline, if open.
+    pub fn remaining(&self) -> Option<Duration> {
+        if self.epoch.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let now = self.millis(Instant::now());
+        let left = self.deadline.load(Ordering::Acquire).checked_sub(now)?;
+        Some(Duration::from_millis(left))
+    }
+
+    fn millis(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.base).as_millis() as u64
+    }
+
+    fn open(&self, epoch: u64, deadline: Instant) {
+        self.extend(deadline);
+        self.epoch.store(epoch, Ordering::Release);
+    }
+
+    fn extend(&self, deadline: Instant) {
+        self.deadline
+            .store(self.millis(deadline), Ordering::Release);
+    }
+
+    fn close(&self) {
+        self.epoch.store(0, Ordering::Release);
+    }
+}
+
+pub(crate) struct LeaseDriver {
+    node: Node,
+    role: watch::Sender<Role>,
+    events: mpsc::Receiver<Event>,
+    /// Local deadline of the lease as last acquired or renewed.
+    deadline: Instant,
+    may_acquire_at: Instant,
+}
+
+impl LeaseDriver {
+    pub fn new(node: Node, role: watch::Sender<Role>, events: mpsc::Receiver<Event>) -> Self {
+        let now = Instant::now();
+        let may_acquire_at = match node.config().start_as {
+            StartAs::Candidate => now,
+            StartAs::Follower => now + node.config().lease_ttl,
+        };
+        Self {
+            node,
+            role,
+            events,
+            deadline: now,
+            may_acquire_at,
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let ttl = self.node.config().lease_ttl;
+        let mut ticks = tokio::time::interval(ttl / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => Some(Event::Shutdown),
+                Some(event) = self.events.recv() => Some(event),
+                _ = ticks.tick() => self.poll().await,
+            };
+            if let Some(event) = event {
+                self.apply(event).await;
+            }
+            if *self.role.borrow() == Role::Stopped {
+                break;
+            }
+        }
+    }
+
+    fn current(&self) -> Role {
+        self.role.borrow().clone()
+    }
+
+    /// One look at Redis: renew if leading, else look for a leader and try
+    /// for the lease if there is none.
+    async fn poll(&mut self) -> Option<Event> {
+        let config = self.node.config();
+        let (id, ttl) = (config.node_id.clone(), config.lease_ttl);
+        let store = self.node.store();
+        let bounded = ttl / 3;
+        match self.current() {
+            Role::Leader { epoch } | Role::Fenced { epoch } => {
+                let sent = Instant::now();
+                match tokio::time::timeout(bounded, store.renew(&id, epoch, ttl)).await {
+                    Ok(Ok(true)) => {
+                        self.deadline = sent + ttl.mul_f64(0.9);
+                        self.node.gate().extend(self.deadline);
+                        self.node.metrics().lease_renewals.inc();
+                        Some(Event::Renewed { epoch })
+                    }
+                    Ok(Ok(false)) => Some(Event::LeaseLost),
+                    failed => {
+                        self.node.metrics().lease_renewal_failures.inc();
+                        let reason = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => "timed out".to_owned(),
+                        };
+                        tracing::warn!("lease renewal failed: {reason}");
+                        (Instant::now() >= self.deadline).then_some(Event::DeadlinePassed)
+                    }
+                }
+            }
+            Role::Follower { .. } => {
+                let (holder, epoch) = match tokio::time::timeout(bounded, store.lease()).await {
+                    Ok(Ok(lease)) => lease,
+                    Ok(Err(e)) => {
+                        tracing::debug!("cannot read the lease: {e}");
+                        return None;
+                    }
+                    Err(_) => return None,
+                };
+                self.node.see_epoch(epoch);
+                match holder {
+                    Some(h) if h.node_id != id => Some(Event::LeaderSeen {
+                        leader: Some(h.node_id),
+                    }),
+                    _ if Instant::now() < self.may_acquire_at => None,
+                    _ => self.try_acquire().await,
+                }
+            }
+            Role::Stopped => None,
+        }
+    }
+
+    async fn try_acquire(&mut self) -> Option<Event> {
+        let config = self.node.config();
+        let sent = Instant::now();
+        let floor = self.node.highest_epoch();
+        let attempt = self
+            .node
+            .store()
+            .acquire(&config.node_id, config.lease_ttl, floor);
+        match tokio::time::timeout(config.lease_ttl / 3, attempt).await {
+            Ok(Ok(Acquire::Won { epoch })) => {
+                self.deadline = sent + config.lease_ttl.mul_f64(0.9);
+                self.node.see_epoch(epoch);
+                Some(Event::Acquired { epoch })
+            }
+            Ok(Ok(Acquire::Held)) => None,
+            Ok(Ok(Acquire::NotInSync)) => {
+                tracing::debug!("not in the ISR of every committed partition: may not lead");
+                Some(Event::LeaderSeen { leader: None })
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("acquire failed: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Runs the state machine on `event` and carries out its actions. An
+    /// action that fails may queue a follow-up event (a leader that cannot
+    /// prepare its partitions abdicates).
+    async fn apply(&mut self, event: Event) {
+        let mut queue = VecDeque::from([event]);
+        while let Some(event) = queue.pop_front() {
+            let from = self.current();
+            let (to, actions) = transition(&from, &event);
+            if to != from {
+                tracing::info!(from = %from, to = %to, ?event, "role transition");
+                self.node.record_transition(&from, &to, &event);
+            }
+            // Publish a stepped-down role before the slow actions run.
+            if to.leader_epoch().is_none() {
+                self.role.send_replace(to.clone());
+            }
+            for action in actions {
+                if let Some(follow_up) = self.act(action).await {
+                    queue.push_back(follow_up);
+                }
+            }
+            self.role.send_replace(to);
+        }
+    }
+
+    async fn act(&mut self, action: Action) -> Option<Event> {
+        let gate = self.node.gate();
+        match action {
+            Action::StartLeading { epoch } => match self.node.prepare_leadership(epoch).await {
+                Ok(()) => {
+                    gate.open(epoch, self.deadline);
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(epoch, "cannot lead: {e}");
+                    self.node
+                        .activity("error", format!("cannot lead at epoch {epoch}: {e}"));
+                    // Let another node try first.
+                    self.may_acquire_at = Instant::now() + self.node.config().lease_ttl * 2;
+                    Some(Event::Abdicate)
+                }
+            },
+            Action::StopAcknowledging => {
+                gate.close();
+                self.node.stop_leading().await;
+                None
+            }
+            Action::Follow { leader } => {
+                self.node.follow(leader);
+                None
+            }
+            Action::Release { epoch } => {
+                let config = self.node.config();
+                let release = self.node.store().release(&config.node_id, epoch);
+                match tokio::time::timeout(config.lease_ttl / 3, release).await {
+                    Ok(Ok(true)) => tracing::info!(epoch, "released the lease"),
+                    Ok(Ok(false)) => tracing::info!(epoch, "lease was no longer ours"),
+                    Ok(Err(e)) => tracing::warn!(epoch, "could not release the lease: {e}"),
+                    Err(_) => tracing::warn!(epoch, "releasing the lease timed out"),
+                }
+                None
+            }
+        }
+    }
+}

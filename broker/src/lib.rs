@@ -1,0 +1,75 @@
+//! # broker — the YAK node
+//!
+//! One implementation behind both the `broker` and `follower` binaries: a
+//! node holds topics split into partitions (each a `partition-log`), and
+//! obeys a leader lease in Redis. The leader assigns offsets, commits each
+//! write by raising the partition's high-water mark in Redis (fenced by its
+//! epoch) and only then acknowledges it.
+//!
+//! ## Layout
+//! - [`config`]: flags and environment variables.
+//! - [`store`]: Redis — lease, epochs, HWMs, ISR, topics, node registry;
+//!   every leader-only change is an epoch-checked Lua script.
+//! - [`role`]: the role state machine, a pure transition function.
+//! - [`lease`]: the driver task that owns the role, and the lease gate.
+//! - [`node`]: the shared node handle, start-up and upkeep.
+//! - [`topics`], [`partition`]: local topics; one writer task per partition
+//!   with group commit.
+//! - [`producers`]: idempotent-produce (duplicate) tracking.
+//! - [`partitioner`]: Kafka-compatible key → partition.
+//! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`http`]: the HTTP API and its single error mapping.
+//!
+//! The whole produce path and its invariants are in `docs/architecture.md`.
+
+pub mod checkpoint;
+pub mod config;
+pub mod http;
+pub mod launch;
+pub mod lease;
+pub mod metrics;
+pub mod node;
+pub mod partition;
+pub mod partitioner;
+pub mod producers;
+pub mod role;
+pub mod store;
+pub mod topics;
+
+pub use config::{NodeArgs, NodeConfig, StartAs};
+pub use node::{Node, NodeError};
+
+use tokio_util::sync::CancellationToken;
+
+/// Runs a node until `shutdown` is cancelled: starts it, serves HTTP, and
+/// on shutdown stops serving, releases the lease (if held) and syncs logs.
+pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| NodeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(
+        node_id = %config.node_id,
+        listen = %config.listen,
+        url = %config.advertised_url,
+        data_dir = %config.data_dir.display(),
+        redis = %config.redis_url,
+        "starting {} node",
+        config.start_as.name()
+    );
+    let (node, lease_task) = Node::start(config, shutdown.clone())?;
+    let server = http::server(node, listener).map_err(|source| NodeError::Bind {
+        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })?;
+    let handle = server.handle();
+    let serving = tokio::spawn(server);
+    shutdown.cancelled().await;
+    tracing::info!("shutting down");
+    let _ = lease_task.await;
+    handle.stop(true).await;
+    let _ = serving.await;
+    Ok(())
+}

@@ -1,0 +1,411 @@
+//! [`Node`]: the shared handle on everything one YAK node runs — its
+//! configuration, the Redis store, the topics, the lease gate, the role (as
+//! published by the lease driver), metrics and the activity log — and its
+//! start-up and background upkeep (registry heartbeat, metadata sync,
+//! checkpoint).
+//!
+//! Invariants: the role is owned by the lease driver task and only read
+//! here (through a `watch`); every other piece of shared state is either
+//! immutable after start-up or behind a short-held lock.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::future::join_all;
+use partition_log::{LogConfig, LogError};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    checkpoint::Checkpoint,
+    config::NodeConfig,
+    lease::{LeaseDriver, LeaseGate},
+    metrics::{Metrics, TransitionLabels},
+    partition::{WriteError, WriterContext},
+    role::{Event, Role},
+    store::{ClusterStore, LeaseHolder, NodeInfo, StoreError},
+    topics::{Topic, TopicRegistry},
+};
+
+const ACTIVITY_LEN: usize = 200;
+const UPKEEP_EVERY: Duration = Duration::from_millis(500);
+
+/// Errors starting or running a node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("cannot lead {topic}/{partition}: {source}")]
+    Lead {
+        topic: String,
+        partition: u32,
+        source: WriteError,
+    },
+}
+
+/// One line of the activity log.
+#[derive(Debug, Clone, Serialize)]
+pub struct Activity {
+    pub at_ms: u64,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// What this node last learned about the cluster.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterView {
+    pub lease: Option<LeaseHolder>,
+    pub epoch: u64,
+    pub nodes: Vec<NodeInfo>,
+    pub redis_ok: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: NodeConfig,
+    store: ClusterStore,
+    topics: TopicRegistry,
+    gate: Arc<LeaseGate>,
+    role: watch::Receiver<Role>,
+    checkpoint: Mutex<Checkpoint>,
+    metrics: Metrics,
+    activity: Mutex<VecDeque<Activity>>,
+    cluster: RwLock<ClusterView>,
+    started: Instant,
+}
+
+/// Cheap-to-clone handle on the running node.
+#[derive(Debug, Clone)]
+pub struct Node(Arc<Inner>);
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Node {
+    /// Opens the data directory and the topics on disk, and starts the lease
+    /// driver and the upkeep task. Both stop when `shutdown` is cancelled;
+    /// await the returned handle to know the lease was released.
+    pub fn start(
+        config: NodeConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Node, tokio::task::JoinHandle<()>), NodeError> {
+        let data_err = |source| NodeError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&config.data_dir).map_err(data_err)?;
+        let checkpoint = Checkpoint::load(&config.data_dir).map_err(data_err)?;
+        let store = ClusterStore::new(&config.redis_url, &config.cluster, config.lease_ttl / 2)?;
+        let gate = Arc::new(LeaseGate::default());
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let (role_tx, role_rx) = watch::channel(Role::Follower { leader: None });
+        let log_config = LogConfig {
+            segment_bytes: config.segment_bytes,
+            fsync: config.fsync,
+            max_batch_bytes: config.max_request_bytes.max(1 << 20),
+            ..LogConfig::default()
+        };
+        let ctx = WriterContext {
+            runtime: tokio::runtime::Handle::current(),
+            store: store.clone(),
+            gate: Arc::clone(&gate),
+            events: events_tx,
+        };
+        let topics = TopicRegistry::new(&config.data_dir, log_config, ctx);
+        let on_disk = topics.on_disk().map_err(data_err)?;
+        for (name, partitions) in on_disk {
+            topics.open(&name, partitions, |p| checkpoint.hwm(&name, p))?;
+        }
+        let node = Node(Arc::new(Inner {
+            config,
+            store,
+            topics,
+            gate,
+            role: role_rx,
+            checkpoint: Mutex::new(checkpoint),
+            metrics: Metrics::default(),
+            activity: Mutex::default(),
+            cluster: RwLock::default(),
+            started: Instant::now(),
+        }));
+        node.activity("start", format!("node {} started", node.config().node_id));
+        let driver = LeaseDriver::new(node.clone(), role_tx, events_rx);
+        let lease_task = tokio::spawn(driver.run(shutdown.clone()));
+        tokio::spawn(node.clone().upkeep(shutdown));
+        Ok((node, lease_task))
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.0.config
+    }
+
+    pub fn store(&self) -> &ClusterStore {
+        &self.0.store
+    }
+
+    pub fn topics(&self) -> &TopicRegistry {
+        &self.0.topics
+    }
+
+    pub fn gate(&self) -> &LeaseGate {
+        &self.0.gate
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    pub fn role(&self) -> Role {
+        self.0.role.borrow().clone()
+    }
+
+    pub fn watch_role(&self) -> watch::Receiver<Role> {
+        self.0.role.clone()
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.0.started.elapsed()
+    }
+
+    pub fn cluster(&self) -> ClusterView {
+        self.0.cluster.read().unwrap().clone()
+    }
+
+    pub fn activity_log(&self) -> Vec<Activity> {
+        self.0
+            .activity
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .cloned()
+            .collect()
+    }
+
+    pub fn activity(&self, kind: &'static str, message: String) {
+        let mut log = self.0.activity.lock().unwrap();
+        if log.len() == ACTIVITY_LEN {
+            log.pop_front();
+        }
+        log.push_back(Activity {
+            at_ms: now_ms(),
+            kind,
+            message,
+        });
+    }
+
+    pub(crate) fn record_transition(&self, from: &Role, to: &Role, event: &Event) {
+        self.metrics()
+            .role_transitions
+            .get_or_create(&TransitionLabels {
+                from: from.name().to_owned(),
+                to: to.name().to_owned(),
+            })
+            .inc();
+        self.metrics()
+            .is_leader
+            .set(i64::from(matches!(to, Role::Leader { .. })));
+        if let Role::Leader { epoch } | Role::Fenced { epoch } = to {
+            self.metrics().epoch.set(*epoch as i64);
+        }
+        let kind = match to {
+            Role::Leader { .. } => "election",
+            Role::Fenced { .. } => "fenced",
+            _ if matches!(from, Role::Leader { .. } | Role::Fenced { .. }) => "step_down",
+            _ => "role",
+        };
+        self.activity(kind, format!("{from} → {to} ({event:?})"));
+    }
+
+    /// Highest epoch this node has seen (persisted).
+    pub fn highest_epoch(&self) -> u64 {
+        self.0.checkpoint.lock().unwrap().state().highest_epoch
+    }
+
+    /// Remembers an epoch seen in Redis or from a peer, on disk at once
+    /// when it is new, so that it is never handed out again.
+    pub fn see_epoch(&self, epoch: u64) {
+        let mut checkpoint = self.0.checkpoint.lock().unwrap();
+        if checkpoint.see_epoch(epoch)
+            && let Err(e) = checkpoint.flush()
+        {
+            tracing::error!("cannot persist the node state: {e}");
+        }
+    }
+
+    /// The leader's id and URL, as far as this node knows.
+    pub fn leader(&self) -> Option<(String, Option<String>)> {
+        let id = match self.role() {
+            Role::Leader { .. } | Role::Fenced { .. } => self.config().node_id.clone(),
+            Role::Follower { leader } => leader?,
+            Role::Stopped => return None,
+        };
+        if id == self.config().node_id {
+            return Some((id, Some(self.config().advertised_url.clone())));
+        }
+        let url = self
+            .0
+            .cluster
+            .read()
+            .unwrap()
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map(|n| n.url.clone());
+        Some((id, url))
+    }
+
+    /// The local topic, opening it if the cluster metadata knows it.
+    pub async fn topic(&self, name: &str) -> Result<Option<Arc<Topic>>, NodeError> {
+        if let Some(topic) = self.topics().get(name) {
+            return Ok(Some(topic));
+        }
+        let known = self.store().topics().await?;
+        match known.get(name) {
+            Some(&partitions) => Ok(Some(self.open_topic(name, partitions)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn open_topic(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, LogError> {
+        let checkpoint = self.0.checkpoint.lock().unwrap();
+        self.topics()
+            .open(name, partitions, |p| checkpoint.hwm(name, p))
+    }
+
+    /// Opens locally every topic the cluster metadata lists.
+    async fn sync_topics(&self) -> Result<(), NodeError> {
+        for (name, partitions) in self.store().topics().await? {
+            if self.topics().get(&name).is_none() {
+                if crate::topics::validate_topic_name(&name).is_err() {
+                    tracing::warn!(topic = %name, "ignoring invalid topic name in redis");
+                    continue;
+                }
+                self.open_topic(&name, partitions)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prepares every partition to lead at `epoch`.
+    pub(crate) async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
+        self.see_epoch(epoch);
+        self.sync_topics().await?;
+        let mut jobs = Vec::new();
+        for topic in self.topics().all() {
+            for partition in topic.partitions.clone() {
+                let node = self.clone();
+                jobs.push(async move {
+                    let redis = node.store().hwm(&partition.topic, partition.id).await?;
+                    let local = node
+                        .0
+                        .checkpoint
+                        .lock()
+                        .unwrap()
+                        .hwm(&partition.topic, partition.id);
+                    partition
+                        .lead(epoch, redis.max(local))
+                        .await
+                        .map_err(|source| NodeError::Lead {
+                            topic: partition.topic.to_string(),
+                            partition: partition.id,
+                            source,
+                        })
+                });
+            }
+        }
+        for result in join_all(jobs).await {
+            result?;
+        }
+        self.activity("election", format!("leading at epoch {epoch}"));
+        Ok(())
+    }
+
+    pub(crate) async fn stop_leading(&self) {
+        for topic in self.topics().all() {
+            for partition in &topic.partitions {
+                partition.stop_leading().await;
+            }
+        }
+    }
+
+    pub(crate) fn follow(&self, leader: Option<String>) {
+        match &leader {
+            Some(id) => self.activity("role", format!("following {id}")),
+            None => self.activity("role", "no leader known".to_owned()),
+        }
+    }
+
+    /// Heartbeat in the registry, cluster view refresh, topic sync and the
+    /// HWM checkpoint, until shutdown.
+    async fn upkeep(self, shutdown: CancellationToken) {
+        let mut ticks = tokio::time::interval(UPKEEP_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(e) = self.upkeep_once().await {
+                tracing::debug!("upkeep: {e}");
+                self.0.cluster.write().unwrap().redis_ok = false;
+            }
+            self.checkpoint_hwms();
+        }
+        self.checkpoint_hwms();
+    }
+
+    async fn upkeep_once(&self) -> Result<(), NodeError> {
+        let role = self.role();
+        let info = NodeInfo {
+            id: self.config().node_id.clone(),
+            url: self.config().advertised_url.clone(),
+            role: role.name().to_owned(),
+            epoch: role.leader_epoch().unwrap_or(self.highest_epoch()),
+            heartbeat_ms: now_ms(),
+        };
+        let store = self.store();
+        store.heartbeat(&info, UPKEEP_EVERY * 6).await?;
+        let (lease, epoch) = store.lease().await?;
+        let nodes = store.nodes().await?;
+        self.see_epoch(epoch);
+        *self.0.cluster.write().unwrap() = ClusterView {
+            lease,
+            epoch,
+            nodes,
+            redis_ok: true,
+        };
+        self.sync_topics().await
+    }
+
+    fn checkpoint_hwms(&self) {
+        let mut checkpoint = self.0.checkpoint.lock().unwrap();
+        for topic in self.topics().all() {
+            for p in &topic.partitions {
+                checkpoint.see_hwm(&topic.name, p.id, p.hwm());
+            }
+        }
+        if let Err(e) = checkpoint.flush() {
+            tracing::error!("cannot persist the node state: {e}");
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The Lua scripts behind every leader-only change. Each runs atomically in
+//! Redis; each checks ownership or the epoch before it writes anything.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// KEYS: lease, epoch, isr-index. ARGV: node id, ttl ms, epoch floor, key prefix.
+/// Returns the new epoch, 0 if the lease is held by another node, -1 if this
+/// node is missing from the ISR of a partition that has committed data.
+pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+local isrs = redis.call('HGETALL', KEYS[3])
+for i = 1, #isrs, 2 do
+  local hwm = tonumber(redis.call('GET', ARGV[4] .. ':hwm:' .. isrs[i]) or '0')
+  if hwm > 0 then
+    local member = false
+    for _, id in ipairs(cjson.decode(isrs[i + 1])) do
+      if id == ARGV[1] then member = true end
+    end
+    if not member then return -1 end
+  end
+end
+local epoch = tonumber(redis.call('GET', KEYS[2]) or '0')
+local floor = tonumber(ARGV[3])
+if epoch < floor then epoch = floor end
+epoch = epoch + 1
+redis.call('SET', KEYS[2], epoch)
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return epoch
+"#,
+    )
+});
+
+/// KEYS: lease, epoch. ARGV: node id, epoch, ttl ms. 1 if renewed.
+pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: lease, epoch. ARGV: node id, epoch. 1 if released.
+pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: epoch, hwm. ARGV: epoch, new hwm.
+/// Returns the stored HWM (raised if lower), or -1 if the epoch is stale.
+pub static ADVANCE_HWM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local hwm = tonumber(redis.call('GET', KEYS[2]) or '0')
+local new = tonumber(ARGV[2])
+if new > hwm then
+  redis.call('SET', KEYS[2], ARGV[2])
+  return new
+end
+return hwm
+"#,
+    )
+});
+
+/// KEYS: epoch, isr, isr-index. ARGV: epoch, isr json, "topic:partition".
+/// 1 if set, -1 if the epoch is stale.
+pub static SET_ISR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
+return 1
+"#,
+    )
+});

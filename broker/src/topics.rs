@@ -1,0 +1,177 @@
+//! The topics this node holds: for each, its partitions' logs under
+//! `<data dir>/topics/<topic>/<partition>/`.
+//!
+//! Invariants: a topic's partition count never changes once created; a
+//! topic exists locally only if it exists in the cluster metadata (or was
+//! found on disk, from a time it did); topic names are validated before
+//! they touch the file system.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+};
+
+use partition_log::{LogConfig, LogError};
+
+use crate::partition::{Partition, WriterContext};
+
+/// Longest topic name, as in Kafka.
+pub const MAX_TOPIC_NAME: usize = 249;
+
+/// Checks a topic name: 1–249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME {
+        return Err(format!(
+            "topic name must be 1 to {MAX_TOPIC_NAME} characters, got {}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("topic name cannot be {name:?}"));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "topic name may only contain letters, digits, '.', '_' and '-'; found {bad:?}"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug)]
+pub struct TopicRegistry {
+    dir: PathBuf,
+    log_config: LogConfig,
+    ctx: WriterContext,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+}
+
+impl TopicRegistry {
+    pub fn new(data_dir: &Path, log_config: LogConfig, ctx: WriterContext) -> Self {
+        Self {
+            dir: data_dir.join("topics"),
+            log_config,
+            ctx,
+            topics: RwLock::default(),
+        }
+    }
+
+    /// Topics found on disk, with their partition counts.
+    pub fn on_disk(&self) -> std::io::Result<BTreeMap<String, u32>> {
+        let mut found = BTreeMap::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if validate_topic_name(&name).is_err() || !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let partitions = std::fs::read_dir(entry.path())?
+                .filter_map(Result::ok)
+                .filter_map(|p| p.file_name().to_str()?.parse::<u32>().ok())
+                .map(|p| p + 1)
+                .max()
+                .unwrap_or(0);
+            if partitions > 0 {
+                found.insert(name, partitions);
+            }
+        }
+        Ok(found)
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.read().unwrap().get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Topic>> {
+        self.topics.read().unwrap().values().cloned().collect()
+    }
+
+    /// Opens (creating if needed) the local logs of a topic. `known_hwm`
+    /// gives each partition's last known HWM.
+    pub fn open(
+        &self,
+        name: &str,
+        partitions: u32,
+        known_hwm: impl Fn(u32) -> u64,
+    ) -> Result<Arc<Topic>, LogError> {
+        if let Some(topic) = self.get(name) {
+            return Ok(topic);
+        }
+        validate_topic_name(name).expect("callers validate topic names");
+        let mut topics = self.topics.write().unwrap();
+        if let Some(topic) = topics.get(name) {
+            return Ok(Arc::clone(topic));
+        }
+        let partitions = (0..partitions)
+            .map(|p| {
+                let dir = self.dir.join(name).join(p.to_string());
+                Partition::open(
+                    name,
+                    p,
+                    &dir,
+                    self.log_config,
+                    known_hwm(p),
+                    self.ctx.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let topic = Arc::new(Topic {
+            name: name.to_owned(),
+            partitions,
+        });
+        topics.insert(name.to_owned(), Arc::clone(&topic));
+        tracing::info!(
+            topic = name,
+            partitions = topic.partitions.len(),
+            "opened topic"
+        );
+        Ok(topic)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topic_names() {
+        for ok in [
+            "a",
+            "orders",
+            "server_metrics",
+            "a.b-c_D9",
+            &"x".repeat(249),
+        ] {
+            assert!(validate_topic_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a b",
+            "é",
+            "a\0",
+            &"x".repeat(250),
+        ] {
+            assert!(validate_topic_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
