@@ -78,6 +78,10 @@ pub struct NodeArgs {
     #[arg(long, env = "YAK_MIN_INSYNC_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub min_insync_replicas: u32,
 
+    /// A follower not caught up for this long (ms) is dropped from the ISR.
+    #[arg(long, env = "YAK_REPLICA_LAG_TIME_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub replica_lag_time_ms: u64,
+
     /// When log writes are fsynced: always, never, or interval:<ms>.
     #[arg(long, env = "YAK_FSYNC", default_value = "interval:100ms")]
     pub fsync: FsyncPolicy,
@@ -120,6 +124,7 @@ pub struct NodeConfig {
     pub lease_ttl: Duration,
     pub default_partitions: u32,
     pub min_insync_replicas: u32,
+    pub replica_lag_time: Duration,
     pub fsync: FsyncPolicy,
     pub segment_bytes: u64,
     pub cluster_token: Option<String>,
@@ -159,6 +164,7 @@ impl NodeArgs {
             lease_ttl: Duration::from_millis(self.lease_ttl_ms),
             default_partitions: self.default_partitions,
             min_insync_replicas: self.min_insync_replicas,
+            replica_lag_time: Duration::from_millis(self.replica_lag_time_ms),
             fsync: self.fsync,
             segment_bytes: self.segment_bytes,
             cluster_token: self.cluster_token.filter(|t| !t.is_empty()),

@@ -109,14 +109,16 @@ impl LeaseDriver {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let ttl = self.node.config().lease_ttl;
-        let mut ticks = tokio::time::interval(ttl / 3);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next_poll = tokio::time::Instant::now();
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => Some(Event::Shutdown),
                 Some(event) = self.events.recv() => Some(event),
-                _ = ticks.tick() => self.poll().await,
+                _ = tokio::time::sleep_until(next_poll) => {
+                    let (event, wait) = self.poll().await;
+                    next_poll = tokio::time::Instant::now() + wait;
+                    event
+                }
             };
             if let Some(event) = event {
                 self.apply(event).await;
@@ -132,8 +134,16 @@ impl LeaseDriver {
     }
 
     /// One look at Redis: renew if leading, else look for a leader and try
-    /// for the lease if there is none.
-    async fn poll(&mut self) -> Option<Event> {
+    /// for the lease if there is none. Returns what it saw and when to look
+    /// again: every TTL/3, or just after the leader's lease would expire.
+    async fn poll(&mut self) -> (Option<Event>, Duration) {
+        let ttl = self.node.config().lease_ttl;
+        let mut wait = ttl / 3;
+        let event = self.observe(&mut wait).await;
+        (event, wait)
+    }
+
+    async fn observe(&mut self, wait: &mut Duration) -> Option<Event> {
         let config = self.node.config();
         let (id, ttl) = (config.node_id.clone(), config.lease_ttl);
         let store = self.node.store();
@@ -171,9 +181,13 @@ impl LeaseDriver {
                 };
                 self.node.see_epoch(epoch);
                 match holder {
-                    Some(h) if h.node_id != id => Some(Event::LeaderSeen {
-                        leader: Some(h.node_id),
-                    }),
+                    Some(h) if h.node_id != id => {
+                        // Look again right after it would expire.
+                        *wait = (*wait).min(Duration::from_millis(h.ttl_ms + 5));
+                        Some(Event::LeaderSeen {
+                            leader: Some(h.node_id),
+                        })
+                    }
                     _ if Instant::now() < self.may_acquire_at => None,
                     _ => self.try_acquire().await,
                 }

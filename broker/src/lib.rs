@@ -15,7 +15,10 @@
 //! - [`node`]: the shared node handle, start-up and upkeep.
 //! - [`topics`], [`partition`]: local topics; one writer task per partition
 //!   with group commit.
+//! - [`replication`]: synchronous replication — ISR, push, catch-up,
+//!   truncation — and its `/internal` protocol.
 //! - [`producers`]: idempotent-produce (duplicate) tracking.
+//! - [`activity`]: the bounded activity log the dashboard shows.
 //! - [`partitioner`]: Kafka-compatible key → partition.
 //! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
 //! - [`metrics`]: Prometheus metrics.
@@ -23,6 +26,7 @@
 //!
 //! The whole produce path and its invariants are in `docs/architecture.md`.
 
+pub mod activity;
 pub mod checkpoint;
 pub mod config;
 pub mod http;
@@ -33,6 +37,7 @@ pub mod node;
 pub mod partition;
 pub mod partitioner;
 pub mod producers;
+pub mod replication;
 pub mod role;
 pub mod store;
 pub mod topics;

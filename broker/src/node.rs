@@ -9,7 +9,6 @@
 //! immutable after start-up or behind a short-held lock.
 
 use std::{
-    collections::VecDeque,
     sync::{Arc, Mutex, RwLock},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -21,17 +20,18 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    activity::{Activity, ActivityLog},
     checkpoint::Checkpoint,
     config::NodeConfig,
     lease::{LeaseDriver, LeaseGate},
     metrics::{Metrics, TransitionLabels},
-    partition::{WriteError, WriterContext},
+    partition::{Peers, WriteError, WriterContext},
+    replication::{follower::FollowerSession, wire::PeerClient},
     role::{Event, Role},
     store::{ClusterStore, LeaseHolder, NodeInfo, StoreError},
     topics::{Topic, TopicRegistry},
 };
 
-const ACTIVITY_LEN: usize = 200;
 const UPKEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Errors starting or running a node.
@@ -59,14 +59,6 @@ pub enum NodeError {
     },
 }
 
-/// One line of the activity log.
-#[derive(Debug, Clone, Serialize)]
-pub struct Activity {
-    pub at_ms: u64,
-    pub kind: &'static str,
-    pub message: String,
-}
-
 /// What this node last learned about the cluster.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterView {
@@ -84,8 +76,12 @@ struct Inner {
     gate: Arc<LeaseGate>,
     role: watch::Receiver<Role>,
     checkpoint: Mutex<Checkpoint>,
+    events: mpsc::Sender<Event>,
+    peers: Peers,
+    client: PeerClient,
+    following: Mutex<Option<FollowerSession>>,
     metrics: Metrics,
-    activity: Mutex<VecDeque<Activity>>,
+    activity: ActivityLog,
     cluster: RwLock<ClusterView>,
     started: Instant,
 }
@@ -124,11 +120,20 @@ impl Node {
             max_batch_bytes: config.max_request_bytes.max(1 << 20),
             ..LogConfig::default()
         };
+        let activity = ActivityLog::default();
+        let peers = Peers::default();
+        let client = PeerClient::new(config.cluster_token.clone());
         let ctx = WriterContext {
             runtime: tokio::runtime::Handle::current(),
+            node_id: config.node_id.clone(),
             store: store.clone(),
             gate: Arc::clone(&gate),
-            events: events_tx,
+            events: events_tx.clone(),
+            activity: activity.clone(),
+            peers: peers.clone(),
+            client: client.clone(),
+            min_insync_replicas: config.min_insync_replicas,
+            replica_lag_time: config.replica_lag_time,
         };
         let topics = TopicRegistry::new(&config.data_dir, log_config, ctx);
         let on_disk = topics.on_disk().map_err(data_err)?;
@@ -142,8 +147,12 @@ impl Node {
             gate,
             role: role_rx,
             checkpoint: Mutex::new(checkpoint),
+            events: events_tx,
+            peers,
+            client,
+            following: Mutex::default(),
             metrics: Metrics::default(),
-            activity: Mutex::default(),
+            activity,
             cluster: RwLock::default(),
             started: Instant::now(),
         }));
@@ -191,26 +200,11 @@ impl Node {
     }
 
     pub fn activity_log(&self) -> Vec<Activity> {
-        self.0
-            .activity
-            .lock()
-            .unwrap()
-            .iter()
-            .rev()
-            .cloned()
-            .collect()
+        self.0.activity.recent()
     }
 
-    pub fn activity(&self, kind: &'static str, message: String) {
-        let mut log = self.0.activity.lock().unwrap();
-        if log.len() == ACTIVITY_LEN {
-            log.pop_front();
-        }
-        log.push_back(Activity {
-            at_ms: now_ms(),
-            kind,
-            message,
-        });
+    pub fn activity(&self, kind: &'static str, message: impl Into<String>) {
+        self.0.activity.push(kind, message);
     }
 
     pub(crate) fn record_transition(&self, from: &Role, to: &Role, event: &Event) {
@@ -308,6 +302,7 @@ impl Node {
 
     /// Prepares every partition to lead at `epoch`.
     pub(crate) async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
+        self.0.following.lock().unwrap().take();
         self.see_epoch(epoch);
         self.sync_topics().await?;
         let mut jobs = Vec::new();
@@ -348,11 +343,39 @@ impl Node {
         }
     }
 
+    /// Starts following `leader` (replacing any other follow), or stops.
     pub(crate) fn follow(&self, leader: Option<String>) {
-        match &leader {
-            Some(id) => self.activity("role", format!("following {id}")),
-            None => self.activity("role", "no leader known".to_owned()),
+        let mut following = self.0.following.lock().unwrap();
+        if following.as_ref().map(|s| &s.leader) == leader.as_ref() {
+            return;
         }
+        *following = leader.map(|leader| {
+            self.activity("role", format!("following {leader}"));
+            FollowerSession::start(self.clone(), leader)
+        });
+    }
+
+    /// A peer told us (by replicating to us) that `leader` leads at `epoch`.
+    pub fn observe_leader(&self, leader: &str, epoch: u64) {
+        self.see_epoch(epoch);
+        let stale = match self.role() {
+            Role::Leader { epoch: mine } | Role::Fenced { epoch: mine } => mine < epoch,
+            Role::Follower { leader: known } => known.as_deref() != Some(leader),
+            Role::Stopped => false,
+        };
+        if stale && leader != self.config().node_id {
+            let _ = self.0.events.try_send(Event::LeaderSeen {
+                leader: Some(leader.to_owned()),
+            });
+        }
+    }
+
+    pub fn peer_url(&self, id: &str) -> Option<String> {
+        self.0.peers.url(id)
+    }
+
+    pub fn peer_client(&self) -> PeerClient {
+        self.0.client.clone()
     }
 
     /// Heartbeat in the registry, cluster view refresh, topic sync and the
@@ -388,6 +411,12 @@ impl Node {
         let (lease, epoch) = store.lease().await?;
         let nodes = store.nodes().await?;
         self.see_epoch(epoch);
+        self.0.peers.replace(
+            nodes
+                .iter()
+                .map(|n| (n.id.clone(), n.url.clone()))
+                .collect(),
+        );
         *self.0.cluster.write().unwrap() = ClusterView {
             lease,
             epoch,

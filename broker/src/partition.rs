@@ -1,28 +1,46 @@
 //! One topic-partition on this node: a [`Partition`] handle that many tasks
 //! share, and the single writer task that owns the [`PartitionLog`].
 //!
-//! The writer groups concurrent produce requests into one round (group
-//! commit): it stamps offsets and the epoch on their batches, appends them
-//! with one write, commits the round (advances the HWM in Redis, fenced by
-//! epoch) and only then answers every request of the round.
+//! The writer is in one of three modes:
+//! - `Leading { epoch }`: it groups concurrent produce requests into one
+//!   round (group commit), stamps offsets and the epoch on their batches,
+//!   appends them with one write, replicates the same bytes to every
+//!   in-sync follower, raises the HWM in Redis (fenced by epoch), and only
+//!   then answers every request of the round.
+//! - `Following { epoch }`: it has truncated its log for the leader of
+//!   `epoch` (KIP-101) and appends what that leader sends, byte for byte.
+//! - `Idle`: neither; it accepts nothing but mode changes.
 //!
 //! Invariants:
-//! - Only the writer task touches the log's write side and the producer
-//!   table; readers use the shared [`LogReader`] and the HWM channel.
-//! - A write is acknowledged only after the HWM covering it is stored in
-//!   Redis under this node's current epoch, and while the lease gate is open.
-//! - The published HWM never exceeds the log end and never goes down.
+//! - Only the writer task touches the log's write side, the producer table
+//!   and the replica set; readers use the shared [`LogReader`] and the HWM
+//!   channel.
+//! - A write is acknowledged only after every ISR member has it, the ISR has
+//!   at least `min_insync_replicas` members, the HWM covering it is stored
+//!   in Redis under this node's epoch, and the lease gate is still open.
+//! - The published HWM never exceeds the log end and never goes down; a log
+//!   is never truncated below it.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
+use bytes::Bytes;
 use partition_log::{
     BatchHeader, FsyncPolicy, LogConfig, LogError, LogReader, PartitionLog, batch,
 };
+use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
+    activity::ActivityLog,
     lease::LeaseGate,
     producers::{Dedup, ProducerTable},
+    replication::{
+        leader::{self, ReplicaSet},
+        wire::{EpochEnd, PeerClient, Refusal},
+    },
     role::Event,
     store::{ClusterStore, StoreError},
 };
@@ -41,6 +59,12 @@ pub enum WriteError {
     NotLeader,
     #[error("sequence numbers overlap a different earlier request from this producer")]
     SequenceConflict,
+    #[error("only {isr} in-sync replicas, fewer than the {min} required")]
+    NotEnoughReplicas {
+        isr: usize,
+        min: u32,
+        appended: bool,
+    },
     #[error("the leader's epoch {epoch} was superseded; the write was not acknowledged")]
     Fenced { epoch: u64 },
     #[error("cannot commit: {0}")]
@@ -72,11 +96,23 @@ impl WriteError {
     /// True if the records of the failed request are certainly not stored
     /// (and will never become visible); false if the outcome is unknown.
     pub fn is_definite(&self) -> bool {
-        matches!(
-            self,
-            WriteError::NotLeader | WriteError::SequenceConflict | WriteError::Closed
-        )
+        match self {
+            WriteError::NotLeader | WriteError::SequenceConflict | WriteError::Closed => true,
+            WriteError::NotEnoughReplicas { appended, .. } => !appended,
+            _ => false,
+        }
     }
+}
+
+/// Why a follower-side append was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReplicaError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("storage error: {0}")]
+    Storage(String),
+    #[error("the partition is shutting down")]
+    Closed,
 }
 
 /// Offsets of one batch of a produce request.
@@ -86,17 +122,71 @@ pub struct Written {
     pub count: u32,
 }
 
+/// The leader's answer to a follower's fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchVerdict {
+    /// The follower is in the ISR; data reaches it by push.
+    InSync,
+    /// Read from the offset up to `end` (the leader's log end).
+    Behind {
+        end: u64,
+    },
+    Refused(Refusal),
+}
+
+/// Replication state of a partition, as its leader sees it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplicaStatus {
+    pub isr: Vec<String>,
+    pub followers: Vec<FollowerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowerStatus {
+    pub id: String,
+    pub offset: u64,
+    pub lag: u64,
+    pub in_sync: bool,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
 enum Command {
     Produce {
         batches: Vec<Vec<u8>>,
-        reply: oneshot::Sender<Result<Vec<Written>, WriteError>>,
+        reply: Reply<Result<Vec<Written>, WriteError>>,
     },
     Lead {
         epoch: u64,
         hwm: u64,
-        reply: oneshot::Sender<Result<u64, WriteError>>,
+        reply: Reply<Result<u64, WriteError>>,
     },
     StopLeading,
+    FetchCheck {
+        epoch: u64,
+        replica: String,
+        offset: u64,
+        reply: Reply<FetchVerdict>,
+    },
+    EpochEnd {
+        epoch: u32,
+        reply: Reply<EpochEnd>,
+    },
+    LatestEpoch {
+        reply: Reply<Option<u32>>,
+    },
+    Follow {
+        epoch: u64,
+        leader_end: EpochEnd,
+        reply: Reply<Result<u64, ReplicaError>>,
+    },
+    Replicate {
+        epoch: u64,
+        prev: u64,
+        bytes: Bytes,
+        leader_hwm: u64,
+        reply: Reply<Result<u64, ReplicaError>>,
+    },
 }
 
 /// What a partition's writer needs from its node.
@@ -106,9 +196,29 @@ pub struct WriterContext {
     /// partition is opened from an HTTP worker's single-threaded runtime,
     /// because they block on file I/O with `block_in_place`.
     pub runtime: tokio::runtime::Handle,
+    pub node_id: String,
     pub store: ClusterStore,
     pub gate: Arc<LeaseGate>,
     pub events: mpsc::Sender<Event>,
+    pub activity: ActivityLog,
+    pub peers: Peers,
+    pub client: PeerClient,
+    pub min_insync_replicas: u32,
+    pub replica_lag_time: Duration,
+}
+
+/// Node id → advertised URL of every live node, refreshed by the node.
+#[derive(Debug, Clone, Default)]
+pub struct Peers(Arc<RwLock<std::collections::HashMap<String, String>>>);
+
+impl Peers {
+    pub fn url(&self, id: &str) -> Option<String> {
+        self.0.read().unwrap().get(id).cloned()
+    }
+
+    pub fn replace(&self, peers: std::collections::HashMap<String, String>) {
+        *self.0.write().unwrap() = peers;
+    }
 }
 
 /// A shared handle on one partition.
@@ -118,6 +228,7 @@ pub struct Partition {
     pub id: u32,
     reader: LogReader,
     hwm: watch::Sender<u64>,
+    status: watch::Receiver<ReplicaStatus>,
     commands: mpsc::Sender<Command>,
 }
 
@@ -133,16 +244,17 @@ impl Partition {
     ) -> Result<Self, LogError> {
         let (log, report) = PartitionLog::open(dir, config)?;
         if report.truncated_bytes > 0 || report.indexes_rebuilt > 0 {
-            tracing::warn!(
-                topic,
-                partition = id,
-                truncated_bytes = report.truncated_bytes,
-                indexes_rebuilt = report.indexes_rebuilt,
-                "recovered partition log"
+            ctx.activity.push(
+                "recovery",
+                format!(
+                    "{topic}/{id}: cut {} torn bytes, rebuilt {} indexes",
+                    report.truncated_bytes, report.indexes_rebuilt
+                ),
             );
         }
         let reader = log.reader();
         let hwm = watch::Sender::new(known_hwm.min(log.end_offset()));
+        let (status_tx, status) = watch::channel(ReplicaStatus::default());
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let topic: Arc<str> = Arc::from(topic);
         let writer = Writer {
@@ -150,8 +262,9 @@ impl Partition {
             id,
             log,
             producers: ProducerTable::default(),
-            leading: None,
+            mode: Mode::Idle,
             hwm: hwm.clone(),
+            status: status_tx,
             ctx,
             rx,
         };
@@ -161,6 +274,7 @@ impl Partition {
             id,
             reader,
             hwm,
+            status,
             commands,
         })
     }
@@ -179,31 +293,102 @@ impl Partition {
         self.hwm.subscribe()
     }
 
+    /// ISR and follower progress (meaningful on the leader).
+    pub fn replica_status(&self) -> ReplicaStatus {
+        self.status.borrow().clone()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(make(reply)).await.ok()?;
+        rx.await.ok()
+    }
+
     /// Appends `batches` (built with [`partition_log::BatchBuilder`], not yet
     /// stamped) and returns their offsets once committed.
     pub async fn produce(&self, batches: Vec<Vec<u8>>) -> Result<Vec<Written>, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Produce { batches, reply })
+        self.ask(|reply| Command::Produce { batches, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        rx.await.map_err(|_| WriteError::Closed)?
+            .unwrap_or(Err(WriteError::Closed))
     }
 
-    /// Prepares the partition to lead at `epoch`, given the HWM stored in
-    /// Redis. Returns the HWM it leads with.
+    /// Prepares the partition to lead at `epoch`, given the highest HWM known
+    /// for it. Returns the HWM it leads with.
     pub async fn lead(&self, epoch: u64, hwm: u64) -> Result<u64, WriteError> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Lead { epoch, hwm, reply })
+        self.ask(|reply| Command::Lead { epoch, hwm, reply })
             .await
-            .map_err(|_| WriteError::Closed)?;
-        rx.await.map_err(|_| WriteError::Closed)?
+            .unwrap_or(Err(WriteError::Closed))
     }
 
     pub async fn stop_leading(&self) {
         let _ = self.commands.send(Command::StopLeading).await;
     }
+
+    /// Leader side of a follower's fetch: is `replica` (at `offset`) in sync?
+    /// A follower that has caught up is added to the ISR here.
+    pub async fn fetch_check(&self, epoch: u64, replica: String, offset: u64) -> FetchVerdict {
+        self.ask(|reply| Command::FetchCheck {
+            epoch,
+            replica,
+            offset,
+            reply,
+        })
+        .await
+        .unwrap_or(FetchVerdict::Refused(Refusal::NotLeader))
+    }
+
+    /// KIP-101 "end offset for epoch" of this log.
+    pub async fn epoch_end(&self, epoch: u32) -> EpochEnd {
+        self.ask(|reply| Command::EpochEnd { epoch, reply })
+            .await
+            .unwrap_or(EpochEnd {
+                epoch: None,
+                end_offset: None,
+            })
+    }
+
+    pub async fn latest_epoch(&self) -> Option<u32> {
+        self.ask(|reply| Command::LatestEpoch { reply })
+            .await
+            .flatten()
+    }
+
+    /// Follows the leader of `epoch`: truncates the divergent tail given the
+    /// leader's answer for this log's latest epoch. Returns the new log end.
+    pub async fn follow(&self, epoch: u64, leader_end: EpochEnd) -> Result<u64, ReplicaError> {
+        self.ask(|reply| Command::Follow {
+            epoch,
+            leader_end,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(ReplicaError::Closed))
+    }
+
+    /// Appends bytes sent by the leader of `epoch`, starting at `prev`.
+    pub async fn replicate(
+        &self,
+        epoch: u64,
+        prev: u64,
+        bytes: Bytes,
+        leader_hwm: u64,
+    ) -> Result<u64, ReplicaError> {
+        self.ask(|reply| Command::Replicate {
+            epoch,
+            prev,
+            bytes,
+            leader_hwm,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(ReplicaError::Closed))
+    }
+}
+
+enum Mode {
+    Idle,
+    Leading { epoch: u64, replicas: ReplicaSet },
+    Following { epoch: u64 },
 }
 
 struct Writer {
@@ -211,16 +396,16 @@ struct Writer {
     id: u32,
     log: PartitionLog,
     producers: ProducerTable,
-    /// The epoch this writer was prepared to lead at.
-    leading: Option<u64>,
+    mode: Mode,
     hwm: watch::Sender<u64>,
+    status: watch::Sender<ReplicaStatus>,
     ctx: WriterContext,
     rx: mpsc::Receiver<Command>,
 }
 
 struct Pending {
     batches: Vec<Vec<u8>>,
-    reply: oneshot::Sender<Result<Vec<Written>, WriteError>>,
+    reply: Reply<Result<Vec<Written>, WriteError>>,
 }
 
 impl Writer {
@@ -268,9 +453,55 @@ impl Writer {
                     self.commit_round(round).await;
                 }
                 Command::Lead { epoch, hwm, reply } => {
-                    let _ = reply.send(self.lead(epoch, hwm).await);
+                    let led = self.lead(epoch, hwm).await;
+                    let ok = led.is_ok();
+                    let _ = reply.send(led);
+                    if ok && *self.hwm.borrow() < self.log.end_offset() {
+                        // Commit the tail this log holds beyond the HWM (it
+                        // may hold writes whose outcome a client saw as
+                        // unknown) as soon as the ISR has it.
+                        self.commit_round(Vec::new()).await;
+                    }
                 }
-                Command::StopLeading => self.leading = None,
+                Command::StopLeading => {
+                    if matches!(self.mode, Mode::Leading { .. }) {
+                        self.mode = Mode::Idle;
+                    }
+                }
+                Command::FetchCheck {
+                    epoch,
+                    replica,
+                    offset,
+                    reply,
+                } => {
+                    let _ = reply.send(self.fetch_check(epoch, replica, offset).await);
+                }
+                Command::EpochEnd { epoch, reply } => {
+                    let found = self.log.end_offset_for_epoch(epoch);
+                    let _ = reply.send(EpochEnd {
+                        epoch: found.map(|(e, _)| e),
+                        end_offset: found.map(|(_, end)| end),
+                    });
+                }
+                Command::LatestEpoch { reply } => {
+                    let _ = reply.send(self.log.latest_epoch());
+                }
+                Command::Follow {
+                    epoch,
+                    leader_end,
+                    reply,
+                } => {
+                    let _ = reply.send(self.follow(epoch, leader_end));
+                }
+                Command::Replicate {
+                    epoch,
+                    prev,
+                    bytes,
+                    leader_hwm,
+                    reply,
+                } => {
+                    let _ = reply.send(self.replicate(epoch, prev, &bytes, leader_hwm));
+                }
             }
         }
         if let Err(e) = self.log.sync() {
@@ -278,25 +509,65 @@ impl Writer {
         }
     }
 
-    async fn lead(&mut self, epoch: u64, redis_hwm: u64) -> Result<u64, WriteError> {
-        self.leading = None;
-        let hwm = redis_hwm.max(*self.hwm.borrow());
+    fn name(&self) -> String {
+        format!("{}/{}", self.topic, self.id)
+    }
+
+    fn set_hwm(&self, hwm: u64) {
+        let hwm = hwm.min(self.log.end_offset());
+        self.hwm.send_if_modified(|current| {
+            let raised = hwm > *current;
+            if raised {
+                *current = hwm;
+            }
+            raised
+        });
+    }
+
+    fn publish_status(&self) {
+        let status = match &self.mode {
+            Mode::Leading { replicas, .. } => replicas.status(self.log.end_offset()),
+            _ => ReplicaStatus::default(),
+        };
+        self.status.send_replace(status);
+    }
+
+    // ---- leading ----------------------------------------------------------
+
+    async fn lead(&mut self, epoch: u64, known_hwm: u64) -> Result<u64, WriteError> {
+        self.mode = Mode::Idle;
+        let hwm = known_hwm.max(*self.hwm.borrow());
         let end = self.log.end_offset();
         if end < hwm {
             return Err(WriteError::LogBehindHwm { end, hwm });
         }
         self.rebuild_producers()?;
-        // What this log holds beyond the HWM was never acknowledged, but it
-        // may be the only copy of writes whose outcome a client saw as
-        // unknown: commit it rather than drop it.
-        let stored = self
+        let me = &self.ctx.node_id;
+        let mut isr = self
             .ctx
             .store
-            .advance_hwm(&self.topic, self.id, epoch, end)
+            .isr(&self.topic, self.id)
+            .await?
+            .unwrap_or_default();
+        if !isr.contains(me) {
+            isr.insert(0, me.clone());
+        }
+        self.ctx
+            .store
+            .set_isr(&self.topic, self.id, epoch, &isr)
             .await?;
-        self.hwm.send_replace(stored.min(end));
-        self.leading = Some(epoch);
-        Ok(stored)
+        // A Redis that lost its data gets the HWM back before anything else.
+        self.ctx
+            .store
+            .advance_hwm(&self.topic, self.id, epoch, hwm)
+            .await?;
+        self.set_hwm(hwm);
+        self.mode = Mode::Leading {
+            epoch,
+            replicas: ReplicaSet::new(me.clone(), isr, end, self.ctx.replica_lag_time),
+        };
+        self.publish_status();
+        Ok(hwm)
     }
 
     fn rebuild_producers(&mut self) -> Result<(), WriteError> {
@@ -315,10 +586,10 @@ impl Writer {
                 let header = batch
                     .map_err(|e| WriteError::Storage(e.to_string()))?
                     .header;
-                if header.producer_id >= 0 && header.base_sequence >= 0 {
+                if let Some((producer, sequence)) = idempotence(&header) {
                     self.producers.record(
-                        header.producer_id as u64,
-                        header.base_sequence as u64,
+                        producer,
+                        sequence,
                         header.record_count,
                         header.base_offset,
                     );
@@ -329,13 +600,20 @@ impl Writer {
         Ok(())
     }
 
+    fn leading_epoch(&self) -> Option<u64> {
+        match self.mode {
+            Mode::Leading { epoch, .. } => Some(epoch),
+            _ => None,
+        }
+    }
+
     async fn commit_round(&mut self, round: Vec<Pending>) {
         let Some(epoch) = self.ctx.gate.epoch() else {
             return reply_all(round, WriteError::NotLeader);
         };
         // A partition opened after the election (a new topic) prepares on
         // its first write.
-        if self.leading != Some(epoch) {
+        if self.leading_epoch() != Some(epoch) {
             let prepared = match self.ctx.store.hwm(&self.topic, self.id).await {
                 Ok(hwm) => self.lead(epoch, hwm).await,
                 Err(e) => Err(e.into()),
@@ -344,8 +622,16 @@ impl Writer {
                 return reply_all(round, e);
             }
         }
+        if let Mode::Leading { replicas, .. } = &self.mode {
+            let (isr, min) = (replicas.isr().len(), self.ctx.min_insync_replicas);
+            if isr < min as usize {
+                let appended = false;
+                return reply_all(round, WriteError::NotEnoughReplicas { isr, min, appended });
+            }
+        }
         let mut buf = Vec::with_capacity(round.iter().flat_map(|p| &p.batches).map(Vec::len).sum());
-        let mut next = self.log.end_offset();
+        let start = self.log.end_offset();
+        let mut next = start;
         let mut answers = Vec::with_capacity(round.len());
         for mut pending in round {
             match self.place(&mut pending.batches, epoch, &mut next, &mut buf) {
@@ -355,7 +641,7 @@ impl Writer {
                 }
             }
         }
-        let result = self.append_and_commit(&buf, epoch).await;
+        let result = self.append_and_commit(buf, start, epoch).await;
         for (reply, written) in answers {
             let _ = reply.send(match &result {
                 Ok(()) => written,
@@ -415,12 +701,17 @@ impl Writer {
         Ok(written)
     }
 
-    async fn append_and_commit(&mut self, buf: &[u8], epoch: u64) -> Result<(), WriteError> {
+    /// Appends the round locally, replicates it to the ISR and commits it.
+    async fn append_and_commit(
+        &mut self,
+        buf: Vec<u8>,
+        start: u64,
+        epoch: u64,
+    ) -> Result<(), WriteError> {
         if !buf.is_empty() {
-            let appended = tokio::task::block_in_place(|| self.log.append(buf));
+            let appended = tokio::task::block_in_place(|| self.log.append(&buf));
             if let Err(e) = appended {
                 // The table may name batches that did not make it to disk.
-                self.producers.clear();
                 let _ = self.rebuild_producers();
                 return Err(e.into());
             }
@@ -429,6 +720,8 @@ impl Writer {
         if *self.hwm.borrow() >= end {
             return Ok(()); // only duplicates of committed records
         }
+        self.replicate_round(Bytes::from(buf), start, end, epoch)
+            .await?;
         match self
             .ctx
             .store
@@ -436,20 +729,252 @@ impl Writer {
             .await
         {
             Ok(stored) => {
-                self.hwm.send_replace(stored.min(end));
+                self.set_hwm(stored);
+                self.publish_status();
                 if self.ctx.gate.epoch() == Some(epoch) {
                     Ok(())
                 } else {
                     Err(WriteError::Fenced { epoch })
                 }
             }
-            Err(e) => {
-                tracing::error!(topic = %self.topic, partition = self.id, epoch, "commit failed, stepping down: {e}");
-                self.leading = None;
-                let _ = self.ctx.events.try_send(Event::EpochRejected { epoch });
-                Err(e.into())
+            Err(e) => Err(self.step_down(epoch, e.into())),
+        }
+    }
+
+    /// Makes every ISR follower hold `[.., end)`: sends the round's bytes,
+    /// or what a follower lacks, and drops from the ISR (in Redis, before
+    /// anything is acknowledged) the followers that cannot keep up.
+    async fn replicate_round(
+        &mut self,
+        round: Bytes,
+        start: u64,
+        end: u64,
+        epoch: u64,
+    ) -> Result<(), WriteError> {
+        let hwm = *self.hwm.borrow();
+        let Mode::Leading { replicas, .. } = &mut self.mode else {
+            return Err(WriteError::NotLeader);
+        };
+        let outcome = leader::push_round(
+            &self.ctx,
+            replicas,
+            &self.log.reader(),
+            leader::Round {
+                topic: &self.topic,
+                partition: self.id,
+                epoch,
+                start,
+                end,
+                hwm,
+                bytes: round,
+            },
+        )
+        .await;
+        if outcome.deposed {
+            return Err(self.step_down(epoch, WriteError::Fenced { epoch }));
+        }
+        if !outcome.dropped.is_empty() {
+            let Mode::Leading { replicas, .. } = &mut self.mode else {
+                return Err(WriteError::NotLeader);
+            };
+            let shrunk = replicas.without(&outcome.dropped);
+            if let Err(e) = self
+                .ctx
+                .store
+                .set_isr(&self.topic, self.id, epoch, &shrunk)
+                .await
+            {
+                return Err(self.step_down(epoch, e.into()));
+            }
+            replicas.set_isr(shrunk.clone());
+            self.ctx.activity.push(
+                "isr_shrink",
+                format!(
+                    "{}: dropped {} from the ISR (now {})",
+                    self.name(),
+                    outcome.dropped.join(", "),
+                    shrunk.join(", ")
+                ),
+            );
+        }
+        self.publish_status();
+        if let Mode::Leading { replicas, .. } = &self.mode {
+            let (isr, min) = (replicas.isr().len(), self.ctx.min_insync_replicas);
+            if isr < min as usize {
+                let appended = true;
+                return Err(WriteError::NotEnoughReplicas { isr, min, appended });
             }
         }
+        Ok(())
+    }
+
+    /// Gives up leading after a failed commit; the lease driver steps down.
+    fn step_down(&mut self, epoch: u64, error: WriteError) -> WriteError {
+        tracing::error!(partition = %self.name(), epoch, "commit failed, stepping down: {error}");
+        self.ctx.activity.push(
+            "error",
+            format!("{}: commit failed at epoch {epoch}: {error}", self.name()),
+        );
+        self.mode = Mode::Idle;
+        let _ = self.ctx.events.try_send(Event::EpochRejected { epoch });
+        error
+    }
+
+    async fn fetch_check(&mut self, epoch: u64, replica: String, offset: u64) -> FetchVerdict {
+        let end = self.log.end_offset();
+        let Mode::Leading {
+            epoch: leading,
+            replicas,
+        } = &mut self.mode
+        else {
+            return FetchVerdict::Refused(Refusal::NotLeader);
+        };
+        if *leading != epoch || self.ctx.gate.epoch() != Some(epoch) {
+            return FetchVerdict::Refused(Refusal::NotLeader);
+        }
+        if offset > end {
+            return FetchVerdict::Refused(Refusal::NonContiguous { end });
+        }
+        replicas.progress(&replica, offset);
+        if replicas.isr().contains(&replica) {
+            return FetchVerdict::InSync;
+        }
+        if offset < end {
+            self.publish_status();
+            return FetchVerdict::Behind { end };
+        }
+        // Caught up. Rounds are serialized by this task, so from here on
+        // every round reaches it by push.
+        let grown = replicas.with(&replica);
+        match self
+            .ctx
+            .store
+            .set_isr(&self.topic, self.id, epoch, &grown)
+            .await
+        {
+            Ok(()) => {
+                replicas.set_isr(grown.clone());
+                let name = format!("{}/{}", self.topic, self.id);
+                self.ctx.activity.push(
+                    "isr_expand",
+                    format!(
+                        "{name}: {replica} caught up at {end} and joined the ISR ({})",
+                        grown.join(", ")
+                    ),
+                );
+                self.publish_status();
+                FetchVerdict::InSync
+            }
+            Err(e) => {
+                tracing::warn!(partition = %self.name(), "cannot grow the ISR: {e}");
+                FetchVerdict::Behind { end }
+            }
+        }
+    }
+
+    // ---- following --------------------------------------------------------
+
+    /// KIP-101/279 truncation: cut what this log has beyond the point where
+    /// it agrees with the leader of `epoch`, never below the HWM.
+    fn follow(&mut self, epoch: u64, leader: EpochEnd) -> Result<u64, ReplicaError> {
+        let end = self.log.end_offset();
+        let hwm = *self.hwm.borrow();
+        let target = match (self.log.latest_epoch(), leader.epoch, leader.end_offset) {
+            (None, ..) => end,
+            (Some(_), Some(leader_epoch), Some(leader_end)) => {
+                // Our own end for the leader's epoch: we may have written
+                // more of it, or moved on to a later epoch earlier.
+                let ours = self
+                    .log
+                    .end_offset_for_epoch(leader_epoch)
+                    .map_or(self.log.start_offset(), |(_, e)| e);
+                leader_end.min(ours).min(end)
+            }
+            (Some(_), ..) => self.log.start_offset(),
+        };
+        let target = if target < hwm {
+            tracing::error!(
+                partition = %self.name(),
+                target,
+                hwm,
+                "the leader's log diverges below our HWM; keeping committed data"
+            );
+            hwm
+        } else {
+            target
+        };
+        let target = self.batch_boundary_at_or_below(target)?.max(hwm);
+        if target < end {
+            tokio::task::block_in_place(|| self.log.truncate_to(target))
+                .map_err(|e| ReplicaError::Storage(e.to_string()))?;
+            self.ctx.activity.push(
+                "truncation",
+                format!(
+                    "{}: truncated divergent tail {target}..{end} for the leader of epoch {epoch}",
+                    self.name()
+                ),
+            );
+        }
+        self.mode = Mode::Following { epoch };
+        self.publish_status();
+        Ok(self.log.end_offset())
+    }
+
+    fn batch_boundary_at_or_below(&self, offset: u64) -> Result<u64, ReplicaError> {
+        if offset >= self.log.end_offset() || offset <= self.log.start_offset() {
+            return Ok(offset);
+        }
+        let bytes = self
+            .log
+            .read(offset, u64::MAX, 1)
+            .map_err(|e| ReplicaError::Storage(e.to_string()))?;
+        Ok(batch::batches(&bytes)
+            .next()
+            .and_then(Result::ok)
+            .map_or(offset, |b| b.header.base_offset.min(offset)))
+    }
+
+    fn replicate(
+        &mut self,
+        epoch: u64,
+        prev: u64,
+        bytes: &[u8],
+        leader_hwm: u64,
+    ) -> Result<u64, ReplicaError> {
+        let end = self.log.end_offset();
+        match self.mode {
+            Mode::Following { epoch: synced } if synced == epoch => {}
+            Mode::Following { epoch: synced } if synced > epoch => {
+                return Err(Refusal::StaleEpoch { current: synced }.into());
+            }
+            Mode::Leading { epoch: leading, .. } if leading > epoch => {
+                return Err(Refusal::StaleEpoch { current: leading }.into());
+            }
+            _ => return Err(Refusal::NeedsTruncation { end }.into()),
+        }
+        if prev > end {
+            return Err(Refusal::NonContiguous { end }.into());
+        }
+        // Skip what we already hold (a push and a fetch may overlap); the
+        // rest must start exactly at our end.
+        let mut rest = bytes;
+        while let Ok((b, tail)) = batch::Batch::split_first(rest) {
+            if b.header.next_offset() > end {
+                break;
+            }
+            rest = tail;
+        }
+        if !rest.is_empty() {
+            let first =
+                BatchHeader::parse(rest).map_err(|e| ReplicaError::Storage(e.to_string()))?;
+            if first.base_offset != end {
+                return Err(Refusal::NonContiguous { end }.into());
+            }
+            tokio::task::block_in_place(|| self.log.append(rest))
+                .map_err(|e| ReplicaError::Storage(e.to_string()))?;
+        }
+        self.set_hwm(leader_hwm);
+        Ok(self.log.end_offset())
     }
 }
 

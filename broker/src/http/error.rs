@@ -140,6 +140,9 @@ impl From<WriteError> for ApiError {
             WriteError::SequenceConflict => {
                 Self::new(StatusCode::CONFLICT, "sequence_conflict", message)
             }
+            WriteError::NotEnoughReplicas { .. } => {
+                Self::unavailable("not_enough_replicas", message)
+            }
             WriteError::Fenced { .. } => Self::unavailable("fenced", message),
             WriteError::Unavailable(_) => Self::unavailable("unavailable", message),
             WriteError::LogBehindHwm { .. } => Self::unavailable("not_ready", message),

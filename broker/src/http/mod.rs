@@ -5,6 +5,7 @@
 mod admin;
 mod consume;
 pub mod error;
+mod internal;
 mod produce;
 
 use std::{net::TcpListener, time::Duration};
@@ -30,7 +31,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metadata/leader", web::get().to(admin::leader))
         .route("/health", web::get().to(admin::health))
         .route("/ready", web::get().to(admin::ready))
-        .route("/metrics", web::get().to(admin::metrics));
+        .route("/metrics", web::get().to(admin::metrics))
+        .route("/internal/replicate", web::post().to(internal::replicate))
+        .route("/internal/fetch", web::get().to(internal::fetch))
+        .route("/internal/epoch_end", web::get().to(internal::epoch_end));
 }
 
 /// Builds the server on an already-bound listener (tests bind port 0).

@@ -1,0 +1,123 @@
+//! `/internal/…`: the replication endpoints nodes call on each other. Only
+//! requests carrying the cluster token are accepted when one is set.
+
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+
+use super::{error::ApiError, produce::invalid_partition};
+use crate::{
+    node::Node,
+    partition::{FetchVerdict, Partition, ReplicaError},
+    replication::wire::{
+        EpochEndParams, FetchParams, HWM_HEADER, IN_SYNC_HEADER, LOG_END_HEADER, Refusal,
+        ReplicateParams, TOKEN_HEADER, token_matches,
+    },
+};
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let e = ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string());
+        match r {
+            Refusal::StaleEpoch { current } => e.with("epoch", current),
+            Refusal::NeedsTruncation { end } | Refusal::NonContiguous { end } => e.with("end", end),
+            Refusal::NotLeader => e,
+        }
+    }
+}
+
+fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
+    let presented = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes());
+    if token_matches(node.config().cluster_token.as_deref(), presented) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "internal endpoints need the cluster token",
+        ))
+    }
+}
+
+async fn partition(node: &Node, topic: &str, id: u32) -> Result<Partition, ApiError> {
+    let found = node
+        .topic(topic)
+        .await?
+        .ok_or_else(|| ApiError::unknown_topic(topic))?;
+    found
+        .partitions
+        .get(id as usize)
+        .cloned()
+        .ok_or_else(|| invalid_partition(topic, id, found.partitions.len() as u32))
+}
+
+/// `POST /internal/replicate`: a leader's round, byte for byte.
+pub async fn replicate(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    query: web::Query<ReplicateParams>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    let q = query.into_inner();
+    let current = node.highest_epoch();
+    if q.epoch < current {
+        return Err(Refusal::StaleEpoch { current }.into());
+    }
+    node.observe_leader(&q.leader, q.epoch);
+    let partition = partition(&node, &q.topic, q.partition).await?;
+    match partition.replicate(q.epoch, q.prev, body, q.hwm).await {
+        Ok(end) => Ok(HttpResponse::Ok().json(serde_json::json!({ "end": end }))),
+        Err(ReplicaError::Refused(r)) => Err(r.into()),
+        Err(e) => Err(ApiError::storage(e)),
+    }
+}
+
+/// `GET /internal/fetch`: a follower catching up (or, in sync, waiting).
+pub async fn fetch(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    query: web::Query<FetchParams>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    let q = query.into_inner();
+    let partition = partition(&node, &q.topic, q.partition).await?;
+    match partition.fetch_check(q.epoch, q.replica, q.offset).await {
+        FetchVerdict::InSync => {
+            // Long poll: answer when the HWM moves, so the follower's HWM
+            // stays fresh without a busy loop.
+            let mut hwm = partition.watch_hwm();
+            let seen = *hwm.borrow_and_update();
+            let wait = Duration::from_millis(q.wait_ms.min(5_000));
+            let _ = tokio::time::timeout(wait, hwm.wait_for(|&h| h > seen)).await;
+            Ok(HttpResponse::Ok()
+                .insert_header((IN_SYNC_HEADER, "1"))
+                .insert_header((HWM_HEADER, partition.hwm().to_string()))
+                .finish())
+        }
+        FetchVerdict::Behind { end } => {
+            let bytes = partition
+                .reader()
+                .read(q.offset, end, q.max_bytes.clamp(1, 16 * 1024 * 1024))
+                .map_err(ApiError::storage)?;
+            Ok(HttpResponse::Ok()
+                .insert_header((HWM_HEADER, partition.hwm().to_string()))
+                .insert_header((LOG_END_HEADER, end.to_string()))
+                .content_type("application/octet-stream")
+                .body(bytes))
+        }
+        FetchVerdict::Refused(r) => Err(r.into()),
+    }
+}
+
+/// `GET /internal/epoch_end`: KIP-101's end offset for an epoch.
+pub async fn epoch_end(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    query: web::Query<EpochEndParams>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&node, &req)?;
+    let q = query.into_inner();
+    let partition = partition(&node, &q.topic, q.partition).await?;
+    Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch).await))
+}

@@ -1,0 +1,180 @@
+//! The follower's side of replication. While this node follows a leader,
+//! one task per partition:
+//! 1. asks the leader for the end offset of this log's latest epoch and
+//!    truncates the divergent tail (KIP-101/279), never below the HWM;
+//! 2. fetches from its log end until the leader reports it in the ISR;
+//!    from then on data arrives by push and the fetch is a long-polled
+//!    heartbeat that also carries the leader's HWM.
+//!
+//! A change of leader cancels the session; the next one starts at step 1.
+
+use std::{collections::HashSet, time::Duration};
+
+use tokio_util::sync::CancellationToken;
+
+use super::wire::{CallError, EpochEnd, EpochEndParams, FetchParams, Fetched, Refusal};
+use crate::{
+    node::Node,
+    partition::{Partition, ReplicaError},
+};
+
+const FETCH_BYTES: usize = 4 * 1024 * 1024;
+const FETCH_WAIT: Duration = Duration::from_millis(500);
+const NEW_TOPICS_EVERY: Duration = Duration::from_millis(250);
+
+/// A running follow of one leader; dropping it stops it.
+#[derive(Debug)]
+pub struct FollowerSession {
+    pub leader: String,
+    cancel: CancellationToken,
+}
+
+impl Drop for FollowerSession {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl FollowerSession {
+    pub fn start(node: Node, leader: String) -> Self {
+        let cancel = CancellationToken::new();
+        tokio::spawn(supervise(node, leader.clone(), cancel.clone()));
+        Self { leader, cancel }
+    }
+}
+
+/// Starts a follow task for every partition, including topics created later.
+async fn supervise(node: Node, leader: String, cancel: CancellationToken) {
+    let mut started = HashSet::new();
+    loop {
+        for topic in node.topics().all() {
+            for partition in &topic.partitions {
+                if started.insert((topic.name.clone(), partition.id)) {
+                    let task = follow_partition(
+                        node.clone(),
+                        leader.clone(),
+                        partition.clone(),
+                        cancel.clone(),
+                    );
+                    tokio::spawn(task);
+                }
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(NEW_TOPICS_EVERY) => {}
+        }
+    }
+}
+
+async fn follow_partition(
+    node: Node,
+    leader: String,
+    partition: Partition,
+    cancel: CancellationToken,
+) {
+    let mut synced = None;
+    while !cancel.is_cancelled() {
+        let backoff = tokio::select! {
+            _ = cancel.cancelled() => return,
+            backoff = step(&node, &leader, &partition, &mut synced) => backoff,
+        };
+        if let Some(backoff) = backoff {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+        }
+    }
+}
+
+/// One truncate-or-fetch step; `Some(backoff)` after a failure.
+async fn step(
+    node: &Node,
+    leader: &str,
+    partition: &Partition,
+    synced: &mut Option<u64>,
+) -> Option<Duration> {
+    let Some(url) = node.peer_url(leader) else {
+        return Some(Duration::from_millis(100));
+    };
+    let client = node.peer_client();
+    let epoch = node.highest_epoch();
+    let topic = partition.topic.to_string();
+    if *synced != Some(epoch) {
+        let answer = match partition.latest_epoch().await {
+            None => EpochEnd {
+                epoch: None,
+                end_offset: None,
+            },
+            Some(ours) => {
+                let params = EpochEndParams {
+                    topic: topic.clone(),
+                    partition: partition.id,
+                    epoch: ours,
+                };
+                match client.epoch_end(&url, &params).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        tracing::debug!(%topic, partition = partition.id, "epoch_end: {e}");
+                        return Some(Duration::from_millis(100));
+                    }
+                }
+            }
+        };
+        match partition.follow(epoch, answer).await {
+            Ok(_) => *synced = Some(epoch),
+            Err(e) => {
+                tracing::warn!(%topic, partition = partition.id, "cannot follow: {e}");
+                return Some(Duration::from_millis(200));
+            }
+        }
+    }
+    let offset = partition.reader().end_offset();
+    let params = FetchParams {
+        topic,
+        partition: partition.id,
+        epoch,
+        offset,
+        replica: node.config().node_id.clone(),
+        max_bytes: FETCH_BYTES,
+        wait_ms: FETCH_WAIT.as_millis() as u64,
+    };
+    let (bytes, hwm) = match client.fetch(&url, &params).await {
+        Ok(Fetched::InSync { hwm }) => (bytes::Bytes::new(), hwm),
+        Ok(Fetched::Data { bytes, hwm }) => (bytes, hwm),
+        Err(CallError::Refused(Refusal::NotLeader | Refusal::StaleEpoch { .. })) => {
+            *synced = None;
+            return Some(Duration::from_millis(100));
+        }
+        Err(CallError::Refused(_)) => {
+            *synced = None;
+            return None;
+        }
+        Err(e) => {
+            tracing::debug!(partition = partition.id, "fetch failed: {e}");
+            return Some(Duration::from_millis(200));
+        }
+    };
+    let caught_up = !bytes.is_empty();
+    match partition.replicate(epoch, offset, bytes, hwm).await {
+        Ok(end) if caught_up && end > offset => {
+            tracing::debug!(
+                partition = partition.id,
+                from = offset,
+                to = end,
+                "caught up a chunk"
+            );
+            None
+        }
+        Ok(_) => None,
+        Err(ReplicaError::Refused(_)) => {
+            *synced = None;
+            None
+        }
+        Err(e) => {
+            tracing::warn!(partition = partition.id, "cannot append fetched data: {e}");
+            Some(Duration::from_millis(200))
+        }
+    }
+}

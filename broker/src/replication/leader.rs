@@ -1,0 +1,271 @@
+//! The leader's side of replication for one partition: the in-sync replica
+//! set with each follower's progress, and the push of a round to every ISR
+//! follower.
+//!
+//! A follower stays in the ISR while it acknowledges rounds; one that has
+//! not been caught up for `replica_lag_time`, or whose node is unreachable
+//! or unregistered, is dropped (by the caller, in Redis) before the round is
+//! acknowledged. A follower that answers with an older log end is sent what
+//! it lacks from the leader's log, in the same round.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use partition_log::LogReader;
+
+use super::wire::{CallError, PeerClient, Refusal, ReplicateParams};
+use crate::partition::{FollowerStatus, ReplicaStatus, WriterContext};
+
+/// Largest resend in one request when a follower lags.
+const RESEND_BYTES: usize = 4 * 1024 * 1024;
+/// Longest single replicate request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy)]
+struct Progress {
+    offset: u64,
+    caught_up_at: Instant,
+}
+
+/// The ISR of a partition (leader included) and its followers' progress.
+#[derive(Debug)]
+pub struct ReplicaSet {
+    me: String,
+    isr: Vec<String>,
+    followers: HashMap<String, Progress>,
+    lag_time: Duration,
+}
+
+impl ReplicaSet {
+    /// The ISR as stored; every follower in it gets a full lag time of grace.
+    pub fn new(me: String, isr: Vec<String>, end: u64, lag_time: Duration) -> Self {
+        let now = Instant::now();
+        let followers = isr
+            .iter()
+            .filter(|id| **id != me)
+            .map(|id| {
+                let progress = Progress {
+                    offset: end,
+                    caught_up_at: now,
+                };
+                (id.clone(), progress)
+            })
+            .collect();
+        Self {
+            me,
+            isr,
+            followers,
+            lag_time,
+        }
+    }
+
+    pub fn isr(&self) -> &[String] {
+        &self.isr
+    }
+
+    pub fn set_isr(&mut self, isr: Vec<String>) {
+        self.isr = isr;
+    }
+
+    /// The ISR without `dropped`.
+    pub fn without(&self, dropped: &[String]) -> Vec<String> {
+        self.isr
+            .iter()
+            .filter(|id| !dropped.contains(id))
+            .cloned()
+            .collect()
+    }
+
+    /// The ISR with `id` added.
+    pub fn with(&self, id: &str) -> Vec<String> {
+        let mut isr = self.isr.clone();
+        if !isr.iter().any(|m| m == id) {
+            isr.push(id.to_owned());
+        }
+        isr
+    }
+
+    /// Records a follower's log end as reported by its fetch.
+    pub fn progress(&mut self, id: &str, offset: u64) {
+        let now = Instant::now();
+        let entry = self.followers.entry(id.to_owned()).or_insert(Progress {
+            offset,
+            caught_up_at: now,
+        });
+        entry.offset = offset;
+    }
+
+    fn caught_up(&mut self, id: &str, offset: u64) {
+        self.followers.insert(
+            id.to_owned(),
+            Progress {
+                offset,
+                caught_up_at: Instant::now(),
+            },
+        );
+    }
+
+    fn deadline(&self, id: &str) -> Instant {
+        self.followers
+            .get(id)
+            .map_or_else(Instant::now, |p| p.caught_up_at + self.lag_time)
+    }
+
+    pub fn status(&self, end: u64) -> ReplicaStatus {
+        let mut followers: Vec<FollowerStatus> = self
+            .followers
+            .iter()
+            .map(|(id, p)| FollowerStatus {
+                id: id.clone(),
+                offset: p.offset,
+                lag: end.saturating_sub(p.offset),
+                in_sync: self.isr.contains(id),
+            })
+            .collect();
+        followers.sort_by(|a, b| a.id.cmp(&b.id));
+        ReplicaStatus {
+            isr: self.isr.clone(),
+            followers,
+        }
+    }
+}
+
+/// One group-commit round, already in the leader's log at `[start, end)`.
+#[derive(Debug)]
+pub struct Round<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
+    pub epoch: u64,
+    pub start: u64,
+    pub end: u64,
+    pub hwm: u64,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Default)]
+pub struct RoundOutcome {
+    /// A follower has seen a newer epoch: this leader is deposed.
+    pub deposed: bool,
+    /// Followers to drop from the ISR.
+    pub dropped: Vec<String>,
+}
+
+enum PushError {
+    Deposed,
+    Unreachable(String),
+    Lagging(String),
+}
+
+/// Sends the round to every ISR follower, concurrently.
+pub async fn push_round(
+    ctx: &WriterContext,
+    replicas: &mut ReplicaSet,
+    reader: &LogReader,
+    round: Round<'_>,
+) -> RoundOutcome {
+    let followers: Vec<String> = replicas
+        .isr
+        .iter()
+        .filter(|id| **id != replicas.me)
+        .cloned()
+        .collect();
+    let mut outcome = RoundOutcome::default();
+    if followers.is_empty() {
+        return outcome;
+    }
+    let round = &round;
+    let pushes = followers.iter().map(|id| {
+        let url = ctx.peers.url(id);
+        let deadline = replicas.deadline(id);
+        let params = ReplicateParams {
+            topic: round.topic.to_owned(),
+            partition: round.partition,
+            epoch: round.epoch,
+            prev: round.start,
+            hwm: round.hwm,
+            leader: replicas.me.clone(),
+        };
+        async move {
+            let result = match url {
+                None => Err(PushError::Unreachable("not registered".to_owned())),
+                Some(url) => push(&ctx.client, &url, reader, params, round, deadline).await,
+            };
+            (id, result)
+        }
+    });
+    for (id, result) in join_all(pushes).await {
+        match result {
+            Ok(end) => replicas.caught_up(id, end),
+            Err(PushError::Deposed) => outcome.deposed = true,
+            Err(PushError::Unreachable(why) | PushError::Lagging(why)) => {
+                tracing::warn!(follower = %id, topic = round.topic, partition = round.partition, "dropping from the ISR: {why}");
+                outcome.dropped.push(id.clone());
+            }
+        }
+    }
+    outcome
+}
+
+/// Brings one follower to the round's end, or gives up at `deadline`.
+async fn push(
+    client: &PeerClient,
+    url: &str,
+    reader: &LogReader,
+    mut params: ReplicateParams,
+    round: &Round<'_>,
+    deadline: Instant,
+) -> Result<u64, PushError> {
+    let mut body = round.bytes.clone();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(PushError::Lagging(format!(
+                "not caught up within the lag time (at {})",
+                params.prev
+            )));
+        }
+        let backoff = match client
+            .replicate(url, &params, body.clone(), left.min(REQUEST_TIMEOUT))
+            .await
+        {
+            Ok(done) if done.end >= round.end => return Ok(done.end),
+            // Accepted a resend chunk: send the next one.
+            Ok(done) => {
+                (params.prev, body) = resend_from(reader, done.end, round.end)?;
+                continue;
+            }
+            Err(CallError::Refused(Refusal::StaleEpoch { .. })) => return Err(PushError::Deposed),
+            Err(CallError::Refused(Refusal::NonContiguous { end })) if end < round.end => {
+                (params.prev, body) = resend_from(reader, end, round.end)?;
+                continue;
+            }
+            // Not yet truncated for this epoch, or (briefly) ahead: it is
+            // re-syncing with us.
+            Err(CallError::Refused(_)) => Duration::from_millis(10),
+            Err(CallError::Unreachable(why)) => return Err(PushError::Unreachable(why)),
+            Err(CallError::Failed(why)) => {
+                tracing::debug!(url, "replicate failed: {why}");
+                Duration::from_millis(20)
+            }
+        };
+        tokio::time::sleep(backoff.min(left)).await;
+    }
+}
+
+/// The leader's batches from `from` (a follower's log end) toward `end`.
+fn resend_from(reader: &LogReader, from: u64, end: u64) -> Result<(u64, Bytes), PushError> {
+    let bytes = reader
+        .read(from, end, RESEND_BYTES)
+        .map_err(|e| PushError::Lagging(format!("cannot read {from}..{end} to resend: {e}")))?;
+    let starts_at = partition_log::BatchHeader::parse(&bytes).map(|h| h.base_offset);
+    if starts_at != Ok(from) {
+        return Err(PushError::Lagging(format!(
+            "follower's log end {from} is not a batch boundary of the leader's log"
+        )));
+    }
+    Ok((from, Bytes::from(bytes)))
+}

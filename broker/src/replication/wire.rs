@@ -1,0 +1,259 @@
+//! The replication protocol between nodes: the three `/internal/…`
+//! requests, their parameters and answers, and the client side of each.
+//!
+//! - `POST /internal/replicate?…` (leader → in-sync follower): the exact
+//!   batch bytes of a round, with the leader's epoch, the offset they start
+//!   at (`prev`) and the leader's HWM.
+//! - `GET /internal/fetch?…` (follower → leader): catch-up reads from the
+//!   follower's log end; an in-sync follower gets an empty answer.
+//! - `GET /internal/epoch_end?…` (follower → leader): KIP-101's "end offset
+//!   for epoch", asked before a follower accepts data from a new leader.
+//!
+//! Refusals are `409` with the usual JSON error body, whose `error` is one
+//! of the [`Refusal`] codes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Header carrying the cluster token on internal requests.
+pub const TOKEN_HEADER: &str = "x-yak-cluster-token";
+/// Fetch answer headers.
+pub const HWM_HEADER: &str = "x-yak-hwm";
+pub const LOG_END_HEADER: &str = "x-yak-log-end";
+pub const IN_SYNC_HEADER: &str = "x-yak-in-sync";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateParams {
+    pub topic: String,
+    pub partition: u32,
+    pub epoch: u64,
+    /// Offset of the first record in the body (the follower's expected end).
+    pub prev: u64,
+    pub hwm: u64,
+    /// The leader's node id.
+    pub leader: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchParams {
+    pub topic: String,
+    pub partition: u32,
+    pub epoch: u64,
+    pub offset: u64,
+    /// The fetching follower's node id.
+    pub replica: String,
+    pub max_bytes: usize,
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpochEndParams {
+    pub topic: String,
+    pub partition: u32,
+    pub epoch: u32,
+}
+
+/// KIP-101 answer: the largest epoch `<=` the one asked about that the
+/// leader's log has, and where it ends. Both `None` if it has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochEnd {
+    pub epoch: Option<u32>,
+    pub end_offset: Option<u64>,
+}
+
+/// A follower's answer to a replicate request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replicated {
+    /// The follower's log end after the append.
+    pub end: u64,
+}
+
+/// Why a node refused a replication request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The request's epoch is older than one the node has seen.
+    #[error("stale epoch; the current epoch is {current}")]
+    StaleEpoch { current: u64 },
+    /// The follower has not yet truncated its log for this leader's epoch.
+    #[error("not yet in sync with this epoch (log ends at {end})")]
+    NeedsTruncation { end: u64 },
+    /// The data does not continue the follower's log, which ends at `end`.
+    #[error("non-contiguous append; the log ends at {end}")]
+    NonContiguous { end: u64 },
+    /// The node asked is not the leader at that epoch.
+    #[error("not the leader at this epoch")]
+    NotLeader,
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::StaleEpoch { .. } => "stale_epoch",
+            Refusal::NeedsTruncation { .. } => "needs_truncation",
+            Refusal::NonContiguous { .. } => "non_contiguous",
+            Refusal::NotLeader => "not_leader",
+        }
+    }
+
+    /// Rebuilds a refusal from a 409 JSON body.
+    fn from_body(body: &serde_json::Value) -> Option<Self> {
+        let field = |k: &str| body.get(k).and_then(serde_json::Value::as_u64);
+        Some(match body.get("error")?.as_str()? {
+            "stale_epoch" => Refusal::StaleEpoch {
+                current: field("epoch")?,
+            },
+            "needs_truncation" => Refusal::NeedsTruncation { end: field("end")? },
+            "non_contiguous" => Refusal::NonContiguous { end: field("end")? },
+            "not_leader" => Refusal::NotLeader,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a replication call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("refused: {0}")]
+    Refused(Refusal),
+    /// Nothing listens there (the peer is down): no point retrying soon.
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    #[error("call failed: {0}")]
+    Failed(String),
+}
+
+impl From<reqwest::Error> for CallError {
+    fn from(e: reqwest::Error) -> Self {
+        if e.is_connect() {
+            CallError::Unreachable(e.to_string())
+        } else {
+            CallError::Failed(e.to_string())
+        }
+    }
+}
+
+/// The client side of the protocol. Cheap to clone; connections are pooled
+/// and reused across partitions and rounds.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+/// What a fetch returned.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The follower is in the ISR: data comes by push.
+    InSync { hwm: u64 },
+    /// Batches starting at the requested offset (maybe none yet).
+    Data { bytes: Bytes, hwm: u64 },
+}
+
+impl PeerClient {
+    pub fn new(token: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(64)
+            .build()
+            .expect("building an HTTP client");
+        Self { http, token }
+    }
+
+    fn with_token(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.token {
+            Some(token) => request.header(TOKEN_HEADER, token),
+            None => request,
+        }
+    }
+
+    pub async fn replicate(
+        &self,
+        url: &str,
+        params: &ReplicateParams,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Replicated, CallError> {
+        let request = self
+            .http
+            .post(format!("{url}/internal/replicate"))
+            .query(params)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .timeout(timeout);
+        let response = self.with_token(request).send().await?;
+        Ok(decode(response).await?.json().await?)
+    }
+
+    pub async fn fetch(&self, url: &str, params: &FetchParams) -> Result<Fetched, CallError> {
+        let request = self
+            .http
+            .get(format!("{url}/internal/fetch"))
+            .query(params)
+            .timeout(Duration::from_millis(params.wait_ms) + Duration::from_secs(5));
+        let response = decode(self.with_token(request).send().await?).await?;
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let hwm = header(HWM_HEADER)
+            .ok_or_else(|| CallError::Failed("fetch answer without an HWM".to_owned()))?;
+        if header(IN_SYNC_HEADER) == Some(1) {
+            return Ok(Fetched::InSync { hwm });
+        }
+        Ok(Fetched::Data {
+            bytes: response.bytes().await?,
+            hwm,
+        })
+    }
+
+    pub async fn epoch_end(
+        &self,
+        url: &str,
+        params: &EpochEndParams,
+    ) -> Result<EpochEnd, CallError> {
+        let request = self
+            .http
+            .get(format!("{url}/internal/epoch_end"))
+            .query(params)
+            .timeout(Duration::from_secs(2));
+        let response = self.with_token(request).send().await?;
+        Ok(decode(response).await?.json().await?)
+    }
+}
+
+/// Passes 2xx answers through; turns 409s into [`Refusal`]s and anything
+/// else into a failure.
+async fn decode(response: reqwest::Response) -> Result<reqwest::Response, CallError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    if status == reqwest::StatusCode::CONFLICT
+        && let Some(refusal) = Refusal::from_body(&body)
+    {
+        return Err(CallError::Refused(refusal));
+    }
+    Err(CallError::Failed(format!("{status}: {body}")))
+}
+
+/// Compares a presented cluster token with the configured one in constant
+/// time. No configured token accepts everything.
+pub fn token_matches(configured: Option<&str>, presented: Option<&[u8]>) -> bool {
+    match configured {
+        None => true,
+        Some(expected) => {
+            presented.is_some_and(|p| constant_time_eq::constant_time_eq(p, expected.as_bytes()))
+        }
+    }
+}
