@@ -304,6 +304,13 @@ impl Node {
     pub(crate) async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
         self.0.following.lock().unwrap().take();
         self.see_epoch(epoch);
+        // A Redis that lost its data learns the topics back from the leader.
+        for topic in self.topics().all() {
+            let partitions = topic.partitions.len() as u32;
+            if self.store().create_topic(&topic.name, partitions).await? {
+                self.activity("topic", format!("restored topic {} in redis", topic.name));
+            }
+        }
         self.sync_topics().await?;
         let mut jobs = Vec::new();
         for topic in self.topics().all() {

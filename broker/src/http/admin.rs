@@ -80,19 +80,29 @@ pub async fn describe(
         .topic(&name)
         .await?
         .ok_or_else(|| ApiError::unknown_topic(&name))?;
-    let partitions: Vec<_> = topic
-        .partitions
-        .iter()
-        .map(|p| {
-            json!({
-                "partition": p.id,
-                "log_start_offset": p.reader().start_offset(),
-                "log_end_offset": p.reader().end_offset(),
-                "high_water_mark": p.hwm(),
-                "size_bytes": p.reader().size_bytes(),
-            })
-        })
-        .collect();
+    let mut partitions = Vec::with_capacity(topic.partitions.len());
+    for p in &topic.partitions {
+        // The leader knows each follower's progress; any node can read the
+        // ISR from the cluster metadata.
+        let status = p.replica_status();
+        let isr = match status.isr.is_empty() {
+            false => status.isr,
+            true => node
+                .store()
+                .isr(&topic.name, p.id)
+                .await?
+                .unwrap_or_default(),
+        };
+        partitions.push(json!({
+            "partition": p.id,
+            "log_start_offset": p.reader().start_offset(),
+            "log_end_offset": p.reader().end_offset(),
+            "high_water_mark": p.hwm(),
+            "size_bytes": p.reader().size_bytes(),
+            "isr": isr,
+            "followers": status.followers,
+        }));
+    }
     Ok(HttpResponse::Ok().json(json!({
         "name": topic.name,
         "node_id": node.config().node_id,
