@@ -1,0 +1,404 @@
+//! Finding the leader and talking to it: every call goes through
+//! [`YakClient::call`], which resolves the leader, follows `not_leader`
+//! answers (a bounded number of redirects) and retries retryable failures
+//! with exponential backoff and jitter, bounded by a deadline.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{
+    error::{ClientError, Result},
+    model::{Fetch, LeaderInfo, TopicDetail, TopicSummary},
+};
+
+/// Redirects followed within one attempt.
+const MAX_REDIRECTS: usize = 4;
+
+/// How the client retries.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Give up retrying a call after this long.
+    pub deadline: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Timeout of one HTTP request (long polls add their wait).
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(30),
+            min_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a `/metadata/leader` answer says to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    /// The leader is at this URL.
+    Leader(String),
+    /// The cluster has no leader right now; ask again later.
+    NoLeader,
+}
+
+/// Reads a metadata answer (pure, so it is tested without a cluster).
+pub fn discover(info: &LeaderInfo) -> Discovery {
+    match &info.leader_url {
+        Some(url) => Discovery::Leader(url.trim_end_matches('/').to_owned()),
+        None => Discovery::NoLeader,
+    }
+}
+
+/// A handle on a YAK cluster. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct YakClient {
+    http: reqwest::Client,
+    bootstrap: Arc<Vec<String>>,
+    leader: Arc<RwLock<Option<String>>>,
+    config: ClientConfig,
+}
+
+impl YakClient {
+    /// A client that finds the leader through any of `bootstrap` (node URLs).
+    pub fn new(bootstrap: impl IntoIterator<Item = impl Into<String>>) -> Result<Self> {
+        Self::with_config(bootstrap, ClientConfig::default())
+    }
+
+    pub fn with_config(
+        bootstrap: impl IntoIterator<Item = impl Into<String>>,
+        config: ClientConfig,
+    ) -> Result<Self> {
+        let bootstrap: Vec<String> = bootstrap
+            .into_iter()
+            .map(|u| u.into().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+        if bootstrap.is_empty() {
+            return Err(ClientError::Config("no bootstrap URLs".to_owned()));
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(1))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Config(e.to_string()))?;
+        Ok(Self {
+            http,
+            bootstrap: Arc::new(bootstrap),
+            leader: Arc::default(),
+            config,
+        })
+    }
+
+    pub fn bootstrap(&self) -> &[String] {
+        &self.bootstrap
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The leader URL last found, if any.
+    pub fn cached_leader(&self) -> Option<String> {
+        self.leader.read().unwrap().clone()
+    }
+
+    fn forget_leader(&self) {
+        *self.leader.write().unwrap() = None;
+    }
+
+    /// Asks the bootstrap nodes (and the nodes they list) who leads.
+    pub async fn leader_info(&self) -> Result<LeaderInfo> {
+        let mut last = ClientError::NoLeader("no node answered".to_owned());
+        let mut urls: Vec<String> = self.cached_leader().into_iter().collect();
+        urls.extend(self.bootstrap.iter().cloned());
+        let mut i = 0;
+        while i < urls.len() {
+            let url = urls[i].clone();
+            i += 1;
+            match self
+                .request::<LeaderInfo>(&url, Method::GET, "/metadata/leader", None)
+                .await
+            {
+                Ok(info) => {
+                    for node in &info.nodes {
+                        if !urls.contains(&node.url) {
+                            urls.push(node.url.clone());
+                        }
+                    }
+                    if info.leader_url.is_some() {
+                        return Ok(info);
+                    }
+                    last = ClientError::NoLeader(format!("{url} knows no leader"));
+                }
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The leader's URL, discovering it if needed.
+    pub async fn leader_url(&self) -> Result<String> {
+        if let Some(url) = self.cached_leader() {
+            return Ok(url);
+        }
+        match discover(&self.leader_info().await?) {
+            Discovery::Leader(url) => {
+                *self.leader.write().unwrap() = Some(url.clone());
+                Ok(url)
+            }
+            Discovery::NoLeader => Err(ClientError::NoLeader(
+                "the cluster has no leader".to_owned(),
+            )),
+        }
+    }
+
+    /// Sends one request to the leader, following redirects and retrying
+    /// retryable failures until the deadline. `retry` decides whether a
+    /// retryable error may be retried (producers that are not idempotent
+    /// must not retry writes of unknown outcome).
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+        retry: impl Fn(&ClientError) -> bool,
+    ) -> Result<T> {
+        let mut backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.config.min_backoff)
+            .with_max_delay(self.config.max_backoff)
+            .with_total_delay(Some(self.config.deadline))
+            .without_max_times()
+            .build();
+        loop {
+            let error = match self.attempt(&method, path_and_query, body, timeout).await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !(error.is_retryable() && retry(&error)) {
+                return Err(error);
+            }
+            match backoff.next() {
+                Some(delay) => {
+                    tracing::debug!(?delay, "retrying after: {error}");
+                    tokio::time::sleep(delay).await;
+                }
+                None => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt: find the leader, follow up to [`MAX_REDIRECTS`] redirects.
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
+        let mut url = self.leader_url().await?;
+        for _ in 0..MAX_REDIRECTS {
+            let result = self
+                .request_with_timeout(&url, method.clone(), path_and_query, body, timeout)
+                .await;
+            match result {
+                Err(ClientError::Api {
+                    status: 307, body, ..
+                }) => match body.get("leader_url").and_then(Value::as_str) {
+                    Some(next) => {
+                        url = next.trim_end_matches('/').to_owned();
+                        *self.leader.write().unwrap() = Some(url.clone());
+                    }
+                    None => {
+                        self.forget_leader();
+                        return Err(ClientError::NoLeader(
+                            "redirect without a leader".to_owned(),
+                        ));
+                    }
+                },
+                Err(e) => {
+                    if matches!(e, ClientError::Transport { .. })
+                        || e.code()
+                            .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
+                    {
+                        self.forget_leader();
+                    }
+                    return Err(e);
+                }
+                ok => return ok,
+            }
+        }
+        self.forget_leader();
+        Err(ClientError::NoLeader("too many redirects".to_owned()))
+    }
+
+    async fn request<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+    ) -> Result<T> {
+        self.request_with_timeout(url, method, path_and_query, body, None)
+            .await
+    }
+
+    async fn request_with_timeout<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<&Value>,
+        timeout: Option<Duration>,
+    ) -> Result<T> {
+        let full = format!("{url}{path_and_query}");
+        let mut request = self
+            .http
+            .request(method, &full)
+            .timeout(timeout.unwrap_or(self.config.request_timeout));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let transport = |e: reqwest::Error| ClientError::Transport {
+            url: url.to_owned(),
+            message: e.to_string(),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        let decode = |message: String| ClientError::Decode {
+            url: url.to_owned(),
+            message,
+        };
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()));
+        }
+        let body: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| decode(format!("{status}: {}", String::from_utf8_lossy(&bytes))))?;
+        Err(ClientError::from_body(status.as_u16(), body))
+    }
+
+    /// Every topic with its partition count.
+    pub async fn topics(&self) -> Result<Vec<TopicSummary>> {
+        #[derive(serde::Deserialize)]
+        struct Topics {
+            topics: Vec<TopicSummary>,
+        }
+        let topics: Topics = self
+            .call(Method::GET, "/topics", None, None, |_| true)
+            .await?;
+        Ok(topics.topics)
+    }
+
+    /// Creates a topic; `Err` with code `topic_exists` if it exists.
+    pub async fn create_topic(&self, name: &str, partitions: Option<u32>) -> Result<TopicSummary> {
+        let body = serde_json::json!({ "name": name, "partitions": partitions });
+        self.call(Method::POST, "/topics", Some(&body), None, |e| {
+            e.is_not_written()
+        })
+        .await
+    }
+
+    /// A topic's partitions as the leader sees them (ISR, follower lag).
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDetail> {
+        let path = format!("/topics/{}", encode(name));
+        self.call(Method::GET, &path, None, None, |_| true).await
+    }
+
+    /// One read of committed records, long-polling up to `wait`.
+    pub async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max_records: usize,
+        wait: Duration,
+    ) -> Result<Fetch> {
+        let path = format!(
+            "/consume?topic={}&partition={partition}&offset={offset}&max_records={max_records}&wait_ms={}",
+            encode(topic),
+            wait.as_millis()
+        );
+        let timeout = self.config.request_timeout + wait;
+        self.call(Method::GET, &path, None, Some(timeout), |_| true)
+            .await
+    }
+}
+
+/// Percent-encodes a path or query component. Topic names are restricted
+/// to `[A-Za-z0-9._-]`, which need none, but callers may pass anything.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(url: Option<&str>) -> LeaderInfo {
+        LeaderInfo {
+            leader_id: url.map(|_| "b".to_owned()),
+            leader_url: url.map(str::to_owned),
+            epoch: 3,
+            nodes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn discovery_reads_metadata() {
+        assert_eq!(
+            discover(&info(Some("http://h:5001/"))),
+            Discovery::Leader("http://h:5001".to_owned())
+        );
+        assert_eq!(discover(&info(None)), Discovery::NoLeader);
+    }
+
+    #[test]
+    fn retryable_errors() {
+        let api = |status, written: &str| {
+            ClientError::from_body(
+                status,
+                serde_json::json!({"error": "x", "message": "m", "written": written}),
+            )
+        };
+        assert!(api(503, "unknown").is_retryable());
+        assert!(!api(503, "unknown").is_not_written());
+        assert!(api(503, "no").is_not_written());
+        assert!(api(307, "no").is_retryable());
+        assert!(!api(400, "").is_retryable());
+        assert!(api(400, "").is_not_written(), "a 4xx stores nothing");
+        assert!(!api(500, "").is_retryable());
+    }
+
+    #[test]
+    fn encodes_components() {
+        assert_eq!(encode("a.b_c-1"), "a.b_c-1");
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
+
+    #[test]
+    fn needs_a_bootstrap_url() {
+        assert!(YakClient::new(Vec::<String>::new()).is_err());
+        assert!(YakClient::new(["/"]).is_err(), "an empty URL is no URL");
+        let client = YakClient::new(["http://localhost:5001/"]).unwrap();
+        assert_eq!(client.bootstrap(), ["http://localhost:5001"]);
+    }
+}

@@ -1,0 +1,43 @@
+//! # yak-client
+//!
+//! The client library of YAK. The UIs and the `yak` command use it; nothing
+//! else speaks the broker's HTTP API by hand.
+//!
+//! ## Layout
+//! - [`cluster`]: [`YakClient`] — leader discovery from a list of node URLs,
+//!   redirects, retries with exponential backoff and jitter under a
+//!   deadline; topic administration and raw fetches.
+//! - [`producer`]: [`Producer`] — single and batched sends, optional linger,
+//!   idempotent by default so a retry across a failover never stores a
+//!   record twice.
+//! - [`consumer`]: [`Consumer`] — reads a partition from earliest, latest or
+//!   an offset, long-polling; resumes exactly at the next offset after a
+//!   failover.
+//! - [`model`]: the API's request and response shapes.
+//! - `error`: [`ClientError`].
+//!
+//! ```no_run
+//! # async fn demo() -> yak_client::Result<()> {
+//! use std::time::Duration;
+//! use yak_client::{Consumer, Producer, ProducerConfig, Record, StartAt, YakClient};
+//!
+//! let client = YakClient::new(["http://127.0.0.1:5001", "http://127.0.0.1:5002"])?;
+//! let producer = Producer::new(client.clone(), ProducerConfig::default());
+//! let at = producer.send(Record::new("orders", serde_json::json!({"id": 1})).key("c-7")).await?;
+//! let mut consumer = Consumer::new(client, "orders", at.partition, StartAt::Offset(at.offset));
+//! let records = consumer.poll(Duration::from_secs(1)).await?;
+//! assert_eq!(records[0].offset, at.offset);
+//! # Ok(()) }
+//! ```
+
+pub mod cluster;
+pub mod consumer;
+mod error;
+pub mod model;
+pub mod producer;
+
+pub use cluster::{ClientConfig, Discovery, YakClient, discover};
+pub use consumer::{Consumer, StartAt};
+pub use error::{ClientError, Result};
+pub use model::{Consumed, Fetch, LeaderInfo, Produced, Record, TopicDetail, TopicSummary};
+pub use producer::{Producer, ProducerConfig};

@@ -1,0 +1,129 @@
+//! The broker's HTTP API shapes, as the client sends and receives them.
+//! `docs/api.md` is the reference.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A record to produce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub topic: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub payload: Value,
+    /// An explicit partition; otherwise the key (or spreading) decides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+}
+
+impl Record {
+    pub fn new(topic: impl Into<String>, payload: Value) -> Self {
+        Self {
+            topic: topic.into(),
+            key: None,
+            payload,
+            partition: None,
+        }
+    }
+
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn partition(mut self, partition: u32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// A record as sent, with the idempotence fields the producer adds.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct WireRecord<'a> {
+    #[serde(flatten)]
+    pub record: &'a Record,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
+}
+
+/// Where an acknowledged record was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Produced {
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// A record read back.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Consumed {
+    pub offset: u64,
+    pub key: Option<String>,
+    pub payload: Value,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// One `GET /consume` answer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Fetch {
+    pub records: Vec<Consumed>,
+    pub next_offset: u64,
+    pub high_water_mark: u64,
+    pub log_start_offset: u64,
+}
+
+/// A node as the registry lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeInfo {
+    pub id: String,
+    pub url: String,
+    pub role: String,
+    pub epoch: u64,
+    pub heartbeat_ms: u64,
+}
+
+/// `GET /metadata/leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct LeaderInfo {
+    pub leader_id: Option<String>,
+    pub leader_url: Option<String>,
+    pub epoch: u64,
+    pub nodes: Vec<NodeInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TopicSummary {
+    pub name: String,
+    pub partitions: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FollowerDetail {
+    pub id: String,
+    pub offset: u64,
+    pub lag: u64,
+    pub in_sync: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PartitionDetail {
+    pub partition: u32,
+    pub log_start_offset: u64,
+    pub log_end_offset: u64,
+    pub high_water_mark: u64,
+    pub size_bytes: u64,
+    #[serde(default)]
+    pub isr: Vec<String>,
+    #[serde(default)]
+    pub followers: Vec<FollowerDetail>,
+}
+
+/// `GET /topics/{name}`, as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TopicDetail {
+    pub name: String,
+    pub node_id: String,
+    pub partitions: Vec<PartitionDetail>,
+}

@@ -1,0 +1,232 @@
+//! [`Producer`]: sends records to the leader, batched and idempotent.
+//!
+//! Idempotence: a producer has a random id and numbers its records with
+//! consecutive sequences; a request that is retried (after a timeout, a
+//! failover, a 503) carries the same ids, so the broker stores each record
+//! once and answers the original offsets. A non-idempotent producer only
+//! retries errors after which nothing was stored.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    cluster::YakClient,
+    error::{ClientError, Result},
+    model::{Produced, Record, WireRecord},
+};
+
+/// Largest sequence the broker accepts.
+const MAX_SEQUENCE: u64 = i32::MAX as u64;
+
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// Number records so that retries are never stored twice.
+    pub idempotent: bool,
+    /// With a linger, `send` waits up to this long to batch records
+    /// together; zero sends each at once.
+    pub linger: Duration,
+    /// Most records in one request.
+    pub max_batch: usize,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            idempotent: true,
+            linger: Duration::ZERO,
+            max_batch: 1000,
+        }
+    }
+}
+
+struct Queued {
+    record: Record,
+    reply: oneshot::Sender<Result<Produced>>,
+}
+
+/// Sends records; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Producer {
+    client: YakClient,
+    config: ProducerConfig,
+    producer_id: u64,
+    next_sequence: AtomicU64,
+    lingering: Option<mpsc::Sender<Queued>>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Results {
+    results: Vec<Value>,
+}
+
+impl Producer {
+    /// A producer with a fresh random id. With a linger it starts a
+    /// batching task on the current runtime.
+    pub fn new(client: YakClient, config: ProducerConfig) -> std::sync::Arc<Self> {
+        let producer_id = rand::random_range(1..=i64::MAX as u64);
+        let (lingering, rx) = if config.linger.is_zero() {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::channel(config.max_batch.max(1) * 4);
+            (Some(tx), Some(rx))
+        };
+        let producer = std::sync::Arc::new(Self {
+            client,
+            config,
+            producer_id,
+            next_sequence: AtomicU64::new(0),
+            lingering,
+        });
+        if let Some(rx) = rx {
+            tokio::spawn(linger(std::sync::Arc::downgrade(&producer), rx));
+        }
+        producer
+    }
+
+    pub fn producer_id(&self) -> u64 {
+        self.producer_id
+    }
+
+    pub fn client(&self) -> &YakClient {
+        &self.client
+    }
+
+    /// Sends one record and waits for its acknowledgement.
+    pub async fn send(&self, record: Record) -> Result<Produced> {
+        if let Some(queue) = &self.lingering {
+            let (reply, rx) = oneshot::channel();
+            queue
+                .send(Queued { record, reply })
+                .await
+                .map_err(|_| ClientError::Config("the producer is closed".to_owned()))?;
+            return rx
+                .await
+                .map_err(|_| ClientError::Config("the producer is closed".to_owned()))?;
+        }
+        self.send_batch(std::slice::from_ref(&record))
+            .await
+            .pop()
+            .expect("one result per record")
+    }
+
+    /// Sends records in one request; one result per record, in order.
+    /// Records that failed with a retryable error are sent again (with the
+    /// same sequences, so nothing is stored twice) until the deadline.
+    pub async fn send_batch(&self, records: &[Record]) -> Vec<Result<Produced>> {
+        if records.is_empty() {
+            return Vec::new();
+        }
+        let n = records.len() as u64;
+        let first = self.next_sequence.fetch_add(n, Ordering::Relaxed);
+        if first + n > MAX_SEQUENCE {
+            let e = ClientError::Config(
+                "this producer used up its sequence numbers; create a new one".to_owned(),
+            );
+            return records.iter().map(|_| Err(e.clone())).collect();
+        }
+        let idempotent = self.config.idempotent;
+        let wire: Vec<WireRecord<'_>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| WireRecord {
+                record,
+                producer_id: idempotent.then_some(self.producer_id),
+                sequence: idempotent.then_some(first + i as u64),
+            })
+            .collect();
+        let body = json!({ "records": wire });
+        let deadline = Instant::now() + self.client.config().deadline;
+        let mut backoff = ExponentialBuilder::default()
+            .with_jitter()
+            .with_min_delay(self.client.config().min_backoff)
+            .with_max_delay(self.client.config().max_backoff)
+            .without_max_times()
+            .build();
+        loop {
+            let answer: Result<Results> = self
+                .client
+                .call(Method::POST, "/produce", Some(&body), None, |e| {
+                    idempotent || e.is_not_written()
+                })
+                .await;
+            let results: Vec<Result<Produced>> = match answer {
+                Ok(answer) if answer.results.len() == records.len() => {
+                    answer.results.into_iter().map(parse_result).collect()
+                }
+                Ok(_) => {
+                    let e = ClientError::Decode {
+                        url: "/produce".to_owned(),
+                        message: "wrong number of results".to_owned(),
+                    };
+                    return records.iter().map(|_| Err(e.clone())).collect();
+                }
+                Err(e) => return records.iter().map(|_| Err(e.clone())).collect(),
+            };
+            let retry = results.iter().any(|r| {
+                r.as_ref()
+                    .err()
+                    .is_some_and(|e| e.is_retryable() && (idempotent || e.is_not_written()))
+            });
+            match backoff.next() {
+                Some(delay) if retry && Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return results,
+            }
+        }
+    }
+}
+
+fn parse_result(value: Value) -> Result<Produced> {
+    if value.get("error").is_some() {
+        let status = match value.get("error").and_then(Value::as_str) {
+            Some("sequence_conflict") => 409,
+            Some("storage_error") => 500,
+            _ => 503,
+        };
+        return Err(ClientError::from_body(status, value));
+    }
+    serde_json::from_value(value).map_err(|e| ClientError::Decode {
+        url: "/produce".to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Collects queued records for up to the linger time (or a full batch)
+/// and sends them together.
+async fn linger(producer: std::sync::Weak<Producer>, mut rx: mpsc::Receiver<Queued>) {
+    while let Some(first) = rx.recv().await {
+        let Some(producer) = producer.upgrade() else {
+            return;
+        };
+        let mut batch = vec![first];
+        let until = tokio::time::Instant::now() + producer.config.linger;
+        while batch.len() < producer.config.max_batch {
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(queued)) => batch.push(queued),
+                _ => break,
+            }
+        }
+        let records: Vec<Record> = batch.iter().map(|q| q.record.clone()).collect();
+        let results = producer.send_batch(&records).await;
+        for (queued, result) in batch.into_iter().zip(results) {
+            let _ = queued.reply.send(result);
+        }
+    }
+}
