@@ -1,0 +1,59 @@
+//! `yak cluster status`: leader, epoch, nodes, and per partition the ISR
+//! and each follower's lag.
+
+use clap::{Args, Subcommand};
+
+use super::{Bootstrap, out};
+
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(flatten)]
+    bootstrap: Bootstrap,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Leader, epoch, nodes, ISR and lag per partition.
+    Status,
+}
+
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    let client = args.bootstrap.client()?;
+    let ClusterCommand::Status = args.command;
+    let info = client.leader_info().await?;
+    out(format!(
+        "leader: {} at {} (epoch {})",
+        info.leader_id.as_deref().unwrap_or("none"),
+        info.leader_url.as_deref().unwrap_or("-"),
+        info.epoch
+    ));
+    out(format!("nodes:"));
+    for n in &info.nodes {
+        out(format!(
+            "  {:<16} {:<28} {:<9} epoch {}",
+            n.id, n.url, n.role, n.epoch
+        ));
+    }
+    for topic in client.topics().await? {
+        let detail = client.describe_topic(&topic.name).await?;
+        out(format!("topic {}:", detail.name));
+        for p in detail.partitions {
+            let lag: Vec<String> = p
+                .followers
+                .iter()
+                .map(|f| format!("{} lag {}", f.id, f.lag))
+                .collect();
+            out(format!(
+                "  p{:<3} hwm {:<10} end {:<10} isr [{}] {}",
+                p.partition,
+                p.high_water_mark,
+                p.log_end_offset,
+                p.isr.join(", "),
+                lag.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! One module per subcommand, plus the flags they share.
+
+pub mod cluster;
+pub mod consume;
+pub mod produce;
+pub mod topics;
+pub mod up;
+
+use clap::Args;
+use yak_client::YakClient;
+
+/// Where the cluster is.
+#[derive(Debug, Clone, Args)]
+pub struct Bootstrap {
+    /// Node URLs to find the leader through (comma-separated).
+    #[arg(
+        long,
+        env = "YAK_BOOTSTRAP",
+        value_delimiter = ',',
+        default_value = "http://127.0.0.1:5001,http://127.0.0.1:5002"
+    )]
+    pub bootstrap: Vec<String>,
+}
+
+/// Prints a line to stdout; a closed pipe (`yak … | head`) ends the
+/// program quietly instead of panicking.
+pub fn out(line: impl std::fmt::Display) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("yak: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+impl Bootstrap {
+    pub fn client(&self) -> anyhow::Result<YakClient> {
+        Ok(YakClient::new(self.bootstrap.clone())?)
+    }
+}

@@ -1,0 +1,79 @@
+//! `yak topics list|create|describe`.
+
+use clap::{Args, Subcommand};
+
+use super::{Bootstrap, out};
+
+#[derive(Debug, Args)]
+pub struct TopicsArgs {
+    #[command(flatten)]
+    bootstrap: Bootstrap,
+    #[command(subcommand)]
+    command: TopicsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopicsCommand {
+    /// Every topic with its partition count.
+    List,
+    /// Create a topic.
+    Create {
+        name: String,
+        /// Partitions [default: the cluster's default].
+        #[arg(long)]
+        partitions: Option<u32>,
+    },
+    /// Per partition: log range, HWM, ISR, follower lag.
+    Describe { name: String },
+}
+
+pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
+    let client = args.bootstrap.client()?;
+    match args.command {
+        TopicsCommand::List => {
+            let topics = client.topics().await?;
+            if topics.is_empty() {
+                out(format!("no topics"));
+            }
+            for t in topics {
+                out(format!("{:<40} {} partitions", t.name, t.partitions));
+            }
+        }
+        TopicsCommand::Create { name, partitions } => {
+            let t = client.create_topic(&name, partitions).await?;
+            out(format!(
+                "created {} with {} partitions",
+                t.name, t.partitions
+            ));
+        }
+        TopicsCommand::Describe { name } => {
+            let detail = client.describe_topic(&name).await?;
+            out(format!(
+                "topic {} (as {} sees it)",
+                detail.name, detail.node_id
+            ));
+            out(format!(
+                "{:>9} {:>12} {:>12} {:>12} {:>12}  isr / follower lag",
+                "partition", "start", "end", "hwm", "bytes"
+            ));
+            for p in detail.partitions {
+                let lag: Vec<String> = p
+                    .followers
+                    .iter()
+                    .map(|f| format!("{}:{}", f.id, f.lag))
+                    .collect();
+                out(format!(
+                    "{:>9} {:>12} {:>12} {:>12} {:>12}  [{}] {}",
+                    p.partition,
+                    p.log_start_offset,
+                    p.log_end_offset,
+                    p.high_water_mark,
+                    p.size_bytes,
+                    p.isr.join(", "),
+                    lag.join(" ")
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! `yak`: the command line of YAK.
+//!
+//! - `yak up`: the whole local cluster for the demo (Redis, a broker,
+//!   followers, the producer and consumer UIs), each its own process.
+//! - `yak produce`, `yak consume`, `yak topics …`, `yak cluster status`:
+//!   talk to a cluster through the client library.
+//!
+//! Every flag has a `YAK_*` environment fallback.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "yak",
+    version,
+    about = "YAK message broker: local cluster and command-line client"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the whole local cluster (Redis, broker, followers, UIs).
+    Up(cmd::up::UpArgs),
+    /// Send records: a value, a file of lines, or a CSV file.
+    Produce(cmd::produce::ProduceArgs),
+    /// Read records from a partition (or all partitions) of a topic.
+    Consume(cmd::consume::ConsumeArgs),
+    /// List, create and describe topics.
+    Topics(cmd::topics::TopicsArgs),
+    /// Cluster state: leader, epoch, nodes, ISR and lag per partition.
+    Cluster(cmd::cluster::ClusterArgs),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Up(args) => cmd::up::run(args).await,
+        Command::Produce(args) => cmd::produce::run(args).await,
+        Command::Consume(args) => cmd::consume::run(args).await,
+        Command::Topics(args) => cmd::topics::run(args).await,
+        Command::Cluster(args) => cmd::cluster::run(args).await,
+    }
+}
