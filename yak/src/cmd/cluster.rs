@@ -29,7 +29,7 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
         info.leader_url.as_deref().unwrap_or("-"),
         info.epoch
     ));
-    out(format!("nodes:"));
+    out("nodes:");
     for n in &info.nodes {
         out(format!(
             "  {:<16} {:<28} {:<9} epoch {}",

@@ -33,7 +33,7 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
         TopicsCommand::List => {
             let topics = client.topics().await?;
             if topics.is_empty() {
-                out(format!("no topics"));
+                out("no topics");
             }
             for t in topics {
                 out(format!("{:<40} {} partitions", t.name, t.partitions));
