@@ -21,7 +21,8 @@
 //! - [`activity`]: the bounded activity log the dashboard shows.
 //! - [`partitioner`]: Kafka-compatible key → partition.
 //! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
-//! - [`metrics`]: Prometheus metrics.
+//! - [`metrics`]: Prometheus metrics; [`logging`]: log lines with node and role.
+//! - [`stats`]: the once-a-second dashboard snapshot and rate series.
 //! - [`http`]: the HTTP API and its single error mapping.
 //!
 //! The whole produce path and its invariants are in `docs/architecture.md`.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod http;
 pub mod launch;
 pub mod lease;
+pub mod logging;
 pub mod metrics;
 pub mod node;
 pub mod partition;
@@ -39,6 +41,7 @@ pub mod partitioner;
 pub mod producers;
 pub mod replication;
 pub mod role;
+pub mod stats;
 pub mod store;
 pub mod topics;
 

@@ -80,7 +80,8 @@ struct Inner {
     peers: Peers,
     client: PeerClient,
     following: Mutex<Option<FollowerSession>>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    stats: watch::Receiver<Arc<str>>,
     activity: ActivityLog,
     cluster: RwLock<ClusterView>,
     started: Instant,
@@ -121,6 +122,8 @@ impl Node {
             ..LogConfig::default()
         };
         let activity = ActivityLog::default();
+        let metrics = Arc::new(Metrics::default());
+        let (stats_tx, stats) = watch::channel(Arc::from("{}"));
         let peers = Peers::default();
         let client = PeerClient::new(config.cluster_token.clone());
         let ctx = WriterContext {
@@ -134,6 +137,7 @@ impl Node {
             client: client.clone(),
             min_insync_replicas: config.min_insync_replicas,
             replica_lag_time: config.replica_lag_time,
+            metrics: Arc::clone(&metrics),
         };
         let topics = TopicRegistry::new(&config.data_dir, log_config, ctx);
         let on_disk = topics.on_disk().map_err(data_err)?;
@@ -151,14 +155,21 @@ impl Node {
             peers,
             client,
             following: Mutex::default(),
-            metrics: Metrics::default(),
+            metrics,
+            stats,
             activity,
             cluster: RwLock::default(),
             started: Instant::now(),
         }));
+        crate::logging::set_role(node.role().name());
         node.activity("start", format!("node {} started", node.config().node_id));
         let driver = LeaseDriver::new(node.clone(), role_tx, events_rx);
         let lease_task = tokio::spawn(driver.run(shutdown.clone()));
+        tokio::spawn(crate::stats::run_sampler(
+            node.clone(),
+            stats_tx,
+            shutdown.clone(),
+        ));
         tokio::spawn(node.clone().upkeep(shutdown));
         Ok((node, lease_task))
     }
@@ -181,6 +192,11 @@ impl Node {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    /// The latest dashboard snapshot (JSON), refreshed every second.
+    pub fn watch_stats(&self) -> watch::Receiver<Arc<str>> {
+        self.0.stats.clone()
     }
 
     pub fn role(&self) -> Role {
@@ -218,6 +234,7 @@ impl Node {
         self.metrics()
             .is_leader
             .set(i64::from(matches!(to, Role::Leader { .. })));
+        crate::logging::set_role(to.name());
         if let Role::Leader { epoch } | Role::Fenced { epoch } = to {
             self.metrics().epoch.set(*epoch as i64);
         }

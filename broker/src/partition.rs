@@ -205,6 +205,7 @@ pub struct WriterContext {
     pub client: PeerClient,
     pub min_insync_replicas: u32,
     pub replica_lag_time: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Node id → advertised URL of every live node, refreshed by the node.
@@ -755,6 +756,8 @@ impl Writer {
         let Mode::Leading { replicas, .. } = &mut self.mode else {
             return Err(WriteError::NotLeader);
         };
+        let started = std::time::Instant::now();
+        let has_followers = replicas.isr().len() > 1;
         let outcome = leader::push_round(
             &self.ctx,
             replicas,
@@ -770,6 +773,9 @@ impl Writer {
             },
         )
         .await;
+        if has_followers {
+            self.ctx.metrics.observe_replication(started.elapsed());
+        }
         if outcome.deposed {
             return Err(self.step_down(epoch, WriteError::Fenced { epoch }));
         }

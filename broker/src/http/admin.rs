@@ -156,10 +156,3 @@ pub async fn ready(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         "role": role.name(),
     })))
 }
-
-/// `GET /metrics`: Prometheus text format.
-pub async fn metrics(node: web::Data<Node>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(node.metrics().render())
-}

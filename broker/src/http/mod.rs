@@ -6,6 +6,7 @@ mod admin;
 mod consume;
 pub mod error;
 mod internal;
+mod observe;
 mod produce;
 
 use std::{net::TcpListener, time::Duration};
@@ -31,7 +32,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metadata/leader", web::get().to(admin::leader))
         .route("/health", web::get().to(admin::health))
         .route("/ready", web::get().to(admin::ready))
-        .route("/metrics", web::get().to(admin::metrics))
+        .route("/metrics", web::get().to(observe::metrics))
+        .route("/stats", web::get().to(observe::stats))
+        .route("/events", web::get().to(observe::events))
         .route("/internal/replicate", web::post().to(internal::replicate))
         .route("/internal/fetch", web::get().to(internal::fetch))
         .route("/internal/epoch_end", web::get().to(internal::epoch_end));
@@ -55,6 +58,7 @@ pub fn server(node: Node, listener: TcpListener) -> std::io::Result<Server> {
                     ApiError::bad_request("invalid_path", e.to_string()).into()
                 }))
                 .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
+                .wrap(actix_web::middleware::from_fn(observe::time_requests))
                 .wrap(NormalizePath::new(TrailingSlash::Trim))
                 .configure(routes)
         })
