@@ -2,12 +2,14 @@
 //!
 //! - `yak up`: the whole local cluster for the demo (Redis, a broker,
 //!   followers, the producer and consumer UIs), each its own process.
+//! - `yak bench`: YAK against Redis Streams, figures to `bench-results.json`.
 //! - `yak produce`, `yak consume`, `yak topics …`, `yak cluster status`:
 //!   talk to a cluster through the client library.
 //!
 //! Every flag has a `YAK_*` environment fallback.
 
 mod cmd;
+mod local;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,8 @@ enum Command {
     Topics(cmd::topics::TopicsArgs),
     /// Cluster state: leader, epoch, nodes, ISR and lag per partition.
     Cluster(cmd::cluster::ClusterArgs),
+    /// Benchmark YAK against Redis Streams on this machine.
+    Bench(cmd::bench::BenchArgs),
 }
 
 #[tokio::main]
@@ -44,5 +48,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Consume(args) => cmd::consume::run(args).await,
         Command::Topics(args) => cmd::topics::run(args).await,
         Command::Cluster(args) => cmd::cluster::run(args).await,
+        Command::Bench(args) => cmd::bench::run(args).await,
     }
 }

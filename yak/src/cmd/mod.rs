@@ -1,5 +1,6 @@
 //! One module per subcommand, plus the flags they share.
 
+pub mod bench;
 pub mod cluster;
 pub mod consume;
 pub mod produce;
