@@ -81,8 +81,14 @@ impl Proc {
     pub async fn stop(&mut self, grace: Duration, logs: &Logs) {
         let Some(id) = self.child.id() else { return };
         let _ = nix::sys::signal::kill(Pid::from_raw(id as i32), Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait()).await.is_err() {
-            logs.say(format!("{} did not stop in {grace:?}; killing it", self.name));
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            logs.say(format!(
+                "{} did not stop in {grace:?}; killing it",
+                self.name
+            ));
             let _ = self.child.kill().await;
         }
     }
@@ -171,7 +177,11 @@ pub enum Durability {
 
 /// Starts `redis-server` on a free port with its data in `dir`; returns it
 /// and its URL once it answers PING.
-pub async fn start_redis(dir: &Path, durability: Durability, logs: &Logs) -> anyhow::Result<(Proc, String)> {
+pub async fn start_redis(
+    dir: &Path,
+    durability: Durability,
+    logs: &Logs,
+) -> anyhow::Result<(Proc, String)> {
     if which("redis-server").is_none() {
         bail!(
             "redis-server is not installed. Install it with `sudo apt-get install redis-server` \
@@ -231,7 +241,14 @@ fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Flags for a node process.
-pub fn node_args(id: &str, host: &str, port: u16, data_dir: &Path, redis_url: &str, lease_ttl_ms: u64) -> Vec<String> {
+pub fn node_args(
+    id: &str,
+    host: &str,
+    port: u16,
+    data_dir: &Path,
+    redis_url: &str,
+    lease_ttl_ms: u64,
+) -> Vec<String> {
     vec![
         "--node-id".to_owned(),
         id.to_owned(),

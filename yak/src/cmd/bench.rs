@@ -106,15 +106,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => {
             let (cluster, urls) = start_cluster(args.bin_dir.as_deref()).await?;
             let dir = cluster._dir.path().join("baseline");
-            let (redis, url) = local::start_redis(&dir, Durability::InMemory, &cluster.logs).await?;
+            let (redis, url) =
+                local::start_redis(&dir, Durability::InMemory, &cluster.logs).await?;
             (urls, Some(cluster), url, Some(redis))
         }
     };
     let client = YakClient::with_config(bootstrap.clone(), ClientConfig::default())?;
-    client.leader_url().await.context("no leader in the cluster")?;
+    client
+        .leader_url()
+        .await
+        .context("no leader in the cluster")?;
     let redis = redis::Client::open(baseline_url.as_str())?;
 
-    out(format!("yak bench{}: values of {} bytes", if args.quick { " --quick" } else { "" }, args.value_bytes));
+    out(format!(
+        "yak bench{}: values of {} bytes",
+        if args.quick { " --quick" } else { "" },
+        args.value_bytes
+    ));
     let topic = format!("bench-{}", std::process::id());
     client.create_topic(&topic, Some(3)).await?;
 
@@ -186,7 +194,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", args.out.display()))?;
     draw_chart(&args.chart, &results)?;
     print_table(&results);
-    out(format!("wrote {} and {}", args.out.display(), args.chart.display()));
+    out(format!(
+        "wrote {} and {}",
+        args.out.display(),
+        args.chart.display()
+    ));
 
     if let Some(mut cluster) = own {
         let logs = cluster.logs.clone();
@@ -204,7 +216,12 @@ async fn start_cluster(bin_dir: Option<&Path>) -> anyhow::Result<(OwnCluster, Ve
     let follower = local::binary(&bins, "follower")?;
     let dir = tempfile::Builder::new().prefix("yak-bench-").tempdir()?;
     let logs = Logs::Files(dir.path().to_owned());
-    let (redis, redis_url) = local::start_redis(&dir.path().join("redis"), Durability::AppendFsyncAlways, &logs).await?;
+    let (redis, redis_url) = local::start_redis(
+        &dir.path().join("redis"),
+        Durability::AppendFsyncAlways,
+        &logs,
+    )
+    .await?;
     let mut procs = vec![redis];
     let mut nodes = Vec::new();
     let mut urls = Vec::new();
@@ -232,7 +249,12 @@ fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
 }
 
-async fn batched_produce(client: &YakClient, topic: &str, value: &str, sizes: &Sizes) -> anyhow::Result<f64> {
+async fn batched_produce(
+    client: &YakClient,
+    topic: &str,
+    value: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<f64> {
     let per_producer = sizes.batched_records / sizes.producers as u64;
     let batches = per_producer.div_ceil(sizes.batch as u64);
     let failed = Arc::new(AtomicU64::new(0));
@@ -240,12 +262,19 @@ async fn batched_produce(client: &YakClient, topic: &str, value: &str, sizes: &S
     let tasks = (0..sizes.producers).map(|p| {
         let producer = Producer::new(client.clone(), ProducerConfig::default());
         let records: Vec<Record> = (0..sizes.batch)
-            .map(|i| Record::new(topic, Value::String(value.to_owned())).partition(((p + i) % 3) as u32))
+            .map(|i| {
+                Record::new(topic, Value::String(value.to_owned())).partition(((p + i) % 3) as u32)
+            })
             .collect();
         let failed = Arc::clone(&failed);
         tokio::spawn(async move {
             for _ in 0..batches {
-                let bad = producer.send_batch(&records).await.iter().filter(|r| r.is_err()).count();
+                let bad = producer
+                    .send_batch(&records)
+                    .await
+                    .iter()
+                    .filter(|r| r.is_err())
+                    .count();
                 failed.fetch_add(bad as u64, Ordering::Relaxed);
             }
         })
@@ -258,7 +287,10 @@ async fn batched_produce(client: &YakClient, topic: &str, value: &str, sizes: &S
     if failed > 0 {
         bail!("{failed} records failed in the batched produce");
     }
-    Ok(rate(batches * sizes.batch as u64 * sizes.producers as u64, took))
+    Ok(rate(
+        batches * sizes.batch as u64 * sizes.producers as u64,
+        took,
+    ))
 }
 
 struct Latency {
@@ -282,7 +314,12 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
-async fn unbatched_produce(client: &YakClient, topic: &str, value: &str, sizes: &Sizes) -> anyhow::Result<Latency> {
+async fn unbatched_produce(
+    client: &YakClient,
+    topic: &str,
+    value: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<Latency> {
     let until = Instant::now() + sizes.unbatched_for;
     let started = Instant::now();
     let tasks = (0..sizes.clients).map(|_| {
@@ -315,7 +352,8 @@ async fn unbatched_produce(client: &YakClient, topic: &str, value: &str, sizes: 
 async fn consume_partition(client: &YakClient, topic: &str) -> anyhow::Result<(f64, u64)> {
     let detail = client.describe_topic(topic).await?;
     let hwm = detail.partitions[0].high_water_mark;
-    let mut consumer = Consumer::new(client.clone(), topic, 0, StartAt::Earliest).max_records(10_000);
+    let mut consumer =
+        Consumer::new(client.clone(), topic, 0, StartAt::Earliest).max_records(10_000);
     let started = Instant::now();
     let mut read = 0u64;
     while consumer.position().is_none_or(|p| p < hwm) {
@@ -337,7 +375,12 @@ async fn redis_batched(redis: &redis::Client, value: &str, sizes: &Sizes) -> any
             for _ in 0..batches {
                 let mut pipe = redis::pipe();
                 for _ in 0..batch {
-                    pipe.cmd("XADD").arg(STREAM).arg("*").arg("v").arg(&value).ignore();
+                    pipe.cmd("XADD")
+                        .arg(STREAM)
+                        .arg("*")
+                        .arg("v")
+                        .arg(&value)
+                        .ignore();
                 }
                 let () = pipe.query_async(&mut conn).await?;
             }
@@ -347,10 +390,17 @@ async fn redis_batched(redis: &redis::Client, value: &str, sizes: &Sizes) -> any
     for task in join_all(tasks).await {
         task??;
     }
-    Ok(rate(batches * sizes.batch as u64 * sizes.producers as u64, started.elapsed()))
+    Ok(rate(
+        batches * sizes.batch as u64 * sizes.producers as u64,
+        started.elapsed(),
+    ))
 }
 
-async fn redis_unbatched(redis: &redis::Client, value: &str, sizes: &Sizes) -> anyhow::Result<Latency> {
+async fn redis_unbatched(
+    redis: &redis::Client,
+    value: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<Latency> {
     let until = Instant::now() + sizes.unbatched_for;
     let started = Instant::now();
     let tasks = (0..sizes.clients).map(|_| {
@@ -455,7 +505,11 @@ async fn failovers(
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         samples.push(took.as_secs_f64() * 1000.0);
-        out(format!("  failover {}: {:.0} ms", round + 1, took.as_secs_f64() * 1000.0));
+        out(format!(
+            "  failover {}: {:.0} ms",
+            round + 1,
+            took.as_secs_f64() * 1000.0
+        ));
         cluster.procs[index].restart(&cluster.logs)?;
     }
     running.store(false, Ordering::Relaxed);
@@ -492,7 +546,9 @@ fn broker_rss_mb(cluster: &OwnCluster) -> anyhow::Result<f64> {
         .find(|(id, _)| id == "broker")
         .map(|(_, i)| *i)
         .context("no broker")?;
-    let pid = cluster.procs[index].pid().context("the broker is not running")?;
+    let pid = cluster.procs[index]
+        .pid()
+        .context("the broker is not running")?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
@@ -507,7 +563,10 @@ fn machine() -> Value {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_default();
     let mem_gb = read("/proc/meminfo")
         .lines()
@@ -540,14 +599,51 @@ fn print_table(results: &Value) {
     };
     let show = |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1} {unit}"));
     let rows = [
-        ("batched produce", show(f(&["batched_produce", "msgs_per_s"]), "msg/s"), show(f(&["batched_produce", "redis_msgs_per_s"]), "msg/s"), f(&["batched_produce", "ratio"])),
-        ("unbatched produce", show(f(&["unbatched_produce", "msgs_per_s"]), "msg/s"), show(f(&["unbatched_produce", "redis_msgs_per_s"]), "msg/s"), f(&["unbatched_produce", "ratio"])),
-        ("unbatched p99", show(f(&["unbatched_produce", "p99_ms"]), "ms"), show(f(&["unbatched_produce", "redis_p99_ms"]), "ms"), None),
-        ("consume (1 partition)", show(f(&["consume", "msgs_per_s"]), "msg/s"), show(f(&["consume", "redis_msgs_per_s"]), "msg/s"), f(&["consume", "ratio"])),
-        ("failover p50 / max", format!("{} / {}", show(f(&["failover", "p50_ms"]), "ms"), show(f(&["failover", "max_ms"]), "ms")), "-".to_owned(), None),
-        ("broker RSS", show(f(&["memory", "broker_rss_mb"]), "MB"), "-".to_owned(), None),
+        (
+            "batched produce",
+            show(f(&["batched_produce", "msgs_per_s"]), "msg/s"),
+            show(f(&["batched_produce", "redis_msgs_per_s"]), "msg/s"),
+            f(&["batched_produce", "ratio"]),
+        ),
+        (
+            "unbatched produce",
+            show(f(&["unbatched_produce", "msgs_per_s"]), "msg/s"),
+            show(f(&["unbatched_produce", "redis_msgs_per_s"]), "msg/s"),
+            f(&["unbatched_produce", "ratio"]),
+        ),
+        (
+            "unbatched p99",
+            show(f(&["unbatched_produce", "p99_ms"]), "ms"),
+            show(f(&["unbatched_produce", "redis_p99_ms"]), "ms"),
+            None,
+        ),
+        (
+            "consume (1 partition)",
+            show(f(&["consume", "msgs_per_s"]), "msg/s"),
+            show(f(&["consume", "redis_msgs_per_s"]), "msg/s"),
+            f(&["consume", "ratio"]),
+        ),
+        (
+            "failover p50 / max",
+            format!(
+                "{} / {}",
+                show(f(&["failover", "p50_ms"]), "ms"),
+                show(f(&["failover", "max_ms"]), "ms")
+            ),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "broker RSS",
+            show(f(&["memory", "broker_rss_mb"]), "MB"),
+            "-".to_owned(),
+            None,
+        ),
     ];
-    out(format!("{:<24} {:>22} {:>22} {:>8}", "", "YAK", "Redis Streams", "YAK/Redis"));
+    out(format!(
+        "{:<24} {:>22} {:>22} {:>8}",
+        "", "YAK", "Redis Streams", "YAK/Redis"
+    ));
     for (name, yak, redis, ratio) in rows {
         let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
         out(format!("{name:<24} {yak:>22} {redis:>22} {ratio:>8}"));
@@ -556,11 +652,29 @@ fn print_table(results: &Value) {
 
 fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
     use plotters::prelude::*;
-    let get = |a: &str, b: &str| results.get(a).and_then(|v| v.get(b)).and_then(Value::as_f64).unwrap_or(0.0);
+    let get = |a: &str, b: &str| {
+        results
+            .get(a)
+            .and_then(|v| v.get(b))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    };
     let throughput = [
-        ("batched produce", get("batched_produce", "msgs_per_s"), get("batched_produce", "redis_msgs_per_s")),
-        ("unbatched produce", get("unbatched_produce", "msgs_per_s"), get("unbatched_produce", "redis_msgs_per_s")),
-        ("consume", get("consume", "msgs_per_s"), get("consume", "redis_msgs_per_s")),
+        (
+            "batched produce",
+            get("batched_produce", "msgs_per_s"),
+            get("batched_produce", "redis_msgs_per_s"),
+        ),
+        (
+            "unbatched produce",
+            get("unbatched_produce", "msgs_per_s"),
+            get("unbatched_produce", "redis_msgs_per_s"),
+        ),
+        (
+            "consume",
+            get("consume", "msgs_per_s"),
+            get("consume", "redis_msgs_per_s"),
+        ),
     ];
     let latency = [
         ("p50", get("unbatched_produce", "p50_ms")),
@@ -572,7 +686,10 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
     let (left, right) = root.split_horizontally(620);
     let max = throughput.iter().map(|t| t.1.max(t.2)).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&left)
-        .caption("Throughput (messages/s): YAK vs Redis Streams", ("sans-serif", 18))
+        .caption(
+            "Throughput (messages/s): YAK vs Redis Streams",
+            ("sans-serif", 18),
+        )
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
@@ -592,13 +709,19 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
     let redis_colour = RGBColor(0xdc, 0x26, 0x26);
     chart
         .draw_series(throughput.iter().enumerate().map(|(i, t)| {
-            Rectangle::new([(i as f64 + 0.15, 0.0), (i as f64 + 0.48, t.1)], yak.filled())
+            Rectangle::new(
+                [(i as f64 + 0.15, 0.0), (i as f64 + 0.48, t.1)],
+                yak.filled(),
+            )
         }))?
         .label("YAK (replicated)")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], yak.filled()));
     chart
         .draw_series(throughput.iter().enumerate().map(|(i, t)| {
-            Rectangle::new([(i as f64 + 0.52, 0.0), (i as f64 + 0.85, t.2)], redis_colour.filled())
+            Rectangle::new(
+                [(i as f64 + 0.52, 0.0), (i as f64 + 0.85, t.2)],
+                redis_colour.filled(),
+            )
         }))?
         .label("Redis Streams")
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], redis_colour.filled()));
@@ -618,7 +741,11 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(3)
-        .x_label_formatter(&|x: &f64| latency.get(x.floor() as usize).map_or(String::new(), |l| l.0.to_owned()))
+        .x_label_formatter(&|x: &f64| {
+            latency
+                .get(x.floor() as usize)
+                .map_or(String::new(), |l| l.0.to_owned())
+        })
         .draw()?;
     chart.draw_series(latency.iter().enumerate().map(|(i, l)| {
         Rectangle::new([(i as f64 + 0.2, 0.0), (i as f64 + 0.8, l.1)], yak.filled())

@@ -131,7 +131,8 @@ async fn start_all(
     }
     let mut urls = Vec::new();
     for (name, bin, port) in &nodes {
-        let node_args = local::node_args(name, host, *port, data_dir, &redis_url, args.lease_ttl_ms);
+        let node_args =
+            local::node_args(name, host, *port, data_dir, &redis_url, args.lease_ttl_ms);
         procs.push(Proc::spawn(name, bin, &node_args, logs)?);
         urls.push((name.clone(), format!("http://{host}:{port}")));
     }
