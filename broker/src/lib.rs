@@ -43,6 +43,8 @@ pub mod replication;
 pub mod role;
 pub mod stats;
 pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod topics;
 
 pub use config::{NodeArgs, NodeConfig, StartAs};

@@ -266,6 +266,11 @@ impl Node {
     /// The leader's id and URL, as far as this node knows.
     pub fn leader(&self) -> Option<(String, Option<String>)> {
         let id = match self.role() {
+            // A leader that may not acknowledge (fenced, or deposed and not
+            // yet told) must not send clients to itself.
+            Role::Leader { .. } | Role::Fenced { .. } if self.gate().epoch().is_none() => {
+                return None;
+            }
             Role::Leader { .. } | Role::Fenced { .. } => self.config().node_id.clone(),
             Role::Follower { leader } => leader?,
             Role::Stopped => return None,

@@ -56,14 +56,14 @@ pub async fn create(
     if node.gate().epoch().is_none() {
         return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
     }
-    if node.store().topics().await?.contains_key(&body.name) {
+    let (topic, created) = create_topic(&node, &body.name, partitions).await?;
+    if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "topic_exists",
             format!("topic {:?} already exists", body.name),
         ));
     }
-    let topic = create_topic(&node, &body.name, partitions).await?;
     Ok(HttpResponse::Created().json(TopicSummary {
         name: topic.name.clone(),
         partitions: topic.partitions.len() as u32,

@@ -218,7 +218,11 @@ pub fn render_framework_error<B>(
         _ => "internal",
     };
     let (req, _) = res.into_parts();
-    let response = HttpResponse::build(status).json(json!({"error": code, "message": message}));
+    let mut body = json!({"error": code, "message": message});
+    if req.path() == "/produce" && status.is_client_error() {
+        body["written"] = "no".into();
+    }
+    let response = HttpResponse::build(status).json(body);
     let res = ServiceResponse::new(req, response).map_into_boxed_body();
     Ok(ErrorHandlerResponse::Response(
         res.map_body(|_, b| EitherBody::<B, BoxBody>::right(b)),

@@ -22,22 +22,27 @@ pub use error::ApiError;
 
 use crate::{node::Node, partitioner::Spreader};
 
-/// Registers every route of the node on `cfg`.
+/// Registers every route of the node on `cfg`. One resource per path, so
+/// that a wrong method is a 405, not a 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/produce", web::post().to(produce::produce))
-        .route("/consume", web::get().to(consume::consume))
-        .route("/topics", web::get().to(admin::list_topics))
-        .route("/topics", web::post().to(admin::create))
-        .route("/topics/{name}", web::get().to(admin::describe))
-        .route("/metadata/leader", web::get().to(admin::leader))
-        .route("/health", web::get().to(admin::health))
-        .route("/ready", web::get().to(admin::ready))
-        .route("/metrics", web::get().to(observe::metrics))
-        .route("/stats", web::get().to(observe::stats))
-        .route("/events", web::get().to(observe::events))
-        .route("/internal/replicate", web::post().to(internal::replicate))
-        .route("/internal/fetch", web::get().to(internal::fetch))
-        .route("/internal/epoch_end", web::get().to(internal::epoch_end));
+    let resource = web::resource;
+    cfg.service(resource("/produce").post(produce::produce))
+        .service(resource("/consume").get(consume::consume))
+        .service(
+            resource("/topics")
+                .get(admin::list_topics)
+                .post(admin::create),
+        )
+        .service(resource("/topics/{name}").get(admin::describe))
+        .service(resource("/metadata/leader").get(admin::leader))
+        .service(resource("/health").get(admin::health))
+        .service(resource("/ready").get(admin::ready))
+        .service(resource("/metrics").get(observe::metrics))
+        .service(resource("/stats").get(observe::stats))
+        .service(resource("/events").get(observe::events))
+        .service(resource("/internal/replicate").post(internal::replicate))
+        .service(resource("/internal/fetch").get(internal::fetch))
+        .service(resource("/internal/epoch_end").get(internal::epoch_end));
 }
 
 /// Builds the server on an already-bound listener (tests bind port 0).

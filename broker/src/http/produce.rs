@@ -71,12 +71,15 @@ pub async fn produce(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let (single, records) = parse_body(&body)?;
+    // Nothing is stored before the write path: every error up to there
+    // says so.
+    let not_written = |e: ApiError| e.with("written", "no");
+    let (single, records) = parse_body(&body).map_err(not_written)?;
     if node.gate().epoch().is_none() {
         return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
     }
-    validate(&node, &records)?;
-    let topics = resolve_topics(&node, &records).await?;
+    validate(&node, &records).map_err(not_written)?;
+    let topics = resolve_topics(&node, &records).await.map_err(not_written)?;
 
     // Route every record to its partition, keeping request order.
     let mut groups: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
@@ -220,38 +223,50 @@ fn validate(node: &Node, records: &[RecordIn]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The topics a request names, creating missing ones if allowed. Explicit
-/// partitions are checked before anything is created.
+/// The topics a request names, creating missing ones if allowed. Every
+/// record is checked (topic known or creatable, partition in range) before
+/// anything is created, so a refused request changes nothing.
 async fn resolve_topics<'a>(
     node: &Node,
     records: &'a [RecordIn],
 ) -> Result<BTreeMap<&'a str, std::sync::Arc<Topic>>, ApiError> {
-    let mut topics = BTreeMap::new();
+    let mut known = BTreeMap::new();
+    let mut missing = Vec::new();
     for r in records {
-        if !topics.contains_key(r.topic.as_str()) {
-            let topic = match node.topic(&r.topic).await? {
-                Some(topic) => topic,
-                None if node.config().auto_create_topics => {
-                    let count = node.config().default_partitions;
-                    if let Some(bad) = records
-                        .iter()
-                        .filter(|o| o.topic == r.topic)
-                        .find_map(|o| o.partition.filter(|&p| p >= count))
-                    {
-                        return Err(invalid_partition(&r.topic, bad, count));
-                    }
-                    create_topic(node, &r.topic, count).await?
-                }
-                None => return Err(ApiError::unknown_topic(&r.topic)),
-            };
-            topics.insert(r.topic.as_str(), topic);
+        let name = r.topic.as_str();
+        if known.contains_key(name) || missing.contains(&name) {
+            continue;
         }
-        let count = topics[r.topic.as_str()].partitions.len() as u32;
+        match node.topic(name).await? {
+            Some(topic) => {
+                known.insert(name, topic);
+            }
+            None if node.config().auto_create_topics => missing.push(name),
+            None => return Err(ApiError::unknown_topic(name)),
+        }
+    }
+    for r in records {
+        let count = known
+            .get(r.topic.as_str())
+            .map_or(node.config().default_partitions, |t| {
+                t.partitions.len() as u32
+            });
         if let Some(p) = r.partition.filter(|&p| p >= count) {
             return Err(invalid_partition(&r.topic, p, count));
         }
     }
-    Ok(topics)
+    for name in missing {
+        let (topic, _) = create_topic(node, name, node.config().default_partitions).await?;
+        known.insert(name, topic);
+    }
+    // A topic created concurrently with another partition count.
+    for r in records {
+        let count = known[r.topic.as_str()].partitions.len() as u32;
+        if let Some(p) = r.partition.filter(|&p| p >= count) {
+            return Err(invalid_partition(&r.topic, p, count));
+        }
+    }
+    Ok(known)
 }
 
 pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> ApiError {
@@ -265,12 +280,13 @@ pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> ApiError {
 }
 
 /// Creates a topic in the cluster metadata and opens it here. An existing
-/// topic (created concurrently) is opened as it is.
+/// topic (created concurrently) is opened as it is; the flag says whether
+/// this call created it.
 pub async fn create_topic(
     node: &Node,
     name: &str,
     partitions: u32,
-) -> Result<std::sync::Arc<Topic>, ApiError> {
+) -> Result<(std::sync::Arc<Topic>, bool), ApiError> {
     let created = node.store().create_topic(name, partitions).await?;
     let partitions = if created {
         node.activity(
@@ -286,7 +302,10 @@ pub async fn create_topic(
             .copied()
             .unwrap_or(partitions)
     };
-    node.open_topic(name, partitions).map_err(ApiError::storage)
+    let topic = node
+        .open_topic(name, partitions)
+        .map_err(ApiError::storage)?;
+    Ok((topic, created))
 }
 
 /// Splits a partition's records into runs that can share one batch: all

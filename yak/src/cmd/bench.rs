@@ -693,16 +693,12 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..3.0, 0.0..max)?;
+        .build_cartesian_2d(-0.5..2.5, 0.0..max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(3)
-        .x_label_formatter(&|x: &f64| {
-            throughput
-                .get(x.floor() as usize)
-                .map_or(String::new(), |t| t.0.to_owned())
-        })
+        .x_labels(7)
+        .x_label_formatter(&|x: &f64| category(*x, &throughput.map(|t| t.0)))
         .y_label_formatter(&|y: &f64| format!("{:.0}k", y / 1000.0))
         .draw()?;
     let yak = RGBColor(0x4f, 0x46, 0xe5);
@@ -727,6 +723,7 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], redis_colour.filled()));
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()?;
@@ -736,20 +733,27 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..3.0, 0.0..max_ms)?;
+        .build_cartesian_2d(-0.5..2.5, 0.0..max_ms)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(3)
-        .x_label_formatter(&|x: &f64| {
-            latency
-                .get(x.floor() as usize)
-                .map_or(String::new(), |l| l.0.to_owned())
-        })
+        .x_labels(7)
+        .x_label_formatter(&|x: &f64| category(*x, &latency.map(|l| l.0)))
         .draw()?;
     chart.draw_series(latency.iter().enumerate().map(|(i, l)| {
-        Rectangle::new([(i as f64 + 0.2, 0.0), (i as f64 + 0.8, l.1)], yak.filled())
+        Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, l.1)], yak.filled())
     }))?;
     root.present()?;
     Ok(())
+}
+
+/// The name of the bar group at integer position `x`; blank between groups.
+fn category(x: f64, names: &[&str]) -> String {
+    let i = x.round();
+    if (x - i).abs() > 0.01 || i < 0.0 {
+        return String::new();
+    }
+    names
+        .get(i as usize)
+        .map_or(String::new(), |n| (*n).to_owned())
 }
