@@ -1,0 +1,163 @@
+//! The `yak` command against a real cluster (redis-server, broker, follower).
+
+use std::process::Output;
+
+use broker::testkit::Cluster;
+
+/// Runs `yak` with `args`, bootstrapped to `cluster`.
+async fn yak(cluster: &Cluster, args: &[&str]) -> Output {
+    let bootstrap: Vec<&str> = cluster.nodes().iter().map(|n| n.url()).collect();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
+        .args(args)
+        .env("YAK_BOOTSTRAP", bootstrap.join(","))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .await
+        .expect("yak runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn shared(path: &str) -> String {
+    format!("{}/../../shared/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[tokio::test]
+async fn topics_produce_consume_and_status() {
+    let cluster = Cluster::builder().followers(1).start().await;
+
+    let created = yak(
+        &cluster,
+        &["topics", "create", "orders", "--partitions", "2"],
+    )
+    .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stdout(&created).contains("created orders with 2 partitions"));
+    let again = yak(&cluster, &["topics", "create", "orders"]).await;
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("topic_exists"),
+        "{}",
+        stderr(&again)
+    );
+
+    let one = yak(
+        &cluster,
+        &["produce", "orders", r#"{"id":1}"#, "--key", "alice"],
+    )
+    .await;
+    assert!(one.status.success(), "{}", stderr(&one));
+    let at = stdout(&one);
+    let (partition, offset) = at
+        .trim()
+        .trim_start_matches("orders/")
+        .split_once('@')
+        .unwrap();
+    assert_eq!(offset, "0");
+
+    let first = yak(
+        &cluster,
+        &["consume", "orders", "--partition", partition, "--max", "1"],
+    )
+    .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let line: serde_json::Value = serde_json::from_str(stdout(&first).trim()).unwrap();
+    assert_eq!(line["payload"], serde_json::json!({"id": 1}));
+    assert_eq!(line["key"], "alice");
+    assert_eq!(line["offset"], 0);
+
+    let csv = shared("data/invoices.csv");
+    let sent = yak(
+        &cluster,
+        &[
+            "produce",
+            "orders",
+            "--csv",
+            &csv,
+            "--key-column",
+            "customer",
+        ],
+    )
+    .await;
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    assert!(
+        stdout(&sent).contains("sent 5000 records"),
+        "{}",
+        stdout(&sent)
+    );
+
+    let all = yak(&cluster, &["consume", "orders"]).await;
+    assert!(all.status.success(), "{}", stderr(&all));
+    let lines: Vec<serde_json::Value> = stdout(&all)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5001);
+    let invoices = lines
+        .iter()
+        .filter(|l| l["payload"]["invoice_id"].is_string())
+        .count();
+    assert_eq!(invoices, 5000);
+    // A key always lands in the same partition.
+    let wayne: std::collections::BTreeSet<_> = lines
+        .iter()
+        .filter(|l| l["key"] == "Wayne Enterprises")
+        .map(|l| l["partition"].as_u64().unwrap())
+        .collect();
+    assert_eq!(wayne.len(), 1, "{wayne:?}");
+
+    let listed = yak(&cluster, &["topics", "list"]).await;
+    assert!(stdout(&listed).contains("orders"), "{}", stdout(&listed));
+    let described = yak(&cluster, &["topics", "describe", "orders"]).await;
+    assert!(described.status.success(), "{}", stderr(&described));
+    let ends: u64 = stdout(&described)
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(ends, 5001, "{}", stdout(&described));
+
+    let status = yak(&cluster, &["cluster", "status"]).await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    let leader = cluster.leader_info().await.unwrap();
+    let text = stdout(&status);
+    assert!(text.contains(&format!("leader: {}", leader.id)), "{text}");
+    assert!(text.contains("topic orders:"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_error_and_a_failing_exit() {
+    let cluster = Cluster::builder().start().await;
+    let bad_topic = yak(&cluster, &["produce", "../x", "1"]).await;
+    assert!(!bad_topic.status.success());
+    assert!(
+        stderr(&bad_topic).contains("invalid_topic"),
+        "{}",
+        stderr(&bad_topic)
+    );
+
+    let missing = yak(&cluster, &["produce", "t", "--csv", "/nonexistent.csv"]).await;
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent.csv"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let nothing = yak(&cluster, &["consume", "no-such-topic"]).await;
+    assert!(!nothing.status.success());
+    assert!(
+        stderr(&nothing).contains("unknown_topic"),
+        "{}",
+        stderr(&nothing)
+    );
+
+    let usage = yak(&cluster, &["consume"]).await;
+    assert_eq!(usage.status.code(), Some(2), "clap usage error");
+}
