@@ -65,6 +65,8 @@ pub struct ClusterView {
     pub lease: Option<LeaseHolder>,
     pub epoch: u64,
     pub nodes: Vec<NodeInfo>,
+    /// `"topic:partition"` → ISR, as stored by the leader.
+    pub isr: std::collections::BTreeMap<String, Vec<String>>,
     pub redis_ok: bool,
 }
 
@@ -439,6 +441,7 @@ impl Node {
         store.heartbeat(&info, UPKEEP_EVERY * 6).await?;
         let (lease, epoch) = store.lease().await?;
         let nodes = store.nodes().await?;
+        let isr = store.isr_index().await?;
         self.see_epoch(epoch);
         self.0.peers.replace(
             nodes
@@ -450,6 +453,7 @@ impl Node {
             lease,
             epoch,
             nodes,
+            isr,
             redis_ok: true,
         };
         self.sync_topics().await

@@ -122,6 +122,7 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
     let (mut produced_total, mut consumed_total) = (0, 0);
     let (mut produce_rate, mut consume_rate) = (0.0, 0.0);
     let is_leader = matches!(node.role(), Role::Leader { .. });
+    let cluster = node.cluster();
     for topic in &topics {
         let labels = Metrics::topic(&topic.name);
         let produced = metrics.produced_records.get_or_create(&labels).get();
@@ -175,13 +176,22 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
                     max_lag = max_lag.max(f.lag);
                 }
             }
+            // Followers show the ISR the leader stored.
+            let isr = match status.isr.is_empty() {
+                false => status.isr,
+                true => cluster
+                    .isr
+                    .get(&format!("{}:{}", topic.name, p.id))
+                    .cloned()
+                    .unwrap_or_default(),
+            };
             partitions.push(PartitionStats {
                 partition: p.id,
                 log_start_offset: reader.start_offset(),
                 log_end_offset: end,
                 high_water_mark: hwm,
                 size_bytes: size,
-                isr: status.isr,
+                isr,
                 followers: status.followers,
             });
         }
@@ -199,7 +209,6 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
     push(&mut series.replication_p99_ms, percentiles.map(|p| p.1));
     push(&mut series.max_follower_lag, max_lag);
 
-    let cluster = node.cluster();
     let role = node.role();
     let leader = node.leader();
     let mut activity = node.activity_log();

@@ -689,8 +689,16 @@ async fn stats_and_events_describe_the_node() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    // Each snapshot is a `leader` event (the page header) then a `stats` event.
     let mut raw = String::new();
-    while !raw.contains("\n\n") {
+    let complete = |raw: &str| {
+        raw.split("\n\n")
+            .filter(|e| e.starts_with("event: stats\n"))
+            .count()
+            > 0
+            && raw.ends_with("\n\n")
+    };
+    while !complete(&raw) {
         let chunk = response
             .chunk()
             .await
@@ -698,8 +706,16 @@ async fn stats_and_events_describe_the_node() {
             .expect("the stream stays open");
         raw.push_str(&String::from_utf8_lossy(&chunk));
     }
-    let event = raw.split("\n\n").next().unwrap();
-    assert!(event.starts_with("event: stats\n"), "{event:?}");
+    let events: Vec<&str> = raw.split("\n\n").filter(|e| !e.is_empty()).collect();
+    let leader = events
+        .iter()
+        .find(|e| e.starts_with("event: leader\n"))
+        .expect("a leader event");
+    assert!(leader.contains("\"state\":\"connected\""), "{leader:?}");
+    let event = events
+        .iter()
+        .find(|e| e.starts_with("event: stats\n"))
+        .expect("a stats event");
     let data = event
         .lines()
         .find_map(|l| l.strip_prefix("data: "))

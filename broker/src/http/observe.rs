@@ -37,16 +37,42 @@ pub async fn stats(node: web::Data<Node>) -> HttpResponse {
 pub async fn events(node: web::Data<Node>) -> HttpResponse {
     let mut updates = node.watch_stats();
     updates.mark_changed();
-    let events = stream::unfold(updates, |mut updates| async move {
-        updates.changed().await.ok()?;
-        let snapshot = updates.borrow_and_update().clone();
-        let event = Bytes::from(format!("event: stats\ndata: {snapshot}\n\n"));
-        Some((Ok::<_, Error>(event), updates))
+    let node = node.into_inner();
+    let events = stream::unfold(updates, move |mut updates| {
+        let node = std::sync::Arc::clone(&node);
+        async move {
+            updates.changed().await.ok()?;
+            let snapshot = updates.borrow_and_update().clone();
+            let event = format!(
+                "event: leader\ndata: {}\n\nevent: stats\ndata: {snapshot}\n\n",
+                leader_view(&node)
+            );
+            Some((Ok::<_, Error>(Bytes::from(event)), updates))
+        }
     });
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/event-stream"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .streaming(events)
+}
+
+/// The page header's leader slot (the shape the shared `yak.js` reads).
+fn leader_view(node: &Node) -> serde_json::Value {
+    let cluster = node.cluster();
+    let epoch = node.role().leader_epoch().unwrap_or(cluster.epoch);
+    match node.leader() {
+        Some((id, url)) => serde_json::json!({
+            "state": "connected",
+            "leader_id": id,
+            "leader_url": url,
+            "epoch": epoch,
+        }),
+        None => serde_json::json!({
+            "state": "no_leader",
+            "epoch": epoch,
+            "message": "no node leads right now",
+        }),
+    }
 }
 
 /// Records `yak_http_request_duration_seconds` by route pattern (not raw

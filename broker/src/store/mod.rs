@@ -289,6 +289,22 @@ impl ClusterStore {
         Ok(())
     }
 
+    /// Every partition's ISR (`"topic:partition"` → node ids), in one read.
+    pub async fn isr_index(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.key("isr-index");
+        let raw: BTreeMap<String, String> = conn.hgetall(&key).await?;
+        raw.into_iter()
+            .map(|(partition, json)| {
+                let isr = serde_json::from_str(&json).map_err(|e| StoreError::Malformed {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok((partition, isr))
+            })
+            .collect()
+    }
+
     /// All topics with their partition counts.
     pub async fn topics(&self) -> Result<BTreeMap<String, u32>, StoreError> {
         let mut conn = self.conn().await?;
