@@ -4,7 +4,7 @@
 # Installs the system packages the tests need when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/system-deps.sh redis-server
+scripts/system-deps.sh redis-server chromium chromium-driver
 cargo test --workspace --all-targets --locked "$@"
 # Doc examples are tests too (all-targets leaves them out).
 cargo test --workspace --doc --locked

@@ -4,6 +4,7 @@
 
 mod admin;
 mod consume;
+mod dashboard;
 pub mod error;
 mod internal;
 mod observe;
@@ -26,7 +27,10 @@ use crate::{node::Node, partitioner::Spreader};
 /// that a wrong method is a 405, not a 404.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let resource = web::resource;
-    cfg.service(resource("/produce").post(produce::produce))
+    cfg.service(resource("/").get(dashboard::page))
+        .service(resource("/leader").get(dashboard::page))
+        .configure(dashboard::assets)
+        .service(resource("/produce").post(produce::produce))
         .service(resource("/consume").get(consume::consume))
         .service(
             resource("/topics")

@@ -147,6 +147,10 @@ async fn start_all(
             format!("{host}:{port}"),
             "--bootstrap".to_owned(),
             bootstrap.clone(),
+            "--producer-ui-url".to_owned(),
+            format!("http://{host}:{}", args.producer_ui_port),
+            "--consumer-ui-url".to_owned(),
+            format!("http://{host}:{}", args.consumer_ui_port),
         ];
         procs.push(Proc::spawn(name, bin, &ui_args, logs)?);
         urls.push((name.to_owned(), format!("http://{host}:{port}")));

@@ -1,0 +1,241 @@
+//! The consumer UI's routes: the page, its JSON API and its event stream.
+//! `docs/ui.md` lists every route.
+
+use std::{pin::Pin, sync::Arc};
+
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use futures_util::{Stream, StreamExt, stream::SelectAll};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+use yak_client::YakClient;
+use yak_ui::{
+    ClusterWatch, Shell, UiError,
+    assets::Asset,
+    shell::{Page, UiLinks},
+    sse,
+};
+
+use crate::{
+    registry::{Change, Registry, SubscribeRequest},
+    subscription::{KEPT_MESSAGES, SHOWN_MESSAGES, SubEvent, Subscription},
+};
+
+/// The page script.
+pub const ASSETS: &[Asset] = &[Asset::js(
+    "consumer.js",
+    include_str!("../../templates/static/consumer.js"),
+)];
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub client: YakClient,
+    pub cluster: ClusterWatch,
+    pub registry: Registry,
+    pub links: UiLinks,
+    pub shutdown: CancellationToken,
+}
+
+type State = web::Data<AppState>;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(index))
+        .route("/api/leader", web::get().to(leader))
+        .route("/api/topics", web::get().to(topics))
+        .route("/api/subscribe", web::post().to(subscribe))
+        .route("/api/subscriptions", web::get().to(subscriptions))
+        .route("/api/subscriptions/{id}/pause", web::post().to(pause))
+        .route("/api/subscriptions/{id}/resume", web::post().to(resume))
+        .route("/api/messages/{id}", web::get().to(messages))
+        .route("/api/unsubscribe/{id}", web::delete().to(unsubscribe))
+        .route("/api/events", web::get().to(events));
+}
+
+#[derive(Template)]
+#[template(path = "consumer.html")]
+struct ConsumerPage {
+    shell: Shell,
+    shown: usize,
+}
+
+async fn index(state: State) -> Result<HttpResponse, UiError> {
+    let page = ConsumerPage {
+        shell: Shell::new(Page::Consumer, &state.links, vec!["consumer.js"]),
+        shown: SHOWN_MESSAGES,
+    };
+    let html = page
+        .render()
+        .map_err(|e| UiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html))
+}
+
+async fn leader(state: State) -> HttpResponse {
+    HttpResponse::Ok().json(state.cluster.leader())
+}
+
+async fn topics(state: State) -> Result<HttpResponse, UiError> {
+    let topics: Vec<yak_ui::Topic> = state
+        .client
+        .topics()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "topics": topics })))
+}
+
+async fn subscribe(
+    state: State,
+    body: web::Json<SubscribeRequest>,
+) -> Result<HttpResponse, UiError> {
+    let sub = state.registry.subscribe(body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(sub.status()))
+}
+
+async fn subscriptions(state: State) -> HttpResponse {
+    let list: Vec<_> = state.registry.list().iter().map(|s| s.status()).collect();
+    HttpResponse::Ok().json(json!({ "subscriptions": list }))
+}
+
+async fn pause(state: State, id: web::Path<u64>) -> Result<HttpResponse, UiError> {
+    let sub = state.registry.get(*id)?;
+    sub.pause();
+    Ok(HttpResponse::Ok().json(sub.status()))
+}
+
+async fn resume(state: State, id: web::Path<u64>) -> Result<HttpResponse, UiError> {
+    let sub = state.registry.get(*id)?;
+    sub.resume();
+    Ok(HttpResponse::Ok().json(sub.status()))
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesQuery {
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The subscription's buffered messages (the last 1,000 at most), oldest
+/// first.
+async fn messages(
+    state: State,
+    id: web::Path<u64>,
+    query: web::Query<MessagesQuery>,
+) -> Result<HttpResponse, UiError> {
+    let sub = state.registry.get(*id)?;
+    let (count, messages) = sub.recent(query.limit.unwrap_or(KEPT_MESSAGES));
+    Ok(HttpResponse::Ok().json(json!({
+        "subscription": sub.id,
+        "count": count,
+        "messages": messages,
+    })))
+}
+
+async fn unsubscribe(state: State, id: web::Path<u64>) -> Result<HttpResponse, UiError> {
+    state.registry.unsubscribe(*id)?;
+    Ok(HttpResponse::Ok().json(json!({ "unsubscribed": *id })))
+}
+
+/// One subscription's events as a stream that ends with the subscription;
+/// `Err(n)` when the page fell `n` events behind and skipped them.
+type SubStream = Pin<Box<dyn Stream<Item = (u64, Result<Arc<SubEvent>, u64>)>>>;
+
+fn sub_stream(sub: &Subscription, rx: broadcast::Receiver<Arc<SubEvent>>) -> SubStream {
+    let id = sub.id;
+    let ended = sub.cancel_token().clone();
+    Box::pin(futures_util::stream::unfold(
+        (rx, ended),
+        move |(mut rx, ended)| async move {
+            let item = tokio::select! {
+                event = rx.recv() => match event {
+                    Ok(event) => Ok(event),
+                    Err(RecvError::Lagged(n)) => Err(n),
+                    Err(RecvError::Closed) => return None,
+                },
+                () = ended.cancelled() => return None,
+            };
+            Some(((id, item), (rx, ended)))
+        },
+    ))
+}
+
+/// The page's one event stream: `hello` (leader, topics, every
+/// subscription with its recent messages), then `leader`, `topics`,
+/// `subscribed`, `unsubscribed`, and per subscription `messages`, `status`,
+/// `note` and `lagged` (the page was too slow and skipped events).
+async fn events(state: State) -> HttpResponse {
+    let shutdown = state.shutdown.clone();
+    sse::stream(shutdown, move |sink| async move {
+        let mut leader = state.cluster.watch_leader();
+        let mut topics = state.cluster.watch_topics();
+        let (subs, mut changes) = state.registry.watch();
+        let mut streams: SelectAll<SubStream> = SelectAll::new();
+        let mut snapshots = Vec::new();
+        let mut attached = std::collections::HashSet::new();
+        for sub in &subs {
+            let (snapshot, rx) = sub.attach();
+            snapshots.push(snapshot);
+            streams.push(sub_stream(sub, rx));
+            attached.insert(sub.id);
+        }
+        let hello = json!({
+            "leader": state.cluster.leader(),
+            "topics": state.cluster.topics(),
+            "subscriptions": snapshots,
+        });
+        if !sink.send("hello", &hello).await {
+            return;
+        }
+        loop {
+            let sent = tokio::select! {
+                change = changes.recv() => match change {
+                    Ok(Change::Added(sub)) if attached.insert(sub.id) => {
+                        let (snapshot, rx) = sub.attach();
+                        streams.push(sub_stream(&sub, rx));
+                        sink.send("subscribed", &snapshot).await
+                    }
+                    Ok(Change::Added(_)) => true,
+                    Ok(Change::Removed(id)) => {
+                        attached.remove(&id);
+                        sink.send("unsubscribed", &json!({ "id": id })).await
+                    }
+                    // Dozens of subscriptions changed while the page was
+                    // stalled: let it reconnect and start from a snapshot.
+                    Err(RecvError::Lagged(_)) => return,
+                    Err(RecvError::Closed) => return,
+                },
+                Some((id, item)) = streams.next() => match item {
+                    Ok(event) => match &*event {
+                        SubEvent::Messages { records, count, seq } => {
+                            let batch = json!({ "id": id, "records": records, "count": count, "seq": seq });
+                            sink.send("messages", &batch).await
+                        }
+                        SubEvent::Status(status) => sink.send("status", status).await,
+                        SubEvent::Note(note) => {
+                            sink.send("note", &json!({ "id": id, "note": note })).await
+                        }
+                    },
+                    Err(skipped) => {
+                        sink.send("lagged", &json!({ "id": id, "skipped": skipped })).await
+                    }
+                },
+                Ok(()) = leader.changed() => {
+                    let view = leader.borrow_and_update().clone();
+                    sink.send("leader", &view).await
+                }
+                Ok(()) = topics.changed() => {
+                    let list = topics.borrow_and_update().clone();
+                    sink.send("topics", &list).await
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+    })
+}

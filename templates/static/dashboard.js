@@ -1,0 +1,174 @@
+// The node dashboard: renders each snapshot from /events (one a second).
+// All data goes into the page as text (Yak.el / textContent), never markup.
+"use strict";
+
+(() => {
+  const { el, $, fmt } = Yak;
+  const COLOURS = ["#4f46e5", "#16a34a", "#dc2626", "#d97706", "#0891b2", "#9333ea", "#db2777", "#65a30d"];
+  const LAG_COLOUR = "#64748b";
+  let last = null;
+  let lastAt = 0;
+
+  function text(id, value) {
+    const node = document.getElementById(id);
+    if (node) node.textContent = value;
+  }
+
+  function renderHero(s) {
+    const role = $("#role");
+    role.dataset.role = s.node.role;
+    role.textContent = s.node.role.toUpperCase();
+    text("node-url", s.node.url);
+    const line = $("#leader-line");
+    if (s.node.role === "leader") {
+      line.replaceChildren("This node leads and acknowledges writes.");
+    } else if (s.node.leader_url) {
+      line.replaceChildren("Following ", el("a", { href: s.node.leader_url + "/", text: s.node.leader_id }), " at ", s.node.leader_url + ".");
+    } else if (s.node.role === "fenced") {
+      line.replaceChildren("Fenced: its lease could not be renewed in time, so it acknowledges nothing.");
+    } else {
+      line.replaceChildren("No leader is known right now.");
+    }
+    text("epoch", fmt.int(s.node.epoch));
+    text("lease-holder", s.node.lease_holder || "none");
+    text("lease-left", s.node.lease_ttl_ms === null ? "–" : (s.node.lease_ttl_ms / 1000).toFixed(1) + " s");
+    text("redis", s.node.redis_ok ? "reachable" : "unreachable");
+    $("#redis").style.color = s.node.redis_ok ? "var(--ok)" : "var(--bad)";
+    text("uptime", fmt.duration(s.node.uptime_s));
+    text("produced", fmt.int(s.produced_total));
+    text("consumed", fmt.int(s.consumed_total));
+  }
+
+  function renderNodes(s) {
+    const rows = s.nodes.map((n) => {
+      const age = Math.max(0, s.at_ms - n.heartbeat_ms);
+      return el("tr", { class: age > 3000 ? "stale" : null },
+        el("td", {}, el("a", { href: n.url + "/", text: n.id }), n.id === s.node.id ? " (this node)" : ""),
+        el("td", { class: "mono", text: n.url }),
+        el("td", { text: n.role }),
+        el("td", { class: "num", text: fmt.int(n.epoch) }),
+        el("td", { class: "num", text: (age / 1000).toFixed(1) + " s ago" }));
+    });
+    $("#nodes").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "table-empty", text: "no nodes registered (is Redis reachable?)" }))]));
+  }
+
+  function renderPartitions(s) {
+    const rows = [];
+    for (const t of s.topics) {
+      for (const p of t.partitions) {
+        const followers = p.followers.length
+          ? p.followers.map((f) => f.id + " @" + fmt.int(f.offset) + " lag " + fmt.int(f.lag) + (f.in_sync ? "" : " (out of ISR)")).join(", ")
+          : s.node.role === "leader" ? "none" : "(known to the leader)";
+        rows.push(el("tr", { "data-topic": t.name, "data-partition": p.partition },
+          el("td", { text: t.name }),
+          el("td", { class: "num", text: p.partition }),
+          el("td", { class: "num", text: fmt.int(p.log_start_offset) }),
+          el("td", { class: "num log-end", text: fmt.int(p.log_end_offset) }),
+          el("td", { class: "num hwm", text: fmt.int(p.high_water_mark) }),
+          el("td", { class: "mono isr", text: p.isr.join(", ") || "–" }),
+          el("td", { class: "mono", text: followers }),
+          el("td", { class: "num", text: fmt.bytes(p.size_bytes) })));
+      }
+    }
+    $("#partitions").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 8, class: "table-empty", text: "no topics yet" }))]));
+  }
+
+  function renderActivity(s) {
+    const level = { error: "error", step_down: "warn", fenced: "error", isr_shrink: "warn", truncation: "warn", election: "ok", isr_expand: "ok" };
+    const items = s.activity.map((a) =>
+      el("li", { "data-level": level[a.kind] || null, "data-kind": a.kind },
+        el("span", { class: "dot" }),
+        el("time", { datetime: fmt.iso(a.at_ms), text: fmt.time(a.at_ms) }),
+        el("span", {}, el("strong", { text: a.kind + " " }), a.message)));
+    $("#activity").replaceChildren(...(items.length ? items : [el("li", { class: "log-empty", text: "nothing yet" })]));
+  }
+
+  /** Draws series (arrays of numbers or nulls) as lines in an SVG 600×150. */
+  function chart(svg, legend, series) {
+    const W = 600, H = 150, LEFT = 44, BOTTOM = 16, TOP = 8;
+    const values = series.flatMap((s) => s.values.filter((v) => v !== null));
+    const max = Math.max(1, ...values) * 1.1;
+    const n = Math.max(2, ...series.map((s) => s.values.length));
+    const x = (i) => LEFT + (i * (W - LEFT - 4)) / (n - 1);
+    const y = (v) => TOP + (H - TOP - BOTTOM) * (1 - v / max);
+    const ns = "http://www.w3.org/2000/svg";
+    const make = (tag, attrs, content) => {
+      const node = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+      if (content !== undefined) node.textContent = content;
+      return node;
+    };
+    const parts = [];
+    for (const f of [0, 0.5, 1]) {
+      const v = max * f;
+      parts.push(make("line", { class: "grid", x1: LEFT, x2: W, y1: y(v), y2: y(v) }));
+      parts.push(make("text", { x: LEFT - 6, y: y(v) + 4, "text-anchor": "end" }, v >= 100 ? Math.round(v) : v.toFixed(1)));
+    }
+    parts.push(make("text", { x: LEFT, y: H - 2 }, "−" + (n - 1) + " s"));
+    parts.push(make("text", { x: W - 4, y: H - 2, "text-anchor": "end" }, "now"));
+    for (const s of series) {
+      let points = [];
+      const flush = () => {
+        if (points.length > 1) parts.push(make("polyline", { points: points.join(" "), stroke: s.colour }));
+        points = [];
+      };
+      const offset = n - s.values.length;
+      s.values.forEach((v, i) => (v === null ? flush() : points.push(x(i + offset).toFixed(1) + "," + y(v).toFixed(1))));
+      flush();
+    }
+    svg.replaceChildren(...parts);
+    legend.replaceChildren(...series.map((s) => {
+      const latest = [...s.values].reverse().find((v) => v !== null);
+      return el("span", {}, el("i", { style: "background:" + s.colour }), s.label + " ", el("strong", { text: latest === undefined ? "–" : s.format(latest) }));
+    }));
+  }
+
+  function renderCharts(s) {
+    const rate = [
+      { label: "produce total", values: s.series.produce_total, colour: COLOURS[0], format: fmt.rate },
+      { label: "consume total", values: s.series.consume_total, colour: COLOURS[1], format: fmt.rate },
+    ];
+    Object.entries(s.series.produce_by_topic).forEach(([topic, values], i) => {
+      if (Object.keys(s.series.produce_by_topic).length > 1) {
+        rate.push({ label: "produce " + topic, values, colour: COLOURS[(i + 2) % COLOURS.length], format: fmt.rate });
+      }
+    });
+    chart($("#chart-rate"), $("#legend-rate"), rate);
+    const ms = (v) => v.toFixed(2) + " ms";
+    chart($("#chart-repl"), $("#legend-repl"), [
+      { label: "p50", values: s.series.replication_p50_ms, colour: COLOURS[0], format: ms },
+      { label: "p99", values: s.series.replication_p99_ms, colour: COLOURS[2], format: ms },
+      { label: "max lag", values: s.series.max_follower_lag, colour: LAG_COLOUR, format: fmt.int },
+    ]);
+  }
+
+  function render(s) {
+    last = s;
+    lastAt = Date.now();
+    $("#down").hidden = true;
+    renderHero(s);
+    renderNodes(s);
+    renderPartitions(s);
+    renderCharts(s);
+    renderActivity(s);
+    $("#partitions-note").textContent = s.node.role === "leader"
+      ? "as the leader holds them: ISR and each follower's offset and lag"
+      : "as this follower holds them; the leader's dashboard shows follower lag";
+  }
+
+  /** When the node stops answering, say so and offer the others. */
+  function watchdog() {
+    if (!last || Date.now() - lastAt < 4000) return;
+    const role = $("#role");
+    role.dataset.role = "down";
+    role.textContent = "DOWN";
+    const others = last.nodes.filter((n) => n.id !== last.node.id);
+    $("#down-links").replaceChildren(...(others.length
+      ? others.map((n) => el("a", { href: n.url + "/", text: n.id + " (" + n.url + ")" }))
+      : ["none known"]));
+    $("#down").hidden = false;
+  }
+
+  Yak.connect("/events", { stats: render });
+  setInterval(watchdog, 1000);
+})();
