@@ -127,8 +127,10 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
         let labels = Metrics::topic(&topic.name);
         let produced = metrics.produced_records.get_or_create(&labels).get();
         let consumed = metrics.consumed_records.get_or_create(&labels).get();
+        // Counters start at zero with the process: a topic not sampled
+        // before had zero.
         let rate =
-            |now: u64, before: Option<&u64>| now.saturating_sub(*before.unwrap_or(&now)) as f64;
+            |now: u64, before: Option<&u64>| now.saturating_sub(*before.unwrap_or(&0)) as f64;
         let p = rate(produced, previous.produced.get(&topic.name));
         let c = rate(consumed, previous.consumed.get(&topic.name));
         previous.produced.insert(topic.name.clone(), produced);

@@ -46,6 +46,8 @@
 //! `YAK_TESTKIT_KEEP=1` (keep temp dirs for inspection), `RUST_LOG` (passed
 //! on to the nodes).
 
+pub mod browser;
+
 use std::{
     fmt,
     fs::{self, OpenOptions},
