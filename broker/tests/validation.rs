@@ -482,7 +482,12 @@ async fn bad_consume_queries() {
 async fn unknown_routes_answer_json_404() {
     let f = Fixture::new().await;
     let url = f.url().to_owned();
-    for path in ["/nope", "/internal/whatever", "/topics/v/partitions", "/"] {
+    for path in [
+        "/nope",
+        "/internal/whatever",
+        "/topics/v/partitions",
+        "/static/nope.js",
+    ] {
         let reply = request(Method::GET, &format!("{url}{path}"), None).await;
         f.refused(
             &format!("GET {path}"),
