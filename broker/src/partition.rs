@@ -841,7 +841,13 @@ impl Writer {
         if offset > end {
             return FetchVerdict::Refused(Refusal::NonContiguous { end });
         }
-        replicas.progress(&replica, offset);
+        // An in-sync follower's heartbeat fetch at our log end keeps it
+        // caught up on a partition with no writes.
+        if offset == end {
+            replicas.caught_up(&replica, offset);
+        } else {
+            replicas.progress(&replica, offset);
+        }
         if replicas.isr().contains(&replica) {
             return FetchVerdict::InSync;
         }

@@ -22,6 +22,8 @@ use crate::partition::{FollowerStatus, ReplicaStatus, WriterContext};
 
 /// Largest resend in one request when a follower lags.
 const RESEND_BYTES: usize = 4 * 1024 * 1024;
+/// The least time a follower's first try in a round gets.
+const FIRST_TRY: Duration = Duration::from_millis(500);
 /// Longest single replicate request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -99,7 +101,9 @@ impl ReplicaSet {
         entry.offset = offset;
     }
 
-    fn caught_up(&mut self, id: &str, offset: u64) {
+    /// Records that a follower holds everything up to `offset`, the
+    /// leader's log end, now.
+    pub fn caught_up(&mut self, id: &str, offset: u64) {
         self.followers.insert(
             id.to_owned(),
             Progress {
@@ -220,16 +224,20 @@ async fn push(
     deadline: Instant,
 ) -> Result<u64, PushError> {
     let mut body = round.bytes.clone();
+    let mut first = true;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() && !first {
             return Err(PushError::Lagging(format!(
                 "not caught up within the lag time (at {})",
                 params.prev
             )));
         }
+        // However long ago it last caught up, a follower gets one real try.
+        let timeout = if first { left.max(FIRST_TRY) } else { left };
+        first = false;
         let backoff = match client
-            .replicate(url, &params, body.clone(), left.min(REQUEST_TIMEOUT))
+            .replicate(url, &params, body.clone(), timeout.min(REQUEST_TIMEOUT))
             .await
         {
             Ok(done) if done.end >= round.end => return Ok(done.end),
