@@ -261,6 +261,7 @@ impl LeaseDriver {
             Action::StartLeading { epoch } => match self.node.prepare_leadership(epoch).await {
                 Ok(()) => {
                     gate.open(epoch, self.deadline);
+                    self.node.commit_tails().await;
                     None
                 }
                 Err(e) => {

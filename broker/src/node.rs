@@ -366,6 +366,15 @@ impl Node {
         Ok(())
     }
 
+    /// Asks every partition to commit what it holds beyond its HWM.
+    pub(crate) async fn commit_tails(&self) {
+        for topic in self.topics().all() {
+            for partition in &topic.partitions {
+                partition.commit_tail().await;
+            }
+        }
+    }
+
     pub(crate) async fn stop_leading(&self) {
         for topic in self.topics().all() {
             for partition in &topic.partitions {

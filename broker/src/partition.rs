@@ -168,13 +168,8 @@ enum Command {
         offset: u64,
         reply: Reply<FetchVerdict>,
     },
-    EpochEnd {
-        epoch: u32,
-        reply: Reply<EpochEnd>,
-    },
-    LatestEpoch {
-        reply: Reply<Option<u32>>,
-    },
+    /// Commit what the log holds beyond the HWM, now that the gate is open.
+    CommitTail,
     Follow {
         epoch: u64,
         leader_end: EpochEnd,
@@ -338,20 +333,24 @@ impl Partition {
         .unwrap_or(FetchVerdict::Refused(Refusal::NotLeader))
     }
 
-    /// KIP-101 "end offset for epoch" of this log.
-    pub async fn epoch_end(&self, epoch: u32) -> EpochEnd {
-        self.ask(|reply| Command::EpochEnd { epoch, reply })
-            .await
-            .unwrap_or(EpochEnd {
-                epoch: None,
-                end_offset: None,
-            })
+    /// KIP-101 "end offset for epoch" of this log. Answered from the shared
+    /// reader, never queued behind a round: a follower re-syncing with us
+    /// may be what that round is waiting for.
+    pub fn epoch_end(&self, epoch: u32) -> EpochEnd {
+        let found = self.reader.end_offset_for_epoch(epoch);
+        EpochEnd {
+            epoch: found.map(|(e, _)| e),
+            end_offset: found.map(|(_, end)| end),
+        }
     }
 
-    pub async fn latest_epoch(&self) -> Option<u32> {
-        self.ask(|reply| Command::LatestEpoch { reply })
-            .await
-            .flatten()
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.reader.latest_epoch()
+    }
+
+    /// After the gate opened: commit the tail beyond the HWM, if any.
+    pub async fn commit_tail(&self) {
+        let _ = self.commands.send(Command::CommitTail).await;
     }
 
     /// Follows the leader of `epoch`: truncates the divergent tail given the
@@ -454,13 +453,12 @@ impl Writer {
                     self.commit_round(round).await;
                 }
                 Command::Lead { epoch, hwm, reply } => {
-                    let led = self.lead(epoch, hwm).await;
-                    let ok = led.is_ok();
-                    let _ = reply.send(led);
-                    if ok && *self.hwm.borrow() < self.log.end_offset() {
-                        // Commit the tail this log holds beyond the HWM (it
-                        // may hold writes whose outcome a client saw as
-                        // unknown) as soon as the ISR has it.
+                    let _ = reply.send(self.lead(epoch, hwm).await);
+                }
+                Command::CommitTail => {
+                    // The tail beyond the HWM may hold writes whose outcome a
+                    // client saw as unknown: commit it once the ISR has it.
+                    if *self.hwm.borrow() < self.log.end_offset() {
                         self.commit_round(Vec::new()).await;
                     }
                 }
@@ -476,16 +474,6 @@ impl Writer {
                     reply,
                 } => {
                     let _ = reply.send(self.fetch_check(epoch, replica, offset).await);
-                }
-                Command::EpochEnd { epoch, reply } => {
-                    let found = self.log.end_offset_for_epoch(epoch);
-                    let _ = reply.send(EpochEnd {
-                        epoch: found.map(|(e, _)| e),
-                        end_offset: found.map(|(_, end)| end),
-                    });
-                }
-                Command::LatestEpoch { reply } => {
-                    let _ = reply.send(self.log.latest_epoch());
                 }
                 Command::Follow {
                     epoch,
@@ -855,8 +843,13 @@ impl Writer {
             self.publish_status();
             return FetchVerdict::Behind { end };
         }
-        // Caught up. Rounds are serialized by this task, so from here on
-        // every round reaches it by push.
+        // Caught up. Admit it only once we can reach it (the registry is
+        // refreshed every half second), or the next round would drop it.
+        if self.ctx.peers.url(&replica).is_none() {
+            return FetchVerdict::Behind { end };
+        }
+        // Rounds are serialized by this task, so from here on every round
+        // reaches it by push.
         let grown = replicas.with(&replica);
         match self
             .ctx

@@ -25,6 +25,20 @@ pub struct EpochEntry {
     pub start_offset: u64,
 }
 
+/// KIP-101's "end offset for epoch": the largest epoch `<= epoch` in
+/// `entries` and the offset where it ended (the next epoch's start, or
+/// `log_end` for the latest). `None` if there is no such epoch.
+pub(crate) fn end_offset_for(
+    entries: &[EpochEntry],
+    epoch: u32,
+    log_end: u64,
+) -> Option<(u32, u64)> {
+    let i = entries.partition_point(|e| e.epoch <= epoch);
+    let found = entries.get(i.checked_sub(1)?)?;
+    let end = entries.get(i).map_or(log_end, |next| next.start_offset);
+    Some((found.epoch, end))
+}
+
 #[derive(Debug)]
 pub(crate) struct EpochHistory {
     dir: PathBuf,
@@ -112,17 +126,9 @@ impl EpochHistory {
         Ok(())
     }
 
-    /// KIP-101's "end offset for epoch": the largest epoch `<= epoch` that
-    /// this log knows and the offset where it ended (the next epoch's start,
-    /// or `log_end` for the latest). `None` if the log has no such epoch.
+    /// KIP-101's "end offset for epoch"; see [`end_offset_for`].
     pub fn end_offset_for(&self, epoch: u32, log_end: u64) -> Option<(u32, u64)> {
-        let i = self.entries.partition_point(|e| e.epoch <= epoch);
-        let found = self.entries.get(i.checked_sub(1)?)?;
-        let end = self
-            .entries
-            .get(i)
-            .map_or(log_end, |next| next.start_offset);
-        Some((found.epoch, end))
+        end_offset_for(&self.entries, epoch, log_end)
     }
 
     fn persist(&self) -> Result<()> {

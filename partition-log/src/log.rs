@@ -22,7 +22,7 @@ use std::{
 use crate::{
     batch::{Batch, BatchHeader},
     config::{FsyncPolicy, LogConfig},
-    epoch::{EpochEntry, EpochHistory},
+    epoch::{self, EpochEntry, EpochHistory},
     error::{LogError, Result},
     index::IndexEntry,
     segment::{self, INDEX_SUFFIX, LOG_SUFFIX, Recovery, Segment},
@@ -60,6 +60,8 @@ struct View {
 struct Shared {
     dir: PathBuf,
     view: RwLock<View>,
+    /// A copy of the writer's epoch history, for readers.
+    epochs: RwLock<Vec<EpochEntry>>,
 }
 
 /// A cheap, cloneable, thread-safe read handle on a partition log.
@@ -87,6 +89,18 @@ impl LogReader {
 
     pub fn dir(&self) -> &Path {
         &self.shared.dir
+    }
+
+    /// The latest leader epoch that wrote to this log.
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.shared.epochs.read().unwrap().last().map(|e| e.epoch)
+    }
+
+    /// KIP-101 "end offset for epoch" (see
+    /// [`PartitionLog::end_offset_for_epoch`]), without the writer.
+    pub fn end_offset_for_epoch(&self, epoch: u32) -> Option<(u32, u64)> {
+        let end = self.end_offset();
+        epoch::end_offset_for(&self.shared.epochs.read().unwrap(), epoch, end)
     }
 
     /// Reads whole batches starting with the one that holds `from`, stopping
@@ -219,6 +233,7 @@ impl PartitionLog {
                     start_offset,
                     end_offset,
                 }),
+                epochs: RwLock::new(epochs.entries().to_vec()),
             }),
         };
         let log = Self {
@@ -287,6 +302,7 @@ impl PartitionLog {
                 .is_none_or(|l| h.leader_epoch > l.epoch)
             {
                 self.epochs.assign(h.leader_epoch, h.base_offset)?;
+                self.publish_epochs();
             }
         }
 
@@ -410,6 +426,10 @@ impl PartitionLog {
         Ok(())
     }
 
+    fn publish_epochs(&self) {
+        *self.reader.shared.epochs.write().unwrap() = self.epochs.entries().to_vec();
+    }
+
     /// Forces appended bytes to disk now.
     pub fn sync(&mut self) -> Result<()> {
         if self.unsynced {
@@ -473,6 +493,7 @@ impl PartitionLog {
         self.index_file = active.index.open_for_append()?;
         self.active = active;
         self.epochs.truncate_from(offset)?;
+        self.publish_epochs();
         tracing::info!(offset, cut = end - offset, "truncated log");
         Ok(())
     }

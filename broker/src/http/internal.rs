@@ -119,5 +119,5 @@ pub async fn epoch_end(
     authorize(&node, &req)?;
     let q = query.into_inner();
     let partition = partition(&node, &q.topic, q.partition).await?;
-    Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch).await))
+    Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch)))
 }

@@ -102,7 +102,7 @@ async fn step(
     let epoch = node.highest_epoch();
     let topic = partition.topic.to_string();
     if *synced != Some(epoch) {
-        let answer = match partition.latest_epoch().await {
+        let answer = match partition.latest_epoch() {
             None => EpochEnd {
                 epoch: None,
                 end_offset: None,

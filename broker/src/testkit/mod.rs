@@ -3,8 +3,13 @@
 //! Real processes, no mocks: a [`RedisServer`] (the `redis-server` found on
 //! `PATH`), YAK nodes ([`NodeProcess`], the real `broker` and `follower`
 //! binaries), a [`Cluster`] builder that starts one of each plus followers,
-//! a poll-with-deadline helper ([`wait_until`]) and small HTTP helpers
-//! ([`produce`], [`consume`], [`get_json`], [`post_json`], ...).
+//! a poll-with-deadline helper ([`wait_until`]) and its opposite
+//! ([`hold_for`]: "stays true for a while"), small HTTP helpers
+//! ([`produce`], [`consume`], [`get_json`], [`post_json`], ...), and ways
+//! to look behind the API: a node's log files on disk
+//! ([`NodeProcess::log_bytes`], [`wait_for_identical_logs`]), its activity
+//! log ([`NodeProcess::activity`]) and the cluster's Redis state
+//! ([`Cluster::store`]).
 //!
 //! Enabled by the `testkit` cargo feature; other crates use it as
 //! `broker = { workspace = true, features = ["testkit"] }` in their
@@ -132,6 +137,49 @@ where
     poll_until(format!("{what} (at {caller})"), timeout, condition)
 }
 
+/// The opposite of [`wait_for`]: checks `condition` every
+/// [`POLL_INTERVAL`] for `duration` and panics (naming `what` and the
+/// caller's line) the first time it is false. For "stays so for a while"
+/// assertions, e.g. "no node leads for two lease TTLs". One check that
+/// hangs past the end counts as holding.
+#[track_caller]
+pub fn hold_for<F, Fut>(
+    what: impl fmt::Display,
+    duration: Duration,
+    condition: F,
+) -> impl Future<Output = ()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let caller = Location::caller();
+    let what = format!("{what} (at {caller})");
+    hold(what, duration, condition)
+}
+
+async fn hold<F, Fut>(what: String, duration: Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    let end = started + duration;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        match tokio::time::timeout(left, condition()).await {
+            Ok(true) | Err(_) => {}
+            Ok(false) => panic!(
+                "{what} stopped holding after {:?} of {duration:?}",
+                started.elapsed()
+            ),
+        }
+        tokio::time::sleep(POLL_INTERVAL.min(end.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
 async fn poll_until<T, F, Fut>(what: String, timeout: Duration, mut condition: F) -> T
 where
     F: FnMut() -> Fut,
@@ -198,6 +246,46 @@ fn signal(child: &Child, signal: Signal) {
     if let Ok(pid) = i32::try_from(child.id()) {
         let _ = kill(Pid::from_raw(pid), signal);
     }
+}
+
+/// SIGSTOP, then waits until every thread of the process has stopped.
+///
+/// A process-directed SIGSTOP stops the threads one by one: the thread that
+/// takes the signal starts the group stop when it next runs, and on a busy
+/// machine the other threads can go on running user code (accepting a
+/// request, answering one) for milliseconds after `kill` returned. Tests
+/// rely on "nothing happens in there after `pause()`", so this reads
+/// `/proc/<pid>/task/*/stat` until every thread is stopped (or gone).
+/// Without `/proc` it returns at once.
+fn stop_process(child: &Child) {
+    signal(child, Signal::SIGSTOP);
+    let pid = child.id();
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while !all_threads_stopped(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not stop within {STOP_TIMEOUT:?} of SIGSTOP"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// True if no thread of `pid` can run: each is stopped (`T`), traced
+/// (`t`), a zombie or gone. True if `/proc` cannot be read.
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            return true; // the thread exited
+        };
+        // "<tid> (<comm>) <state> ..."; comm may hold spaces and parens.
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].trim_start().chars().next());
+        matches!(state, Some('T' | 't' | 'Z' | 'X') | None)
+    })
 }
 
 /// Waits for `child` to exit, up to `timeout`, without blocking the async
@@ -464,10 +552,11 @@ impl RedisServer {
         }
     }
 
-    /// SIGSTOP: the process freezes; connections hang.
+    /// SIGSTOP: the process freezes; connections hang. Returns once every
+    /// thread has stopped.
     pub fn pause(&mut self) {
         if let Some(child) = &self.child {
-            signal(child, Signal::SIGSTOP);
+            stop_process(child);
             self.paused = true;
         }
     }
@@ -867,6 +956,67 @@ impl NodeProcess {
         self.path.join("node.log")
     }
 
+    /// Where the node keeps one partition's log:
+    /// `<data dir>/topics/<topic>/<partition>`.
+    pub fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
+        self.data_dir()
+            .join("topics")
+            .join(topic)
+            .join(partition.to_string())
+    }
+
+    /// One partition's log as stored on disk: every `*.log` segment file,
+    /// in offset order, concatenated (empty if there is none). Segment
+    /// boundaries may differ between replicas; the concatenation may not.
+    pub fn log_bytes(&self, topic: &str, partition: u32) -> Vec<u8> {
+        let dir = self.partition_dir(topic, partition);
+        let mut segments: Vec<PathBuf> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading {}: {e}", dir.display()),
+        };
+        // Zero-padded base offsets: name order is offset order.
+        segments.sort();
+        let mut bytes = Vec::new();
+        for segment in segments {
+            match fs::read(&segment) {
+                Ok(b) => bytes.extend_from_slice(&b),
+                // A segment removed by a truncation between listing and
+                // reading: the caller compares again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => panic!("reading {}: {e}", segment.display()),
+            }
+        }
+        bytes
+    }
+
+    /// `GET /stats`, if it answers 200 with a sampled snapshot (not `{}`).
+    pub async fn stats(&self) -> Option<Value> {
+        let reply = try_send(
+            http_client()
+                .get(format!("{}/stats", self.url()))
+                .timeout(Duration::from_secs(2)),
+        )
+        .await
+        .ok()?;
+        (reply.status == StatusCode::OK && reply.json.get("node").is_some()).then_some(reply.json)
+    }
+
+    /// The entries of the node's activity log (`GET /stats` → `activity`,
+    /// newest first) whose `kind` is `kind`; empty if it does not answer.
+    pub async fn activity(&self, kind: &str) -> Vec<Value> {
+        let Some(stats) = self.stats().await else {
+            return Vec::new();
+        };
+        stats["activity"]
+            .as_array()
+            .map(|a| a.iter().filter(|e| e["kind"] == kind).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// The OS process id, while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -935,12 +1085,14 @@ impl NodeProcess {
     }
 
     /// SIGSTOP: the process freezes (its lease, timers and sockets with it).
+    /// Returns once every thread has stopped, so nothing the test sends
+    /// afterwards is handled before [`NodeProcess::resume`].
     pub fn pause(&mut self) {
         let child = self
             .child
             .as_ref()
             .expect("pausing a node that is not running");
-        signal(child, Signal::SIGSTOP);
+        stop_process(child);
         self.paused = true;
     }
 
@@ -1208,6 +1360,14 @@ impl Cluster {
         &mut self.redis
     }
 
+    /// A fresh [`ClusterStore`] on this cluster's Redis and key prefix, to
+    /// read what the nodes stored there (HWMs, ISRs, the lease). Call it
+    /// inside the test's runtime.
+    pub fn store(&self) -> crate::store::ClusterStore {
+        crate::store::ClusterStore::new(&self.redis.url(), &self.name, Duration::from_secs(2))
+            .expect("a redis URL the nodes use parses")
+    }
+
     /// Every node; index 0 is the broker, then the followers.
     pub fn nodes(&self) -> &[NodeProcess] {
         &self.nodes
@@ -1303,6 +1463,45 @@ impl Cluster {
                         return None;
                     }
                     (node.role().await.as_deref() == Some("leader")).then_some(info)
+                },
+            )
+            .await
+        }
+    }
+
+    /// Waits until every running node knows every other running node's
+    /// URL: its cluster view (`GET /stats` → `nodes`, refreshed from the
+    /// Redis registry together with the table of peer URLs) lists them all.
+    /// A leader drops from the ISR, at the next write, a follower whose URL
+    /// it does not know yet ("not registered"), so tests that need a stable
+    /// ISR call this after starting or restarting nodes. Panics after
+    /// `timeout`.
+    #[track_caller]
+    pub fn wait_for_peers(&self, timeout: Duration) -> impl Future<Output = ()> + '_ {
+        let caller = Location::caller();
+        async move {
+            let running: Vec<&NodeProcess> = self
+                .nodes
+                .iter()
+                .filter(|n| n.child.is_some() && !n.paused)
+                .collect();
+            let ids: Vec<&str> = running.iter().map(|n| n.id()).collect();
+            poll_until(
+                format!("nodes {ids:?} to know each other (at {caller})"),
+                timeout,
+                || async {
+                    for node in &running {
+                        let stats = node.stats().await?;
+                        let known: Vec<&str> = stats["nodes"]
+                            .as_array()?
+                            .iter()
+                            .filter_map(|n| n["id"].as_str())
+                            .collect();
+                        if !ids.iter().all(|id| known.contains(id)) {
+                            return None;
+                        }
+                    }
+                    Some(())
                 },
             )
             .await
@@ -1550,4 +1749,58 @@ pub async fn node_snapshot(node_url: &str) -> Value {
         );
     }
     serde_json::json!({"topics": topics, "data": snapshot})
+}
+
+/// Waits until every node in `nodes` holds the same number of log bytes of
+/// `topic`/`partition` on disk ([`NodeProcess::log_bytes`]), as when the
+/// followers have caught up, then asserts the bytes are identical and
+/// returns them. Panics after `timeout` if the sizes never agree (showing
+/// the sizes seen last).
+#[track_caller]
+pub fn wait_for_identical_logs<'a>(
+    nodes: &'a [&'a NodeProcess],
+    topic: &'a str,
+    partition: u32,
+    timeout: Duration,
+) -> impl Future<Output = Vec<u8>> + 'a {
+    let caller = Location::caller();
+    async move {
+        assert!(!nodes.is_empty(), "no nodes to compare");
+        let deadline = Instant::now() + timeout;
+        let logs = loop {
+            let logs: Vec<Vec<u8>> = nodes
+                .iter()
+                .map(|n| n.log_bytes(topic, partition))
+                .collect();
+            if logs.iter().all(|l| l.len() == logs[0].len()) {
+                break logs;
+            }
+            if Instant::now() >= deadline {
+                let sizes: Vec<String> = nodes
+                    .iter()
+                    .zip(&logs)
+                    .map(|(n, l)| format!("{}: {} bytes", n.id(), l.len()))
+                    .collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {topic}/{partition} to have the \
+                     same size on every node (at {caller}); last seen {}",
+                    sizes.join(", ")
+                );
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        };
+        for (node, log) in nodes.iter().zip(&logs).skip(1) {
+            if *log != logs[0] {
+                let at = log.iter().zip(&logs[0]).position(|(a, b)| a != b);
+                panic!(
+                    "{topic}/{partition}: {} and {} hold {} bytes each but differ, first at \
+                     byte {at:?}",
+                    nodes[0].id(),
+                    node.id(),
+                    log.len()
+                );
+            }
+        }
+        logs.into_iter().next().expect("at least one node")
+    }
 }
