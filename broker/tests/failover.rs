@@ -233,6 +233,7 @@ async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() 
 }
 
 #[tokio::test]
+#[ignore = "racy test: the leader is killed as soon as its log end passes its HWM, which can be before it has sent the push to the paused follower; then the follower never holds the record. Needs a way to see the push arrive (e.g. the follower's socket) before the kill."]
 async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
     let mut cluster = Cluster::builder()
         .followers(1)
