@@ -172,7 +172,7 @@ impl YakClient {
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&JsonBody>,
         timeout: Option<Duration>,
         retry: impl Fn(&ClientError) -> bool,
     ) -> Result<T> {
@@ -206,7 +206,7 @@ impl YakClient {
         &self,
         method: &Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&JsonBody>,
         timeout: Option<Duration>,
     ) -> Result<T> {
         let mut url = self.leader_url().await?;
@@ -250,7 +250,7 @@ impl YakClient {
         url: &str,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&JsonBody>,
     ) -> Result<T> {
         self.request_with_timeout(url, method, path_and_query, body, None)
             .await
@@ -261,7 +261,7 @@ impl YakClient {
         url: &str,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&JsonBody>,
         timeout: Option<Duration>,
     ) -> Result<T> {
         let full = format!("{url}{path_and_query}");
@@ -270,7 +270,9 @@ impl YakClient {
             .request(method, &full)
             .timeout(timeout.unwrap_or(self.config.request_timeout));
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.0.clone());
         }
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: url.to_owned(),
@@ -305,7 +307,7 @@ impl YakClient {
 
     /// Creates a topic; `Err` with code `topic_exists` if it exists.
     pub async fn create_topic(&self, name: &str, partitions: Option<u32>) -> Result<TopicSummary> {
-        let body = serde_json::json!({ "name": name, "partitions": partitions });
+        let body = JsonBody::new(&serde_json::json!({ "name": name, "partitions": partitions }));
         self.call(Method::POST, "/topics", Some(&body), None, |e| {
             e.is_not_written()
         })
@@ -335,6 +337,20 @@ impl YakClient {
         let timeout = self.config.request_timeout + wait;
         self.call(Method::GET, &path, None, Some(timeout), |_| true)
             .await
+    }
+}
+
+/// A JSON request body, serialized once: retries and redirects resend the
+/// same bytes.
+#[derive(Debug, Clone)]
+pub struct JsonBody(bytes::Bytes);
+
+impl JsonBody {
+    pub fn new(value: &impl serde::Serialize) -> Self {
+        // Only maps with non-string keys fail to serialize; request bodies
+        // are structs and `json!` values.
+        let json = serde_json::to_vec(value).expect("a request body serializes to JSON");
+        Self(json.into())
     }
 }
 

@@ -40,8 +40,13 @@ impl Record {
 /// A record as sent, with the idempotence fields the producer adds.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct WireRecord<'a> {
-    #[serde(flatten)]
-    pub record: &'a Record,
+    // Flattened by hand: serde's `flatten` goes through a map serializer.
+    pub topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    pub payload: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producer_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -14,11 +14,11 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    cluster::YakClient,
+    cluster::{JsonBody, YakClient},
     error::{ClientError, Result},
     model::{Produced, Record, WireRecord},
 };
@@ -141,16 +141,31 @@ impl Producer {
             return records.iter().map(|_| Err(e.clone())).collect();
         }
         let idempotent = self.config.idempotent;
-        let wire: Vec<WireRecord<'_>> = records
+        // The broker stores a partition's records in runs of consecutive
+        // sequences, one batch per run: send records bound for the same
+        // place next to each other, numbered in that order.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| {
+            let r = &records[i];
+            (&r.topic, r.partition, &r.key)
+        });
+        let wire: Vec<WireRecord<'_>> = order
             .iter()
             .enumerate()
-            .map(|(i, record)| WireRecord {
-                record,
+            .map(|(rank, &i)| WireRecord {
+                topic: &records[i].topic,
+                key: records[i].key.as_deref(),
+                payload: &records[i].payload,
+                partition: records[i].partition,
                 producer_id: idempotent.then_some(self.producer_id),
-                sequence: idempotent.then_some(first + i as u64),
+                sequence: idempotent.then_some(first + rank as u64),
             })
             .collect();
-        let body = json!({ "records": wire });
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            records: &'a [WireRecord<'a>],
+        }
+        let body = JsonBody::new(&Batch { records: &wire });
         let deadline = Instant::now() + self.client.config().deadline;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -167,7 +182,12 @@ impl Producer {
                 .await;
             let results: Vec<Result<Produced>> = match answer {
                 Ok(answer) if answer.results.len() == records.len() => {
-                    answer.results.into_iter().map(parse_result).collect()
+                    let mut results: Vec<Option<Result<Produced>>> =
+                        records.iter().map(|_| None).collect();
+                    for (&i, result) in order.iter().zip(answer.results) {
+                        results[i] = Some(parse_result(result));
+                    }
+                    results.into_iter().map(|r| r.expect("one result per record")).collect()
                 }
                 Ok(_) => {
                     let e = ClientError::Decode {
