@@ -419,7 +419,11 @@ async fn rounds_replicate_while_an_earlier_round_waits_for_its_hwm_commit() {
     for i in 1..=3u64 {
         let url = leader.clone();
         pending.push(tokio::spawn(async move {
-            produce(&url, &json!({"topic": "pipe", "partition": 0, "payload": i})).await
+            produce(
+                &url,
+                &json!({"topic": "pipe", "partition": 0, "payload": i}),
+            )
+            .await
         }));
         // Without pipelining the second write would wait in the leader's
         // queue until the first one's HWM is stored.
@@ -444,5 +448,11 @@ async fn rounds_replicate_while_an_earlier_round_waits_for_its_hwm_commit() {
         assert_eq!(body["offset"], i as u64 + 1, "{body}");
     }
     wait_for_hwm(&leader, "pipe", &[4]).await;
-    wait_for_identical_logs(&[cluster.broker(), &cluster.followers()[0]], "pipe", 1, WAIT).await;
+    wait_for_identical_logs(
+        &[cluster.broker(), &cluster.followers()[0]],
+        "pipe",
+        1,
+        WAIT,
+    )
+    .await;
 }

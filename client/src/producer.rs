@@ -187,7 +187,10 @@ impl Producer {
                     for (&i, result) in order.iter().zip(answer.results) {
                         results[i] = Some(parse_result(result));
                     }
-                    results.into_iter().map(|r| r.expect("one result per record")).collect()
+                    results
+                        .into_iter()
+                        .map(|r| r.expect("one result per record"))
+                        .collect()
                 }
                 Ok(_) => {
                     let e = ClientError::Decode {

@@ -99,10 +99,7 @@ pub async fn produce(
             (None, Some(key)) => partition_for_key(key.as_bytes(), count),
             (None, None) => spreader.partition(r.producer_id.zip(r.sequence), count),
         };
-        groups
-            .entry((&*r.topic, partition))
-            .or_default()
-            .push(i);
+        groups.entry((&*r.topic, partition)).or_default().push(i);
     }
 
     let timestamp = now_ms() as i64;

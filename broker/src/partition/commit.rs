@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Reply, WriteError, Written, WriterContext};
+use super::{Reply, WriteError, WriterContext, Written};
 use crate::role::Event;
 
 /// Rounds replicated but not yet committed before the writer waits: bounds
