@@ -723,3 +723,76 @@ async fn stats_and_events_describe_the_node() {
     let snapshot: Value = serde_json::from_str(data).expect("JSON data");
     assert_eq!(snapshot["node"]["id"], "broker");
 }
+
+/// `POST /produce/batch` of a batch built with `builder`.
+async fn produce_batch(
+    url: &str,
+    topic: &str,
+    partition: u32,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
+    let reply = send(
+        http_client()
+            .post(format!(
+                "{url}/produce/batch?topic={topic}&partition={partition}"
+            ))
+            .header("content-type", broker::http::batch::CONTENT_TYPE)
+            .body(bytes),
+    )
+    .await;
+    (reply.status, reply.json)
+}
+
+#[tokio::test]
+async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
+    let cluster = single_node().await;
+    let url = cluster.broker().url();
+    create_topic(url, "bin", 2).await;
+    let (status, body) = produce(url, &json!({"topic": "bin", "partition": 1, "payload": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut builder = partition_log::BatchBuilder::new(now_ms()).producer(77, 0);
+    builder.push(now_ms(), Some(b"k"), br#"{"n":1}"#);
+    builder.push(now_ms(), None, b"plain text");
+    builder.push(now_ms(), None, b"3");
+    let bytes = builder.finish();
+    let (status, body) = produce_batch(url, "bin", 1, bytes.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3})
+    );
+
+    // The same batch again (a retry after a lost answer): same offsets.
+    let (status, again) = produce_batch(url, "bin", 1, bytes).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, body);
+
+    let records = consume_all(url, "bin", 1).await;
+    let got: Vec<(u64, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["offset"].as_u64().unwrap(),
+                r["key"].clone(),
+                r["payload"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Value::Null, json!(0)),
+            (1, json!("k"), json!({"n": 1})),
+            (2, Value::Null, json!("plain text")),
+            (3, Value::Null, json!(3)),
+        ]
+    );
+
+    // A batch to a topic that does not exist yet creates it.
+    let mut builder = partition_log::BatchBuilder::new(now_ms());
+    builder.push(now_ms(), None, b"first");
+    let (status, body) = produce_batch(url, "bin-new", 0, builder.finish()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["offset"], 0);
+}

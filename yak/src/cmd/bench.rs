@@ -5,7 +5,8 @@
 //! shipped defaults) in a temporary directory, or targets a running one
 //! with `--bootstrap` (then failover and memory are skipped: it does not own
 //! those processes). Scenarios, 100-byte values unless told otherwise:
-//! 1. batched produce: batches of 1,000 records from several producers,
+//! 1. batched produce: batches of 1,000 records from several producers, as
+//!    binary batches (`POST /produce/batch`) and, for comparison, as JSON,
 //!    each acknowledged only after the follower has it;
 //! 2. unbatched produce: one record per request from 64 clients; latency
 //!    percentiles from an HDR histogram;
@@ -75,7 +76,7 @@ impl Sizes {
         Self {
             batched_records: if quick { 200_000 } else { 10_000_000 },
             batch: 1000,
-            producers: 4,
+            producers: 8,
             unbatched_for: Duration::from_secs(if quick { 3 } else { 10 }),
             clients: 64,
             failovers: if quick { 3 } else { 10 },
@@ -127,7 +128,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     client.create_topic(&topic, Some(3)).await?;
 
     out("1/5 batched produce…");
-    let batched = batched_produce(&client, &topic, &value, &sizes).await?;
+    let batched = batched_produce(&client, &topic, &value, &sizes, false).await?;
+    let batched_json = batched_produce(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_batched(&redis, &value, &sizes).await?;
     out("2/5 unbatched produce…");
     let unbatched = unbatched_produce(&client, &topic, &value, &sizes).await?;
@@ -165,6 +167,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "git_commit": git_commit(),
         "batched_produce": {
             "msgs_per_s": batched,
+            "json_msgs_per_s": batched_json,
             "redis_msgs_per_s": redis_batched,
             "ratio": ratio(batched, redis_batched),
         },
@@ -249,11 +252,16 @@ fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
 }
 
+/// Batches of `sizes.batch` records from `sizes.producers` producers, each
+/// batch to one partition (the producers take turns over the three). With
+/// `json`, through `POST /produce` (one JSON object per record); otherwise
+/// as binary batches through `POST /produce/batch`.
 async fn batched_produce(
     client: &YakClient,
     topic: &str,
     value: &str,
     sizes: &Sizes,
+    json: bool,
 ) -> anyhow::Result<f64> {
     let per_producer = sizes.batched_records / sizes.producers as u64;
     let batches = per_producer.div_ceil(sizes.batch as u64);
@@ -261,20 +269,26 @@ async fn batched_produce(
     let started = Instant::now();
     let tasks = (0..sizes.producers).map(|p| {
         let producer = Producer::new(client.clone(), ProducerConfig::default());
-        let records: Vec<Record> = (0..sizes.batch)
-            .map(|i| {
-                Record::new(topic, Value::String(value.to_owned())).partition(((p + i) % 3) as u32)
-            })
-            .collect();
+        let (topic, value, batch) = (topic.to_owned(), value.to_owned(), sizes.batch);
         let failed = Arc::clone(&failed);
         tokio::spawn(async move {
-            for _ in 0..batches {
-                let bad = producer
-                    .send_batch(&records)
-                    .await
-                    .iter()
-                    .filter(|r| r.is_err())
-                    .count();
+            for b in 0..batches {
+                let partition = ((p as u64 + b) % 3) as u32;
+                let bad = if json {
+                    let records: Vec<Record> = (0..batch)
+                        .map(|_| {
+                            Record::new(&topic, Value::String(value.clone())).partition(partition)
+                        })
+                        .collect();
+                    let results = producer.send_batch(&records).await;
+                    results.iter().filter(|r| r.is_err()).count()
+                } else {
+                    let records = (0..batch).map(|_| (None, value.as_bytes()));
+                    match producer.send_records(&topic, partition, records).await {
+                        Ok(_) => 0,
+                        Err(_) => batch,
+                    }
+                };
                 failed.fetch_add(bad as u64, Ordering::Relaxed);
             }
         })
@@ -604,6 +618,12 @@ fn print_table(results: &Value) {
             show(f(&["batched_produce", "msgs_per_s"]), "msg/s"),
             show(f(&["batched_produce", "redis_msgs_per_s"]), "msg/s"),
             f(&["batched_produce", "ratio"]),
+        ),
+        (
+            "batched produce (JSON)",
+            show(f(&["batched_produce", "json_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            None,
         ),
         (
             "unbatched produce",
