@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// Give up retrying a call after this long.
     pub deadline: Duration,
     pub min_backoff: Duration,
+    /// Longest wait between retries. Short, because during a failover the
+    /// new leader is usually known a fraction of a second after a retry
+    /// starts waiting: a long wait adds directly to the unavailability.
     pub max_backoff: Duration,
     /// Timeout of one HTTP request (long polls add their wait).
     pub request_timeout: Duration,
@@ -37,7 +40,7 @@ impl Default for ClientConfig {
         Self {
             deadline: Duration::from_secs(30),
             min_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
         }
     }
