@@ -57,9 +57,20 @@ pub struct BenchArgs {
     /// Where to draw the chart (SVG).
     #[arg(long, default_value = "bench-results.svg")]
     chart: PathBuf,
+    /// How the Redis of the cluster the bench starts fsyncs its append-only
+    /// file: `always` (as shipped, what the no-loss guarantee needs) or
+    /// `everysec` (to measure what the per-write fsync costs).
+    #[arg(long, value_enum, default_value_t = RedisFsync::Always)]
+    redis_fsync: RedisFsync,
     /// Where the broker and follower binaries are [default: next to yak].
     #[arg(long, env = "YAK_BIN_DIR")]
     bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RedisFsync {
+    Always,
+    Everysec,
 }
 
 struct Sizes {
@@ -105,7 +116,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (urls.clone(), None, redis, None)
         }
         None => {
-            let (cluster, urls) = start_cluster(args.bin_dir.as_deref()).await?;
+            let durability = match args.redis_fsync {
+                RedisFsync::Always => Durability::AppendFsyncAlways,
+                RedisFsync::Everysec => Durability::AppendFsyncEverySec,
+            };
+            let (cluster, urls) = start_cluster(args.bin_dir.as_deref(), durability).await?;
             let dir = cluster._dir.path().join("baseline");
             let (redis, url) =
                 local::start_redis(&dir, Durability::InMemory, &cluster.logs).await?;
@@ -159,7 +174,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "batched_records": sizes.batched_records,
             "unbatched_clients": sizes.clients,
             "unbatched_seconds": sizes.unbatched_for.as_secs(),
-            "cluster": if own.is_some() { "started by the bench: redis-server (AOF, appendfsync always), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
+            "cluster": if own.is_some() { "started by the bench: redis-server (AOF), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
+            "cluster_redis_appendfsync": if own.is_some() { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
             "replication": "synchronous, every write on the follower before it is acknowledged",
             "redis_baseline": "separate redis-server, no persistence (--appendonly no --save ''), one stream",
             "topic_partitions": 3,
@@ -213,18 +229,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_cluster(bin_dir: Option<&Path>) -> anyhow::Result<(OwnCluster, Vec<String>)> {
+async fn start_cluster(
+    bin_dir: Option<&Path>,
+    durability: Durability,
+) -> anyhow::Result<(OwnCluster, Vec<String>)> {
     let bins = local::bin_dir(bin_dir)?;
     let broker = local::binary(&bins, "broker")?;
     let follower = local::binary(&bins, "follower")?;
     let dir = tempfile::Builder::new().prefix("yak-bench-").tempdir()?;
     let logs = Logs::Files(dir.path().to_owned());
-    let (redis, redis_url) = local::start_redis(
-        &dir.path().join("redis"),
-        Durability::AppendFsyncAlways,
-        &logs,
-    )
-    .await?;
+    let (redis, redis_url) =
+        local::start_redis(&dir.path().join("redis"), durability, &logs).await?;
     let mut procs = vec![redis];
     let mut nodes = Vec::new();
     let mut urls = Vec::new();
