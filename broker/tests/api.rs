@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::testkit::{
     Cluster, StatusCode, consume, consume_all, consume_with, describe_topic, get_json, http_client,
-    post_json, produce, send, wait_for, wait_until,
+    post_json, produce, produce_batch, send, wait_for, wait_until,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -724,25 +724,6 @@ async fn stats_and_events_describe_the_node() {
     assert_eq!(snapshot["node"]["id"], "broker");
 }
 
-/// `POST /produce/batch` of a batch built with `builder`.
-async fn produce_batch(
-    url: &str,
-    topic: &str,
-    partition: u32,
-    bytes: Vec<u8>,
-) -> (StatusCode, Value) {
-    let reply = send(
-        http_client()
-            .post(format!(
-                "{url}/produce/batch?topic={topic}&partition={partition}"
-            ))
-            .header("content-type", broker::http::batch::CONTENT_TYPE)
-            .body(bytes),
-    )
-    .await;
-    (reply.status, reply.json)
-}
-
 #[tokio::test]
 async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     let cluster = single_node().await;
@@ -756,7 +737,8 @@ async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     builder.push(now_ms(), None, b"plain text");
     builder.push(now_ms(), None, b"3");
     let bytes = builder.finish();
-    let (status, body) = produce_batch(url, "bin", 1, bytes.clone()).await;
+    let reply = produce_batch(url, "bin", 1, bytes.clone()).await;
+    let (status, body) = (reply.status, reply.json);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
@@ -764,7 +746,8 @@ async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     );
 
     // The same batch again (a retry after a lost answer): same offsets.
-    let (status, again) = produce_batch(url, "bin", 1, bytes).await;
+    let reply = produce_batch(url, "bin", 1, bytes).await;
+    let (status, again) = (reply.status, reply.json);
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again, body);
 
@@ -792,7 +775,8 @@ async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     // A batch to a topic that does not exist yet creates it.
     let mut builder = partition_log::BatchBuilder::new(now_ms());
     builder.push(now_ms(), None, b"first");
-    let (status, body) = produce_batch(url, "bin-new", 0, builder.finish()).await;
+    let reply = produce_batch(url, "bin-new", 0, builder.finish()).await;
+    let (status, body) = (reply.status, reply.json);
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["offset"], 0);
 }

@@ -4,7 +4,7 @@
 
 use broker::testkit::{
     Cluster, Reply, StatusCode, consume_with, http_client, node_snapshot, post_json, post_raw,
-    produce, request, send,
+    produce, produce_batch, request, send,
 };
 use partition_log::{LogConfig, PartitionLog, Retention};
 use reqwest::Method;
@@ -661,19 +661,6 @@ async fn every_produce_error_says_whether_anything_was_written() {
     }
 }
 
-/// `POST /produce/batch` with `body` as a binary batch.
-async fn produce_batch_raw(url: &str, topic: &str, partition: u32, body: Vec<u8>) -> Reply {
-    send(
-        http_client()
-            .post(format!(
-                "{url}/produce/batch?topic={topic}&partition={partition}"
-            ))
-            .header("content-type", broker::http::batch::CONTENT_TYPE)
-            .body(body),
-    )
-    .await
-}
-
 fn batch_of(values: &[&[u8]]) -> partition_log::BatchBuilder {
     let mut builder = partition_log::BatchBuilder::new(1_000);
     for value in values {
@@ -720,14 +707,14 @@ async fn bad_binary_batches_are_refused_and_store_nothing() {
         ),
     ];
     for (what, body) in cases {
-        let reply = produce_batch_raw(url, "v", 0, body).await;
+        let reply = produce_batch(url, "v", 0, body).await;
         assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
         f.refused(what, reply, StatusCode::BAD_REQUEST, "invalid_batch")
             .await;
     }
 
     let big = vec![b'x'; 1024 * 1024 + 1];
-    let reply = produce_batch_raw(url, "v", 0, batch_of(&[b"1", &big]).finish()).await;
+    let reply = produce_batch(url, "v", 0, batch_of(&[b"1", &big]).finish()).await;
     f.refused(
         "an oversize payload",
         reply,
@@ -735,7 +722,7 @@ async fn bad_binary_batches_are_refused_and_store_nothing() {
         "payload_too_large",
     )
     .await;
-    let reply = produce_batch_raw(url, "v", 7, good.clone()).await;
+    let reply = produce_batch(url, "v", 7, good.clone()).await;
     f.refused(
         "a partition out of range",
         reply,
@@ -743,7 +730,7 @@ async fn bad_binary_batches_are_refused_and_store_nothing() {
         "invalid_partition",
     )
     .await;
-    let reply = produce_batch_raw(url, "..%2Fx", 0, good.clone()).await;
+    let reply = produce_batch(url, "..%2Fx", 0, good.clone()).await;
     f.refused(
         "a bad topic name",
         reply,
@@ -751,7 +738,7 @@ async fn bad_binary_batches_are_refused_and_store_nothing() {
         "invalid_topic",
     )
     .await;
-    let reply = produce_batch_raw(url, "new", 3, good).await;
+    let reply = produce_batch(url, "new", 3, good).await;
     f.refused(
         "a partition out of range of a topic to create",
         reply,
