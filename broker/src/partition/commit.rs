@@ -146,11 +146,14 @@ impl Task {
         if *self.hwm.borrow() >= end {
             return self.gate_open(epoch);
         }
+        let started = std::time::Instant::now();
         let stored = self
             .ctx
             .store
             .advance_hwm(&self.topic, self.partition, epoch, end)
             .await;
+        let took = started.elapsed().as_secs_f64();
+        self.ctx.metrics.hwm_commit_seconds.observe(took);
         match stored {
             Ok(stored) => {
                 self.hwm.send_if_modified(|current| {
