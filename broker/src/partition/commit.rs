@@ -79,7 +79,10 @@ impl Committer {
         if let Err(mpsc::error::SendError(Job::Commit(round))) =
             self.jobs.send(Job::Commit(round)).await
         {
-            answer_all(round.answers, &WriteError::Closed);
+            // The round is appended and replicated: its outcome is unknown,
+            // not "not written".
+            let stopped = WriteError::Unavailable("the commit stage stopped".to_owned());
+            answer_all(round.answers, &stopped);
         }
     }
 
