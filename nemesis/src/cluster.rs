@@ -100,6 +100,21 @@ pub enum TailDamage {
     BitFlip,
 }
 
+/// Where a batch's CRC-covered bytes start (docs/storage.md).
+const CRC_START: usize = 20;
+
+/// The position of the last whole batch of a segment, if the segment is a
+/// sequence of whole batches.
+fn last_batch(segment: &[u8]) -> Option<usize> {
+    let (mut pos, mut last) = (0, None);
+    while pos < segment.len() {
+        let header = partition_log::BatchHeader::parse(&segment[pos..]).ok()?;
+        last = Some(pos);
+        pos += header.total_len();
+    }
+    (pos == segment.len()).then_some(last).flatten()
+}
+
 /// The running cluster. Dropping it kills every process.
 pub struct Cluster {
     config: ClusterConfig,
@@ -282,11 +297,18 @@ impl Cluster {
             if bytes.is_empty() {
                 continue;
             }
-            let span = bytes.len().min(256);
             match damage {
-                TailDamage::Torn => bytes.truncate(bytes.len() - rng.random_range(1..=span)),
+                TailDamage::Torn => {
+                    let span = bytes.len().min(256);
+                    bytes.truncate(bytes.len() - rng.random_range(1..=span));
+                }
                 TailDamage::BitFlip => {
-                    let at = bytes.len() - rng.random_range(1..=span);
+                    // Within the CRC-covered bytes of the last batch: damage
+                    // to an earlier batch, followed by valid ones, is media
+                    // corruption that recovery refuses to cut by design
+                    // (docs/storage.md), not a crash's torn write.
+                    let Some(last) = last_batch(&bytes) else { continue };
+                    let at = rng.random_range(last + CRC_START..bytes.len());
                     bytes[at] ^= 1 << rng.random_range(0..8);
                 }
             }
