@@ -307,7 +307,9 @@ impl Cluster {
                     // to an earlier batch, followed by valid ones, is media
                     // corruption that recovery refuses to cut by design
                     // (docs/storage.md), not a crash's torn write.
-                    let Some(last) = last_batch(&bytes) else { continue };
+                    let Some(last) = last_batch(&bytes) else {
+                        continue;
+                    };
                     let at = rng.random_range(last + CRC_START..bytes.len());
                     bytes[at] ^= 1 << rng.random_range(0..8);
                 }

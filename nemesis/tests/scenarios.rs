@@ -1,5 +1,5 @@
 //! Every fault kind on its own, against a real cluster, with a fixed seed:
-//! about 30 s of faults (one every 2–5 s), then healing and the nine
+//! about 45 s of faults (one every 2–5 s), then healing and the nine
 //! checks. A scenario passes only if faults ran, writes were acknowledged
 //! and no check found a violation.
 //!
@@ -13,7 +13,7 @@ async fn scenario(kind: FaultKind, seed: u64) {
     let secs = std::env::var("NEMESIS_SCENARIO_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+        .unwrap_or(45);
     let config = RunConfig {
         seed,
         duration: Duration::from_secs(secs),
@@ -30,7 +30,10 @@ async fn scenario(kind: FaultKind, seed: u64) {
         summary.faults.values().sum::<u64>() > 0,
         "no fault was injected: {summary}"
     );
-    assert!(summary.report.acked > 0, "nothing was acknowledged: {summary}");
+    assert!(
+        summary.report.acked > 0,
+        "nothing was acknowledged: {summary}"
+    );
     assert!(summary.passed(), "{kind:?}: {summary}");
 }
 
