@@ -46,6 +46,9 @@ pub enum LinkMode {
     Delay(Duration),
 }
 
+/// How long [`LinkMode::Delay`] holds each chunk in the link-delay faults.
+pub const DEFAULT_DELAY: Duration = Duration::from_millis(300);
+
 /// A proxy could not start.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot listen on {addr} for a proxy: {source}")]
@@ -279,9 +282,6 @@ async fn pump(
         }
     }
 }
-
-/// How long [`LinkMode::Delay`] holds each chunk in the link-delay faults.
-pub const DEFAULT_DELAY: Duration = Duration::from_millis(300);
 
 #[cfg(test)]
 mod tests {
