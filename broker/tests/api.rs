@@ -760,7 +760,7 @@ async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3})
+        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3, "epoch": 1})
     );
 
     // The same batch again (a retry after a lost answer): same offsets.

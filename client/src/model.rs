@@ -70,6 +70,9 @@ pub struct ProducedBatch {
     pub partition: u32,
     pub offset: u64,
     pub count: u32,
+    /// The leader epoch that acknowledged it (absent from older brokers).
+    #[serde(default)]
+    pub epoch: Option<u64>,
 }
 
 /// A record read back.
