@@ -1,7 +1,11 @@
 //! The node's configuration: command-line flags with `YAK_*` environment
 //! fallbacks, shared by the `broker` and `follower` binaries.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, ValueEnum};
 use partition_log::FsyncPolicy;
@@ -106,6 +110,13 @@ pub struct NodeArgs {
     #[arg(long, env = "YAK_MAX_REQUEST_BYTES", default_value_t = 32 * 1024 * 1024)]
     pub max_request_bytes: usize,
 
+    /// Local IP that this node's outgoing connections to other nodes
+    /// (replication) are bound to. Lets a proxy in front of a node tell its
+    /// peers apart (the fault-injection suite uses it); the OS chooses when
+    /// unset.
+    #[arg(long, env = "YAK_SOURCE_ADDRESS")]
+    pub source_address: Option<IpAddr>,
+
     /// Log output format.
     #[arg(long, env = "YAK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -131,6 +142,7 @@ pub struct NodeConfig {
     pub auto_create_topics: bool,
     pub max_payload_bytes: usize,
     pub max_request_bytes: usize,
+    pub source_address: Option<IpAddr>,
 }
 
 /// Longest accepted record key, in bytes.
@@ -171,6 +183,7 @@ impl NodeArgs {
             auto_create_topics: self.auto_create_topics,
             max_payload_bytes: self.max_payload_bytes,
             max_request_bytes: self.max_request_bytes,
+            source_address: self.source_address,
         }
     }
 }

@@ -127,7 +127,7 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let (stats_tx, stats) = watch::channel(Arc::from("{}"));
         let peers = Peers::default();
-        let client = PeerClient::new(config.cluster_token.clone());
+        let client = PeerClient::new(config.cluster_token.clone(), config.source_address);
         let ctx = WriterContext {
             runtime: tokio::runtime::Handle::current(),
             node_id: config.node_id.clone(),

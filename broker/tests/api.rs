@@ -53,7 +53,7 @@ async fn produce_and_consume_single_records() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"topic": "events", "partition": 1, "offset": 0})
+        json!({"topic": "events", "partition": 1, "offset": 0, "epoch": 1})
     );
     let (status, body) = produce(
         url,
@@ -63,7 +63,7 @@ async fn produce_and_consume_single_records() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"topic": "events", "partition": 1, "offset": 1})
+        json!({"topic": "events", "partition": 1, "offset": 1, "epoch": 1})
     );
     let (status, body) = produce(
         url,
@@ -73,7 +73,7 @@ async fn produce_and_consume_single_records() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"topic": "events", "partition": 0, "offset": 0})
+        json!({"topic": "events", "partition": 0, "offset": 0, "epoch": 1})
     );
     let after = now_ms();
 
@@ -153,11 +153,11 @@ async fn batch_produce_answers_one_result_per_record_in_order() {
     let results = body["results"].as_array().expect("results").clone();
     assert_eq!(results.len(), 10, "{body}");
     let mut expected: Vec<Value> = (0..9)
-        .map(|i| json!({"topic": "spread", "partition": i % 3, "offset": i / 3}))
+        .map(|i| json!({"topic": "spread", "partition": i % 3, "offset": i / 3, "epoch": 1}))
         .collect();
     expected.insert(
         4,
-        json!({"topic": "elsewhere", "partition": 0, "offset": 0}),
+        json!({"topic": "elsewhere", "partition": 0, "offset": 0, "epoch": 1}),
     );
     assert_eq!(results, expected);
 
@@ -742,7 +742,7 @@ async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body,
-        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3})
+        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3, "epoch": 1})
     );
 
     // The same batch again (a retry after a lost answer): same offsets.

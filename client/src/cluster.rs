@@ -4,6 +4,7 @@
 //! with exponential backoff and jitter, bounded by a deadline.
 
 use std::{
+    net::IpAddr,
     sync::{Arc, RwLock},
     time::Duration,
 };
@@ -63,6 +64,16 @@ pub fn discover(info: &LeaderInfo) -> Discovery {
     }
 }
 
+fn http_client(local_address: Option<IpAddr>) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(1))
+        .tcp_nodelay(true)
+        .local_address(local_address)
+        .build()
+        .map_err(|e| ClientError::Config(e.to_string()))
+}
+
 /// A handle on a YAK cluster. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct YakClient {
@@ -90,18 +101,20 @@ impl YakClient {
         if bootstrap.is_empty() {
             return Err(ClientError::Config("no bootstrap URLs".to_owned()));
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(1))
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| ClientError::Config(e.to_string()))?;
         Ok(Self {
-            http,
+            http: http_client(None)?,
             bootstrap: Arc::new(bootstrap),
             leader: Arc::default(),
             config,
         })
+    }
+
+    /// The same client, with its connections bound to the local address
+    /// `ip` (e.g. one 127.0.0.x per client, so that a proxy in front of the
+    /// nodes can tell clients apart).
+    pub fn with_local_address(mut self, ip: IpAddr) -> Result<Self> {
+        self.http = http_client(Some(ip))?;
+        Ok(self)
     }
 
     pub fn bootstrap(&self) -> &[String] {
@@ -186,10 +199,18 @@ impl YakClient {
             .with_total_delay(Some(self.config.deadline))
             .without_max_times()
             .build();
+        // The last error after which the request may have taken effect:
+        // a later "not written" answer does not undo it, so it is what the
+        // caller gets (a write reported as not written must not exist).
+        let mut unknown: Option<ClientError> = None;
         loop {
             let error = match self.attempt(&method, path_and_query, body, timeout).await {
                 Ok(value) => return Ok(value),
-                Err(e) => e,
+                Err(e) if e.is_not_written() => unknown.clone().unwrap_or(e),
+                Err(e) => {
+                    unknown = Some(e.clone());
+                    e
+                }
             };
             if !(error.is_retryable() && retry(&error)) {
                 return Err(error);

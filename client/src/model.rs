@@ -58,6 +58,9 @@ pub(crate) struct WireRecord<'a> {
 pub struct Produced {
     pub partition: u32,
     pub offset: u64,
+    /// The leader epoch that acknowledged it (absent from older brokers).
+    #[serde(default)]
+    pub epoch: Option<u64>,
 }
 
 /// Where an acknowledged binary batch was stored: its records have the
@@ -67,6 +70,9 @@ pub struct ProducedBatch {
     pub partition: u32,
     pub offset: u64,
     pub count: u32,
+    /// The leader epoch that acknowledged it (absent from older brokers).
+    #[serde(default)]
+    pub epoch: Option<u64>,
 }
 
 /// A record read back.

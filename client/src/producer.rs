@@ -222,6 +222,11 @@ impl Producer {
             .with_max_delay(self.client.config().max_backoff)
             .without_max_times()
             .build();
+        // An attempt whose outcome is unknown may have stored a record; a
+        // later attempt that answers "not written" (say `no_leader` while
+        // the cluster fails over) says nothing about the earlier one. Such
+        // a record's final error stays the unknown one.
+        let mut uncertain: Vec<Option<ClientError>> = vec![None; records.len()];
         loop {
             let answer: Result<Results> = self
                 .client
@@ -246,10 +251,11 @@ impl Producer {
                         url: "/produce".to_owned(),
                         message: "wrong number of results".to_owned(),
                     };
-                    return records.iter().map(|_| Err(e.clone())).collect();
+                    records.iter().map(|_| Err(e.clone())).collect()
                 }
-                Err(e) => return records.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => records.iter().map(|_| Err(e.clone())).collect(),
             };
+            let results = keep_uncertain(results, &mut uncertain);
             let retry = results.iter().any(|r| {
                 r.as_ref()
                     .err()
@@ -263,6 +269,26 @@ impl Producer {
             }
         }
     }
+}
+
+/// Remembers, per record, the last error of unknown outcome, and puts it
+/// in place of a later "not written" error of the same record.
+fn keep_uncertain(
+    results: Vec<Result<Produced>>,
+    uncertain: &mut [Option<ClientError>],
+) -> Vec<Result<Produced>> {
+    results
+        .into_iter()
+        .zip(uncertain.iter_mut())
+        .map(|(result, unknown)| match result {
+            Err(e) if !e.is_not_written() => {
+                *unknown = Some(e.clone());
+                Err(e)
+            }
+            Err(e) => Err(unknown.clone().unwrap_or(e)),
+            ok => ok,
+        })
+        .collect()
 }
 
 fn parse_result(value: Value) -> Result<Produced> {
@@ -300,5 +326,43 @@ async fn linger(producer: std::sync::Weak<Producer>, mut rx: mpsc::Receiver<Queu
         for (queued, result) in batch.into_iter().zip(results) {
             let _ = queued.reply.send(result);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_once_of_unknown_outcome_never_reports_not_written() {
+        let unknown = ClientError::Transport {
+            url: "u".into(),
+            message: "timed out".into(),
+        };
+        let not_written = ClientError::NoLeader("failing over".into());
+        let at = Produced {
+            partition: 0,
+            offset: 1,
+            epoch: Some(2),
+        };
+        let mut uncertain = vec![None, None, None];
+        // Attempt 1: record 0 unknown, 1 not written, 2 unknown.
+        let first = keep_uncertain(
+            vec![Err(unknown.clone()), Err(not_written.clone()), Err(unknown)],
+            &mut uncertain,
+        );
+        assert!(!first[0].as_ref().unwrap_err().is_not_written());
+        assert!(first[1].as_ref().unwrap_err().is_not_written());
+        // Attempt 2: "not written" for 0 and 1, stored for 2.
+        let second = keep_uncertain(
+            vec![Err(not_written.clone()), Err(not_written), Ok(at)],
+            &mut uncertain,
+        );
+        assert!(
+            !second[0].as_ref().unwrap_err().is_not_written(),
+            "record 0 may have been stored by attempt 1"
+        );
+        assert!(second[1].as_ref().unwrap_err().is_not_written());
+        assert_eq!(second[2].as_ref().unwrap(), &at);
     }
 }

@@ -37,6 +37,8 @@ struct Stored<'a> {
     /// Offset of the batch's first record; the others follow it.
     offset: u64,
     count: u32,
+    /// The leader epoch the batch was acknowledged at.
+    epoch: u64,
 }
 
 pub async fn produce_batch(
@@ -89,7 +91,7 @@ pub async fn produce_batch(
         .get(partition as usize)
         .ok_or_else(|| not_written(invalid_partition(&topic, partition, partitions)))?;
     let written = target.produce(vec![body.to_vec()]).await?;
-    let offset = written.first().map_or(0, |w| w.base_offset);
+    let (offset, epoch) = written.first().map_or((0, 0), |w| (w.base_offset, w.epoch));
 
     let labels = Metrics::topic(&topic);
     let metrics = node.metrics();
@@ -106,6 +108,7 @@ pub async fn produce_batch(
         partition,
         offset,
         count,
+        epoch,
     }))
 }
 

@@ -43,6 +43,8 @@ pub struct Produced<'a> {
     pub topic: &'a str,
     pub partition: u32,
     pub offset: u64,
+    /// The leader epoch the write was acknowledged at.
+    pub epoch: u64,
 }
 
 /// One entry of a batch answer.
@@ -120,12 +122,19 @@ pub async fn produce(
         match outcome {
             Ok(written) => {
                 let metric = crate::metrics::Metrics::topic(topic);
-                for (run, Written { base_offset, .. }) in runs.iter().zip(written) {
+                for (
+                    run,
+                    Written {
+                        base_offset, epoch, ..
+                    },
+                ) in runs.iter().zip(written)
+                {
                     for (k, &i) in run.iter().enumerate() {
                         results[i] = Some(Ok(Produced {
                             topic,
                             partition: *partition,
                             offset: base_offset + k as u64,
+                            epoch,
                         }));
                     }
                     let bytes: usize = run.iter().map(|&i| records[i].payload.get().len()).sum();

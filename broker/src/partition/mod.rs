@@ -126,6 +126,9 @@ pub enum ReplicaError {
 pub struct Written {
     pub base_offset: u64,
     pub count: u32,
+    /// The epoch of the leader that acknowledges it (for a duplicate: the
+    /// current one, not the one that first stored it).
+    pub epoch: u64,
 }
 
 /// The leader's answer to a follower's fetch.
@@ -706,6 +709,7 @@ impl Writer {
             written.push(Written {
                 base_offset,
                 count: h.record_count,
+                epoch,
             });
         }
         Ok(written)

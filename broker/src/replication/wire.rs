@@ -12,7 +12,7 @@
 //! Refusals are `409` with the usual JSON error body, whose `error` is one
 //! of the [`Refusal`] codes.
 
-use std::time::Duration;
+use std::{net::IpAddr, time::Duration};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -155,8 +155,11 @@ pub enum Fetched {
 }
 
 impl PeerClient {
-    pub fn new(token: Option<String>) -> Self {
+    /// A client that presents `token` and, if given, connects from
+    /// `source_address`.
+    pub fn new(token: Option<String>, source_address: Option<IpAddr>) -> Self {
         let http = reqwest::Client::builder()
+            .local_address(source_address)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))

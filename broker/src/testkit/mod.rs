@@ -58,7 +58,7 @@ use std::{
     fs::{self, OpenOptions},
     future::Future,
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::{IpAddr, TcpListener, TcpStream},
     panic::Location,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -739,6 +739,9 @@ pub struct NodeOptions {
     pub cluster: String,
     /// `--lease-ttl-ms`.
     pub lease_ttl_ms: u64,
+    /// The loopback address it listens on (default 127.0.0.1), so that
+    /// nodes can live on distinct 127.0.0.x addresses.
+    pub host: IpAddr,
     /// Further flags, passed as they are after the ones above.
     pub args: Vec<String>,
     /// Environment variables for the process (every inherited `YAK_*`
@@ -756,6 +759,7 @@ impl NodeOptions {
             redis_url: redis_url.into(),
             cluster: cluster.into(),
             lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
+            host: IpAddr::from([127, 0, 0, 1]),
             args: Vec::new(),
             env: Vec::new(),
         }
@@ -768,6 +772,12 @@ impl NodeOptions {
 
     pub fn lease_ttl_ms(mut self, ms: u64) -> Self {
         self.lease_ttl_ms = ms;
+        self
+    }
+
+    /// Listen on `host` instead of 127.0.0.1.
+    pub fn host(mut self, host: IpAddr) -> Self {
+        self.host = host;
         self
     }
 
@@ -835,7 +845,7 @@ impl NodeProcess {
         };
         for attempt in 1..=5 {
             node.port = free_port();
-            node.url = format!("http://127.0.0.1:{}", node.port);
+            node.url = format!("http://{}:{}", node.options.host, node.port);
             match node.launch().await {
                 Ok(()) => return node,
                 Err(e) if attempt < 5 && e.contains("cannot listen") => {
@@ -875,7 +885,7 @@ impl NodeProcess {
             .arg("--node-id")
             .arg(&self.options.id)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.options.host, self.port))
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--redis-url")
@@ -924,7 +934,8 @@ impl NodeProcess {
         }
     }
 
-    /// `http://127.0.0.1:<port>` (also its advertised URL).
+    /// `http://<host>:<port>` (also its advertised URL unless the flags say
+    /// otherwise).
     pub fn url(&self) -> &str {
         &self.url
     }
