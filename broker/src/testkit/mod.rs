@@ -52,6 +52,7 @@
 //! on to the nodes).
 
 pub mod browser;
+pub mod tls;
 
 use std::{
     fmt,
@@ -744,6 +745,10 @@ pub struct NodeOptions {
     /// Environment variables for the process (every inherited `YAK_*`
     /// variable is removed first).
     pub env: Vec<(String, String)>,
+    /// Serves HTTPS with the [`tls::test_ca`] certificate.
+    pub tls: bool,
+    /// `--client-token`, which the harness's own requests then send.
+    pub client_token: Option<String>,
 }
 
 impl NodeOptions {
@@ -758,7 +763,26 @@ impl NodeOptions {
             lease_ttl_ms: DEFAULT_LEASE_TTL_MS,
             args: Vec::new(),
             env: Vec::new(),
+            tls: false,
+            client_token: None,
         }
+    }
+
+    /// Serve HTTPS with the process's [`tls::test_ca`] certificate and
+    /// trust that CA when calling other nodes.
+    pub fn tls(mut self) -> Self {
+        self.args.extend(tls::test_ca().node_args());
+        self.tls = true;
+        self
+    }
+
+    /// `--client-token` (which needs a `--cluster-token` too).
+    pub fn client_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.args
+            .extend(["--client-token".to_owned(), token.clone()]);
+        self.client_token = Some(token);
+        self
     }
 
     pub fn id(mut self, id: impl Into<String>) -> Self {
@@ -835,7 +859,8 @@ impl NodeProcess {
         };
         for attempt in 1..=5 {
             node.port = free_port();
-            node.url = format!("http://127.0.0.1:{}", node.port);
+            let scheme = if node.options.tls { "https" } else { "http" };
+            node.url = format!("{scheme}://127.0.0.1:{}", node.port);
             match node.launch().await {
                 Ok(()) => return node,
                 Err(e) if attempt < 5 && e.contains("cannot listen") => {
@@ -924,9 +949,18 @@ impl NodeProcess {
         }
     }
 
-    /// `http://127.0.0.1:<port>` (also its advertised URL).
+    /// `http://127.0.0.1:<port>` (`https://` with TLS; also its
+    /// advertised URL).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// `request` with the node's client token, if it has one.
+    pub fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.options.client_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// `--node-id`.
@@ -996,9 +1030,11 @@ impl NodeProcess {
     /// `GET /stats`, if it answers 200 with a sampled snapshot (not `{}`).
     pub async fn stats(&self) -> Option<Value> {
         let reply = try_send(
-            http_client()
-                .get(format!("{}/stats", self.url()))
-                .timeout(Duration::from_secs(2)),
+            self.authorized(
+                http_client()
+                    .get(format!("{}/stats", self.url()))
+                    .timeout(Duration::from_secs(2)),
+            ),
         )
         .await
         .ok()?;
@@ -1194,6 +1230,8 @@ pub struct ClusterBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     leader_timeout: Duration,
+    tls: bool,
+    client_token: Option<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -1207,6 +1245,8 @@ impl Default for ClusterBuilder {
             args: Vec::new(),
             env: Vec::new(),
             leader_timeout: Duration::from_secs(15),
+            tls: false,
+            client_token: None,
         }
     }
 }
@@ -1264,6 +1304,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node serves HTTPS ([`NodeOptions::tls`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Every node takes `--client-token` (add a `--cluster-token` with
+    /// [`ClusterBuilder::extra_args`]); the harness's requests send it.
+    pub fn client_token(mut self, token: impl Into<String>) -> Self {
+        self.client_token = Some(token.into());
+        self
+    }
+
     /// How long [`ClusterBuilder::start`] waits for a leader (default 15 s).
     pub fn leader_timeout(mut self, timeout: Duration) -> Self {
         self.leader_timeout = timeout;
@@ -1282,6 +1335,12 @@ impl ClusterBuilder {
             .args(self.args.iter().cloned());
         if let Some(n) = self.min_insync {
             options = options.args(["--min-insync-replicas".to_owned(), n.to_string()]);
+        }
+        if self.tls {
+            options = options.tls();
+        }
+        if let Some(token) = &self.client_token {
+            options = options.client_token(token.clone());
         }
         options.env = self.env.clone();
         options
@@ -1409,9 +1468,11 @@ impl Cluster {
     /// (`None` if no node answers or nobody holds the lease).
     pub async fn leader_info(&self) -> Option<LeaderInfo> {
         for node in self.nodes.iter().filter(|n| n.child.is_some() && !n.paused) {
-            let request = http_client()
-                .get(format!("{}/metadata/leader", node.url()))
-                .timeout(Duration::from_secs(2));
+            let request = node.authorized(
+                http_client()
+                    .get(format!("{}/metadata/leader", node.url()))
+                    .timeout(Duration::from_secs(2)),
+            );
             let Ok(reply) = try_send(request).await else {
                 continue;
             };
@@ -1579,13 +1640,17 @@ pub fn http_client() -> reqwest::Client {
 
 /// [`http_client`] with another request timeout.
 pub fn http_client_with_timeout(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("building an HTTP client")
+        .pool_max_idle_per_host(0);
+    if let Some(ca) = tls::trusted() {
+        let certificate =
+            reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).expect("the test CA parses");
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().expect("building an HTTP client")
 }
 
 /// Sends a request and reads the whole reply.
