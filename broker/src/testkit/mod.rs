@@ -9,7 +9,10 @@
 //! to look behind the API: a node's log files on disk
 //! ([`NodeProcess::log_bytes`], [`wait_for_identical_logs`]), its activity
 //! log ([`NodeProcess::activity`]) and the cluster's Redis state
-//! ([`Cluster::store`]).
+//! ([`Cluster::store`]). Nodes can serve HTTPS with a test CA ([`tls`],
+//! [`ClusterBuilder::tls`]) and require a client token
+//! ([`ClusterBuilder::client_token`]); the harness's own requests then
+//! trust the CA and send the token ([`NodeProcess::authorized`]).
 //!
 //! Enabled by the `testkit` cargo feature; other crates use it as
 //! `broker = { workspace = true, features = ["testkit"] }` in their
