@@ -84,7 +84,7 @@ fn bad_uploads() -> impl Strategy<Value = (String, Vec<u8>)> {
         "[a-z,\n]{1,200}"
             .prop_map(move |csv| (form("b"), multipart("b", "other", csv.as_bytes(), true))),
         Just((form("b"), multipart("b", "file", b"", true))),
-        Just((form("b"), format!("--b--\r\n").into_bytes())),
+        Just((form("b"), b"--b--\r\n".to_vec())),
     ]
 }
 

@@ -57,20 +57,6 @@ pub struct ServerArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-impl Default for ServerArgs {
-    fn default() -> Self {
-        Self {
-            http_request_timeout_ms: 5_000,
-            http_disconnect_timeout_ms: 2_000,
-            http_keep_alive_ms: 30_000,
-            http_max_connections: 10_000,
-            http_max_connection_rate: 256,
-            tls_cert: None,
-            tls_key: None,
-        }
-    }
-}
-
 impl ServerArgs {
     /// `https` when a certificate is configured, else `http`.
     pub fn scheme(&self) -> &'static str {
