@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::testkit::{
     Cluster, StatusCode, consume, consume_all, consume_with, describe_topic, get_json, http_client,
-    post_json, produce, send, wait_for, wait_until,
+    post_json, produce, produce_batch, send, wait_for, wait_until,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -722,4 +722,61 @@ async fn stats_and_events_describe_the_node() {
         .expect("a data line");
     let snapshot: Value = serde_json::from_str(data).expect("JSON data");
     assert_eq!(snapshot["node"]["id"], "broker");
+}
+
+#[tokio::test]
+async fn a_binary_batch_is_stored_as_sent_and_its_retry_is_not_stored_twice() {
+    let cluster = single_node().await;
+    let url = cluster.broker().url();
+    create_topic(url, "bin", 2).await;
+    let (status, body) = produce(url, &json!({"topic": "bin", "partition": 1, "payload": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let mut builder = partition_log::BatchBuilder::new(now_ms()).producer(77, 0);
+    builder.push(now_ms(), Some(b"k"), br#"{"n":1}"#);
+    builder.push(now_ms(), None, b"plain text");
+    builder.push(now_ms(), None, b"3");
+    let bytes = builder.finish();
+    let reply = produce_batch(url, "bin", 1, bytes.clone()).await;
+    let (status, body) = (reply.status, reply.json);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"topic": "bin", "partition": 1, "offset": 1, "count": 3})
+    );
+
+    // The same batch again (a retry after a lost answer): same offsets.
+    let reply = produce_batch(url, "bin", 1, bytes).await;
+    let (status, again) = (reply.status, reply.json);
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again, body);
+
+    let records = consume_all(url, "bin", 1).await;
+    let got: Vec<(u64, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["offset"].as_u64().unwrap(),
+                r["key"].clone(),
+                r["payload"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Value::Null, json!(0)),
+            (1, json!("k"), json!({"n": 1})),
+            (2, Value::Null, json!("plain text")),
+            (3, Value::Null, json!(3)),
+        ]
+    );
+
+    // A batch to a topic that does not exist yet creates it.
+    let mut builder = partition_log::BatchBuilder::new(now_ms());
+    builder.push(now_ms(), None, b"first");
+    let reply = produce_batch(url, "bin-new", 0, builder.finish()).await;
+    let (status, body) = (reply.status, reply.json);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["offset"], 0);
 }

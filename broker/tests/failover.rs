@@ -232,8 +232,25 @@ async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() 
     }
 }
 
+/// Bytes that have reached the kernel for the process listening on `port`
+/// but that it has not read yet (the receive queues of its accepted
+/// connections, from `/proc/net/tcp`): how a test sees a request arrive at
+/// a paused node.
+fn unread_bytes_at(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("reading /proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let rx_queue = u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?;
+            (local_port == port).then_some(rx_queue)
+        })
+        .sum()
+}
+
 #[tokio::test]
-#[ignore = "racy test: the leader is killed as soon as its log end passes its HWM, which can be before it has sent the push to the paused follower; then the follower never holds the record. Needs a way to see the push arrive (e.g. the follower's socket) before the kill."]
 async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
     let mut cluster = Cluster::builder()
         .followers(1)
@@ -263,6 +280,11 @@ async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
     wait_for("the leader to append past its HWM", WAIT, || async {
         let info = partition_info(&leader, "tail", 0).await;
         (info["log_end_offset"].as_u64()? > info["high_water_mark"].as_u64()?).then_some(())
+    })
+    .await;
+    let follower_port = cluster.followers()[0].port();
+    wait_for("the push to reach the paused follower", WAIT, || async {
+        (unread_bytes_at(follower_port) > 0).then_some(())
     })
     .await;
     cluster.broker_mut().kill9();

@@ -389,3 +389,70 @@ async fn a_follower_that_joined_the_isr_is_not_dropped_by_the_next_write() {
     let shrinks = cluster.broker().activity("isr_shrink").await;
     assert!(shrinks.is_empty(), "{shrinks:?}");
 }
+
+/// Records the node holds on disk for `topic`/0 (whether committed or not).
+fn records_on_disk(node: &broker::testkit::NodeProcess, topic: &str) -> u64 {
+    partition_log::batch::batches(&node.log_bytes(topic, 0))
+        .map_while(Result::ok)
+        .map(|b| u64::from(b.header.record_count))
+        .sum()
+}
+
+/// Rounds of one partition are pipelined: while Redis holds up the HWM
+/// commit of a round, the next rounds are still appended and replicated,
+/// and none is acknowledged before its HWM is stored.
+#[tokio::test]
+async fn rounds_replicate_while_an_earlier_round_waits_for_its_hwm_commit() {
+    // A long lease, so that the leader keeps it while Redis is paused.
+    let mut cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(10_000)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let leader = cluster.broker().url().to_owned();
+    create_topic(&leader, "pipe", 1).await;
+    open_partitions(&leader, "pipe", 1, &["broker", "follower-1"]).await;
+
+    cluster.redis_mut().pause();
+    let mut pending = Vec::new();
+    for i in 1..=3u64 {
+        let url = leader.clone();
+        pending.push(tokio::spawn(async move {
+            produce(
+                &url,
+                &json!({"topic": "pipe", "partition": 0, "payload": i}),
+            )
+            .await
+        }));
+        // Without pipelining the second write would wait in the leader's
+        // queue until the first one's HWM is stored.
+        wait_for(
+            format!("write {i} to reach the follower while Redis is paused"),
+            Duration::from_secs(3),
+            || async { (records_on_disk(&cluster.followers()[0], "pipe") == i + 1).then_some(()) },
+        )
+        .await;
+    }
+    assert!(
+        pending.iter().all(|p| !p.is_finished()),
+        "a write was acknowledged before its HWM was stored"
+    );
+    let (_, info) = describe_topic(&leader, "pipe").await;
+    assert_eq!(info["partitions"][0]["high_water_mark"], 1, "{info}");
+    cluster.redis_mut().resume();
+
+    for (i, p) in pending.into_iter().enumerate() {
+        let (status, body) = p.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["offset"], i as u64 + 1, "{body}");
+    }
+    wait_for_hwm(&leader, "pipe", &[4]).await;
+    wait_for_identical_logs(
+        &[cluster.broker(), &cluster.followers()[0]],
+        "pipe",
+        1,
+        WAIT,
+    )
+    .await;
+}

@@ -4,7 +4,7 @@
 
 use broker::testkit::{
     Cluster, Reply, StatusCode, consume_with, http_client, node_snapshot, post_json, post_raw,
-    produce, request, send,
+    produce, produce_batch, request, send,
 };
 use partition_log::{LogConfig, PartitionLog, Retention};
 use reqwest::Method;
@@ -659,4 +659,91 @@ async fn every_produce_error_says_whether_anything_was_written() {
         assert!(reply.status.is_client_error(), "{what}: {}", reply.text);
         assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
     }
+}
+
+fn batch_of(values: &[&[u8]]) -> partition_log::BatchBuilder {
+    let mut builder = partition_log::BatchBuilder::new(1_000);
+    for value in values {
+        builder.push(1_000, None, value);
+    }
+    builder
+}
+
+#[tokio::test]
+async fn bad_binary_batches_are_refused_and_store_nothing() {
+    let f = Fixture::new().await;
+    let url = f.url();
+    let good = batch_of(&[b"1", b"2"]).finish();
+
+    let wrong_type = send(
+        http_client()
+            .post(format!("{url}/produce/batch?topic=v&partition=0"))
+            .header("content-type", "application/json")
+            .body(good.clone()),
+    )
+    .await;
+    f.refused(
+        "a batch sent as JSON",
+        wrong_type,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+
+    let mut flipped = good.clone();
+    *flipped.last_mut().unwrap() ^= 0x40;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("an empty body", Vec::new()),
+        ("a truncated batch", good[..good.len() - 1].to_vec()),
+        ("a bit flip (CRC mismatch)", flipped),
+        ("two batches", [good.clone(), good.clone()].concat()),
+        (
+            "a producer id without a sequence",
+            batch_of(&[b"1"]).producer(5, -1).finish(),
+        ),
+        (
+            "sequences past the largest",
+            batch_of(&[b"1", b"2"]).producer(5, i32::MAX).finish(),
+        ),
+    ];
+    for (what, body) in cases {
+        let reply = produce_batch(url, "v", 0, body).await;
+        assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
+        f.refused(what, reply, StatusCode::BAD_REQUEST, "invalid_batch")
+            .await;
+    }
+
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let reply = produce_batch(url, "v", 0, batch_of(&[b"1", &big]).finish()).await;
+    f.refused(
+        "an oversize payload",
+        reply,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    )
+    .await;
+    let reply = produce_batch(url, "v", 7, good.clone()).await;
+    f.refused(
+        "a partition out of range",
+        reply,
+        StatusCode::BAD_REQUEST,
+        "invalid_partition",
+    )
+    .await;
+    let reply = produce_batch(url, "..%2Fx", 0, good.clone()).await;
+    f.refused(
+        "a bad topic name",
+        reply,
+        StatusCode::BAD_REQUEST,
+        "invalid_topic",
+    )
+    .await;
+    let reply = produce_batch(url, "new", 3, good).await;
+    f.refused(
+        "a partition out of range of a topic to create",
+        reply,
+        StatusCode::BAD_REQUEST,
+        "invalid_partition",
+    )
+    .await;
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::{
     error::{ClientError, Result},
-    model::{Fetch, LeaderInfo, TopicDetail, TopicSummary},
+    model::{Consumed, Fetch, LeaderInfo, TopicDetail, TopicSummary},
 };
 
 /// Redirects followed within one attempt.
@@ -27,6 +27,9 @@ pub struct ClientConfig {
     /// Give up retrying a call after this long.
     pub deadline: Duration,
     pub min_backoff: Duration,
+    /// Longest wait between retries. Short, because during a failover the
+    /// new leader is usually known a fraction of a second after a retry
+    /// starts waiting: a long wait adds directly to the unavailability.
     pub max_backoff: Duration,
     /// Timeout of one HTTP request (long polls add their wait).
     pub request_timeout: Duration,
@@ -43,7 +46,7 @@ impl Default for ClientConfig {
         Self {
             deadline: Duration::from_secs(30),
             min_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_millis(250),
             request_timeout: Duration::from_secs(10),
             token: None,
             tls_ca_pem: None,
@@ -233,11 +236,11 @@ impl YakClient {
     /// retryable failures until the deadline. `retry` decides whether a
     /// retryable error may be retried (producers that are not idempotent
     /// must not retry writes of unknown outcome).
-    pub async fn call<T: DeserializeOwned>(
+    pub async fn call<T: Decode>(
         &self,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
         timeout: Option<Duration>,
         retry: impl Fn(&ClientError) -> bool,
     ) -> Result<T> {
@@ -267,11 +270,11 @@ impl YakClient {
     }
 
     /// One attempt: find the leader, follow up to [`MAX_REDIRECTS`] redirects.
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T: Decode>(
         &self,
         method: &Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
         timeout: Option<Duration>,
     ) -> Result<T> {
         let mut url = self.leader_url().await?;
@@ -310,23 +313,23 @@ impl YakClient {
         Err(ClientError::NoLeader("too many redirects".to_owned()))
     }
 
-    async fn request<T: DeserializeOwned>(
+    async fn request<T: Decode>(
         &self,
         url: &str,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
     ) -> Result<T> {
         self.request_with_timeout(url, method, path_and_query, body, None)
             .await
     }
 
-    async fn request_with_timeout<T: DeserializeOwned>(
+    async fn request_with_timeout<T: Decode>(
         &self,
         url: &str,
         method: Method,
         path_and_query: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
         timeout: Option<Duration>,
     ) -> Result<T> {
         let full = format!("{url}{path_and_query}");
@@ -335,7 +338,9 @@ impl YakClient {
             .request(method, &full)
             .timeout(timeout.unwrap_or(self.config.request_timeout));
         if let Some(body) = body {
-            request = request.json(body);
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, body.content_type)
+                .body(body.bytes.clone());
         }
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: url.to_owned(),
@@ -343,13 +348,14 @@ impl YakClient {
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(transport)?;
         let decode = |message: String| ClientError::Decode {
             url: url.to_owned(),
             message,
         };
         if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()));
+            return T::decode(&headers, bytes).map_err(decode);
         }
         let body: Value = serde_json::from_slice(&bytes)
             .map_err(|_| decode(format!("{status}: {}", String::from_utf8_lossy(&bytes))))?;
@@ -370,7 +376,7 @@ impl YakClient {
 
     /// Creates a topic; `Err` with code `topic_exists` if it exists.
     pub async fn create_topic(&self, name: &str, partitions: Option<u32>) -> Result<TopicSummary> {
-        let body = serde_json::json!({ "name": name, "partitions": partitions });
+        let body = Body::json(&serde_json::json!({ "name": name, "partitions": partitions }));
         self.call(Method::POST, "/topics", Some(&body), None, |e| {
             e.is_not_written()
         })
@@ -383,7 +389,8 @@ impl YakClient {
         self.call(Method::GET, &path, None, None, |_| true).await
     }
 
-    /// One read of committed records, long-polling up to `wait`.
+    /// One read of committed records, long-polling up to `wait`. Reads
+    /// the stored batches (`GET /consume/batch`) and decodes them here.
     pub async fn fetch(
         &self,
         topic: &str,
@@ -393,19 +400,125 @@ impl YakClient {
         wait: Duration,
     ) -> Result<Fetch> {
         let path = format!(
-            "/consume?topic={}&partition={partition}&offset={offset}&max_records={max_records}&wait_ms={}",
+            "/consume/batch?topic={}&partition={partition}&offset={offset}&max_records={max_records}&wait_ms={}",
             encode(topic),
             wait.as_millis()
         );
         let timeout = self.config.request_timeout + wait;
-        self.call(Method::GET, &path, None, Some(timeout), |_| true)
-            .await
+        let read: BatchFetch = self
+            .call(Method::GET, &path, None, Some(timeout), |_| true)
+            .await?;
+        let mut records = Vec::new();
+        'batches: for batch in partition_log::batch::batches(&read.batches) {
+            let batch = batch.map_err(|e| ClientError::Decode {
+                url: path.clone(),
+                message: e.to_string(),
+            })?;
+            for record in batch.records() {
+                let record = record.map_err(|e| ClientError::Decode {
+                    url: path.clone(),
+                    message: e.to_string(),
+                })?;
+                if record.offset < offset {
+                    continue;
+                }
+                if records.len() == max_records {
+                    break 'batches;
+                }
+                records.push(Consumed::from_record(&record));
+            }
+        }
+        let next_offset = records.last().map_or(offset, |r: &Consumed| r.offset + 1);
+        Ok(Fetch {
+            records,
+            next_offset,
+            high_water_mark: read.high_water_mark,
+            log_start_offset: read.log_start_offset,
+        })
     }
 }
 
+/// How the body of a successful answer becomes a value: JSON for every
+/// `Deserialize` type; record batches for [`BatchFetch`].
+pub trait Decode: Sized {
+    fn decode(
+        headers: &reqwest::header::HeaderMap,
+        body: bytes::Bytes,
+    ) -> std::result::Result<Self, String>;
+}
+
+impl<T: DeserializeOwned> Decode for T {
+    fn decode(
+        _: &reqwest::header::HeaderMap,
+        body: bytes::Bytes,
+    ) -> std::result::Result<Self, String> {
+        serde_json::from_slice(&body).map_err(|e| e.to_string())
+    }
+}
+
+/// A `GET /consume/batch` answer: the stored batches and the partition's
+/// state from the headers.
+#[derive(Debug)]
+pub struct BatchFetch {
+    pub batches: bytes::Bytes,
+    pub high_water_mark: u64,
+    pub log_start_offset: u64,
+}
+
+impl Decode for BatchFetch {
+    fn decode(
+        headers: &reqwest::header::HeaderMap,
+        body: bytes::Bytes,
+    ) -> std::result::Result<Self, String> {
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("missing or bad header {name}"))
+        };
+        Ok(Self {
+            batches: body,
+            high_water_mark: number("yak-high-water-mark")?,
+            log_start_offset: number("yak-log-start-offset")?,
+        })
+    }
+}
+
+/// A request body, encoded once: retries and redirects resend the same
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct Body {
+    bytes: bytes::Bytes,
+    content_type: &'static str,
+}
+
+impl Body {
+    pub fn json(value: &impl serde::Serialize) -> Self {
+        // Only maps with non-string keys fail to serialize; request bodies
+        // are structs and `json!` values.
+        let json = serde_json::to_vec(value).expect("a request body serializes to JSON");
+        Self {
+            bytes: json.into(),
+            content_type: "application/json",
+        }
+    }
+
+    /// A record batch in the storage format, for `POST /produce/batch`.
+    pub fn batch(bytes: Vec<u8>) -> Self {
+        Self {
+            bytes: bytes.into(),
+            content_type: BATCH_CONTENT_TYPE,
+        }
+    }
+}
+
+/// The media type of a binary batch body (the node's `/produce/batch`).
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.yak.batch";
+
 /// Percent-encodes a path or query component. Topic names are restricted
 /// to `[A-Za-z0-9._-]`, which need none, but callers may pass anything.
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),

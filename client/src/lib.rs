@@ -39,5 +39,7 @@ pub mod producer;
 pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
 pub use consumer::{Consumer, StartAt};
 pub use error::{ClientError, Result};
-pub use model::{Consumed, Fetch, LeaderInfo, Produced, Record, TopicDetail, TopicSummary};
+pub use model::{
+    Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicDetail, TopicSummary,
+};
 pub use producer::{Producer, ProducerConfig};

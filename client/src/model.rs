@@ -40,8 +40,13 @@ impl Record {
 /// A record as sent, with the idempotence fields the producer adds.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct WireRecord<'a> {
-    #[serde(flatten)]
-    pub record: &'a Record,
+    // Flattened by hand: serde's `flatten` goes through a map serializer.
+    pub topic: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<&'a str>,
+    pub payload: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub producer_id: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +60,15 @@ pub struct Produced {
     pub offset: u64,
 }
 
+/// Where an acknowledged binary batch was stored: its records have the
+/// offsets `offset .. offset + count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ProducedBatch {
+    pub partition: u32,
+    pub offset: u64,
+    pub count: u32,
+}
+
 /// A record read back.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Consumed {
@@ -65,7 +79,22 @@ pub struct Consumed {
     pub timestamp: i64,
 }
 
-/// One `GET /consume` answer.
+impl Consumed {
+    /// A stored record as `GET /consume` shows it: a payload that is JSON as
+    /// that JSON, anything else as a (lossy UTF-8) string.
+    pub(crate) fn from_record(record: &partition_log::Record<'_>) -> Self {
+        let payload = serde_json::from_slice(record.value)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(record.value).into_owned()));
+        Self {
+            offset: record.offset,
+            key: record.key.map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload,
+            timestamp: record.timestamp,
+        }
+    }
+}
+
+/// One read of committed records.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Fetch {
     pub records: Vec<Consumed>,

@@ -12,15 +12,16 @@ use std::{
 };
 
 use backon::{BackoffBuilder, ExponentialBuilder};
+use partition_log::BatchBuilder;
 use reqwest::Method;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    cluster::YakClient,
+    cluster::{Body, YakClient, encode},
     error::{ClientError, Result},
-    model::{Produced, Record, WireRecord},
+    model::{Produced, ProducedBatch, Record, WireRecord},
 };
 
 /// Largest sequence the broker accepts.
@@ -125,6 +126,54 @@ impl Producer {
             .expect("one result per record")
     }
 
+    /// Sends records to one partition as one binary batch (`POST
+    /// /produce/batch`): the records are encoded here in the storage format
+    /// and the leader stores these very bytes, with no JSON per record.
+    /// Payloads are bytes (the consumer shows a payload that is valid JSON
+    /// as JSON, other UTF-8 as a string). All records succeed or fail
+    /// together; a retryable failure is retried with the same sequences
+    /// until the deadline.
+    pub async fn send_records<'a>(
+        &self,
+        topic: &str,
+        partition: u32,
+        records: impl IntoIterator<Item = (Option<&'a [u8]>, &'a [u8])>,
+    ) -> Result<ProducedBatch> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut builder = BatchBuilder::new(now);
+        for (key, value) in records {
+            builder.push(now, key, value);
+        }
+        let n = u64::from(builder.record_count());
+        if n == 0 {
+            return Err(ClientError::Config(
+                "a batch needs at least one record".to_owned(),
+            ));
+        }
+        let idempotent = self.config.idempotent;
+        if idempotent {
+            let first = self.next_sequence.fetch_add(n, Ordering::Relaxed);
+            if first + n > MAX_SEQUENCE {
+                return Err(ClientError::Config(
+                    "this producer used up its sequence numbers; create a new one".to_owned(),
+                ));
+            }
+            builder = builder.producer(self.producer_id as i64, first as i32);
+        }
+        let body = Body::batch(builder.finish());
+        let path = format!(
+            "/produce/batch?topic={}&partition={partition}",
+            encode(topic)
+        );
+        self.client
+            .call(Method::POST, &path, Some(&body), None, |e| {
+                idempotent || e.is_not_written()
+            })
+            .await
+    }
+
     /// Sends records in one request; one result per record, in order.
     /// Records that failed with a retryable error are sent again (with the
     /// same sequences, so nothing is stored twice) until the deadline.
@@ -141,16 +190,31 @@ impl Producer {
             return records.iter().map(|_| Err(e.clone())).collect();
         }
         let idempotent = self.config.idempotent;
-        let wire: Vec<WireRecord<'_>> = records
+        // The broker stores a partition's records in runs of consecutive
+        // sequences, one batch per run: send records bound for the same
+        // place next to each other, numbered in that order.
+        let mut order: Vec<usize> = (0..records.len()).collect();
+        order.sort_by_key(|&i| {
+            let r = &records[i];
+            (&r.topic, r.partition, &r.key)
+        });
+        let wire: Vec<WireRecord<'_>> = order
             .iter()
             .enumerate()
-            .map(|(i, record)| WireRecord {
-                record,
+            .map(|(rank, &i)| WireRecord {
+                topic: &records[i].topic,
+                key: records[i].key.as_deref(),
+                payload: &records[i].payload,
+                partition: records[i].partition,
                 producer_id: idempotent.then_some(self.producer_id),
-                sequence: idempotent.then_some(first + i as u64),
+                sequence: idempotent.then_some(first + rank as u64),
             })
             .collect();
-        let body = json!({ "records": wire });
+        #[derive(serde::Serialize)]
+        struct Batch<'a> {
+            records: &'a [WireRecord<'a>],
+        }
+        let body = Body::json(&Batch { records: &wire });
         let deadline = Instant::now() + self.client.config().deadline;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -167,7 +231,15 @@ impl Producer {
                 .await;
             let results: Vec<Result<Produced>> = match answer {
                 Ok(answer) if answer.results.len() == records.len() => {
-                    answer.results.into_iter().map(parse_result).collect()
+                    let mut results: Vec<Option<Result<Produced>>> =
+                        records.iter().map(|_| None).collect();
+                    for (&i, result) in order.iter().zip(answer.results) {
+                        results[i] = Some(parse_result(result));
+                    }
+                    results
+                        .into_iter()
+                        .map(|r| r.expect("one result per record"))
+                        .collect()
                 }
                 Ok(_) => {
                     let e = ClientError::Decode {

@@ -145,6 +145,28 @@ impl<'a> Batch<'a> {
         Ok(())
     }
 
+    /// Decodes every record, handing each to `check`, and makes sure the
+    /// records fill the batch exactly: what a node does with a batch that
+    /// comes from a client rather than from its own builder.
+    pub fn check_records<E>(
+        &self,
+        mut check: impl FnMut(&Record<'a>) -> Result<(), E>,
+    ) -> Result<Result<(), E>, BatchError> {
+        let mut records = self.records();
+        for record in records.by_ref() {
+            if let Err(e) = check(&record?) {
+                return Ok(Err(e));
+            }
+        }
+        if !records.rest.is_empty() {
+            return Err(BatchError::BadRecord {
+                index: self.header.record_count,
+                reason: "bytes after the last record",
+            });
+        }
+        Ok(Ok(()))
+    }
+
     /// The whole batch as stored.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.bytes
@@ -370,6 +392,40 @@ pub fn stamp(batch: &mut [u8], base_offset: u64, leader_epoch: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn check_records_sees_every_record_and_refuses_trailing_bytes() {
+        let mut b = BatchBuilder::new(1_000);
+        b.push(1_000, Some(b"k"), b"one");
+        b.push(1_001, None, b"two");
+        let bytes = b.finish();
+        let batch = Batch::parse_verified(&bytes).unwrap();
+        let mut seen = Vec::new();
+        let outcome = batch.check_records(|r| {
+            seen.push(r.value.to_vec());
+            Ok::<_, ()>(())
+        });
+        assert_eq!(outcome, Ok(Ok(())));
+        assert_eq!(seen, [b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(batch.check_records(|_| Err("no")), Ok(Err("no")));
+
+        // A batch whose length (and CRC) cover one byte too many.
+        let mut longer = bytes[..HEADER_LEN].to_vec();
+        longer.extend_from_slice(&bytes[HEADER_LEN..]);
+        longer.push(0);
+        let len = (longer.len() - LENGTH_PREFIX) as u32;
+        longer[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&longer[CRC_END..]);
+        longer[16..20].copy_from_slice(&crc.to_be_bytes());
+        let batch = Batch::parse_verified(&longer).unwrap();
+        assert!(matches!(
+            batch.check_records(|_| Ok::<_, ()>(())),
+            Err(BatchError::BadRecord {
+                reason: "bytes after the last record",
+                ..
+            })
+        ));
+    }
 
     fn sample() -> Vec<u8> {
         let mut b = BatchBuilder::new(1_000).producer(7, 40);

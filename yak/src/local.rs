@@ -171,6 +171,10 @@ pub enum Durability {
     /// Append-only file with `appendfsync always`: what the cluster's
     /// correctness wants.
     AppendFsyncAlways,
+    /// Append-only file fsynced once a second: a Redis crash may lose the
+    /// last second of lease, ISR and HWM changes. Only for measuring what
+    /// the per-write fsync costs (`yak bench --redis-fsync everysec`).
+    AppendFsyncEverySec,
     /// No persistence at all: the Redis Streams baseline of the benchmark.
     InMemory,
 }
@@ -190,9 +194,10 @@ pub async fn start_redis(
     }
     std::fs::create_dir_all(dir)?;
     let port = free_port()?;
-    let appendonly = match durability {
-        Durability::AppendFsyncAlways => "yes",
-        Durability::InMemory => "no",
+    let (appendonly, appendfsync) = match durability {
+        Durability::AppendFsyncAlways => ("yes", "always"),
+        Durability::AppendFsyncEverySec => ("yes", "everysec"),
+        Durability::InMemory => ("no", "always"),
     };
     let args: Vec<String> = [
         "--port",
@@ -204,7 +209,7 @@ pub async fn start_redis(
         "--appendonly",
         appendonly,
         "--appendfsync",
-        "always",
+        appendfsync,
         "--save",
         "",
     ]

@@ -194,7 +194,7 @@ impl From<NodeError> for ApiError {
 
 /// Parses a JSON body into `T`, telling malformed JSON from a well-formed
 /// body of the wrong shape.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_json",

@@ -6,6 +6,7 @@
 
 pub mod access;
 mod admin;
+pub mod batch;
 mod consume;
 mod dashboard;
 pub mod error;
@@ -34,7 +35,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/leader").get(dashboard::page))
         .configure(dashboard::assets)
         .service(resource("/produce").post(produce::produce))
+        .service(resource("/produce/batch").post(batch::produce_batch))
         .service(resource("/consume").get(consume::consume))
+        .service(resource("/consume/batch").get(consume::consume_batch))
         .service(
             resource("/topics")
                 .get(admin::list_topics)

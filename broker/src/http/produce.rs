@@ -2,7 +2,7 @@
 //! per run of records, hand the batches to the partitions' writers, answer
 //! with offsets. Nothing is stored unless the whole request is valid.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::future::join_all;
@@ -19,13 +19,17 @@ use crate::{
     topics::{Topic, validate_topic_name},
 };
 
+/// A record as the request holds it: strings and the payload are borrowed
+/// from the body where they can be (no copy per record).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RecordIn {
-    pub topic: String,
-    #[serde(default)]
-    pub key: Option<String>,
-    pub payload: Box<RawValue>,
+pub struct RecordIn<'a> {
+    #[serde(borrow)]
+    pub topic: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub payload: &'a RawValue,
     #[serde(default)]
     pub partition: Option<u32>,
     #[serde(default)]
@@ -34,35 +38,40 @@ pub struct RecordIn {
     pub sequence: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchShape {
-    records: Vec<RecordIn>,
-}
-
 #[derive(Debug, Serialize)]
-pub struct Produced {
-    pub topic: String,
+pub struct Produced<'a> {
+    pub topic: &'a str,
     pub partition: u32,
     pub offset: u64,
 }
 
+/// One entry of a batch answer.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Outcome<'a> {
+    Stored(Produced<'a>),
+    Failed(serde_json::Value),
+}
+
 /// Parses either body form. The batch form is recognised by its `records`
-/// field so that a malformed record gets a precise message.
-fn parse_body(body: &[u8]) -> Result<(bool, Vec<RecordIn>), ApiError> {
-    let value: serde_json::Value = parse_json(body)?;
-    if value.get("records").is_some() {
-        let batch: BatchShape = serde_json::from_value(value)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-        if batch.records.is_empty() {
-            return Err(ApiError::bad_request("invalid_request", "records is empty"));
-        }
-        Ok((false, batch.records))
-    } else {
-        let record: RecordIn = serde_json::from_value(value)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?;
-        Ok((true, vec![record]))
+/// field (the top level is scanned, not parsed, first) so that a malformed
+/// record gets a precise message.
+fn parse_body(body: &[u8]) -> Result<(bool, Vec<RecordIn<'_>>), ApiError> {
+    let top: BTreeMap<Cow<'_, str>, &RawValue> = parse_json(body)?;
+    let Some(records) = top.get("records") else {
+        return Ok((true, vec![parse_json(body)?]));
+    };
+    if let Some(other) = top.keys().find(|k| *k != "records") {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("unknown field `{other}`, expected `records`"),
+        ));
     }
+    let records: Vec<RecordIn<'_>> = parse_json(records.get().as_bytes())?;
+    if records.is_empty() {
+        return Err(ApiError::bad_request("invalid_request", "records is empty"));
+    }
+    Ok((false, records))
 }
 
 pub async fn produce(
@@ -84,16 +93,13 @@ pub async fn produce(
     // Route every record to its partition, keeping request order.
     let mut groups: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
     for (i, r) in records.iter().enumerate() {
-        let count = topics[r.topic.as_str()].partitions.len() as u32;
+        let count = topics[&*r.topic].partitions.len() as u32;
         let partition = match (r.partition, &r.key) {
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key.as_bytes(), count),
             (None, None) => spreader.partition(r.producer_id.zip(r.sequence), count),
         };
-        groups
-            .entry((r.topic.as_str(), partition))
-            .or_default()
-            .push(i);
+        groups.entry((&*r.topic, partition)).or_default().push(i);
     }
 
     let timestamp = now_ms() as i64;
@@ -117,7 +123,7 @@ pub async fn produce(
                 for (run, Written { base_offset, .. }) in runs.iter().zip(written) {
                     for (k, &i) in run.iter().enumerate() {
                         results[i] = Some(Ok(Produced {
-                            topic: topic.to_string(),
+                            topic,
                             partition: *partition,
                             offset: base_offset + k as u64,
                         }));
@@ -145,13 +151,17 @@ pub async fn produce(
     if single {
         return Ok(HttpResponse::Ok().json(results.next().unwrap()?));
     }
-    let body: Vec<serde_json::Value> = results
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        results: Vec<Outcome<'a>>,
+    }
+    let results = results
         .map(|r| match r {
-            Ok(p) => serde_json::to_value(p).expect("serializes"),
-            Err(e) => e.body(),
+            Ok(p) => Outcome::Stored(p),
+            Err(e) => Outcome::Failed(e.body()),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": body })))
+    Ok(HttpResponse::Ok().json(Answer { results }))
 }
 
 pub fn path_and_query(req: &HttpRequest) -> String {
@@ -160,7 +170,7 @@ pub fn path_and_query(req: &HttpRequest) -> String {
         .map_or_else(|| req.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
-fn validate(node: &Node, records: &[RecordIn]) -> Result<(), ApiError> {
+fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
     let max_payload = node.config().max_payload_bytes;
     let mut sequences = std::collections::HashSet::new();
     for (i, r) in records.iter().enumerate() {
@@ -228,12 +238,12 @@ fn validate(node: &Node, records: &[RecordIn]) -> Result<(), ApiError> {
 /// anything is created, so a refused request changes nothing.
 async fn resolve_topics<'a>(
     node: &Node,
-    records: &'a [RecordIn],
+    records: &'a [RecordIn<'a>],
 ) -> Result<BTreeMap<&'a str, std::sync::Arc<Topic>>, ApiError> {
     let mut known = BTreeMap::new();
     let mut missing = Vec::new();
     for r in records {
-        let name = r.topic.as_str();
+        let name = &*r.topic;
         if known.contains_key(name) || missing.contains(&name) {
             continue;
         }
@@ -247,7 +257,7 @@ async fn resolve_topics<'a>(
     }
     for r in records {
         let count = known
-            .get(r.topic.as_str())
+            .get(&*r.topic)
             .map_or(node.config().default_partitions, |t| {
                 t.partitions.len() as u32
             });
@@ -261,7 +271,7 @@ async fn resolve_topics<'a>(
     }
     // A topic created concurrently with another partition count.
     for r in records {
-        let count = known[r.topic.as_str()].partitions.len() as u32;
+        let count = known[&*r.topic].partitions.len() as u32;
         if let Some(p) = r.partition.filter(|&p| p >= count) {
             return Err(invalid_partition(&r.topic, p, count));
         }
@@ -310,7 +320,7 @@ pub async fn create_topic(
 
 /// Splits a partition's records into runs that can share one batch: all
 /// non-idempotent, or one producer with consecutive sequences.
-fn runs(records: &[RecordIn], indices: &[usize]) -> Vec<Vec<usize>> {
+fn runs(records: &[RecordIn<'_>], indices: &[usize]) -> Vec<Vec<usize>> {
     let mut runs: Vec<Vec<usize>> = Vec::new();
     for &i in indices {
         let extends = runs.last().is_some_and(|run| {
@@ -330,11 +340,11 @@ fn runs(records: &[RecordIn], indices: &[usize]) -> Vec<Vec<usize>> {
     runs
 }
 
-fn build_batch(records: &[RecordIn], run: &[usize], timestamp: i64) -> Vec<u8> {
+fn build_batch(records: &[RecordIn<'_>], run: &[usize], timestamp: i64) -> Vec<u8> {
     let size: usize = run
         .iter()
         .map(|&i| {
-            records[i].payload.get().len() + records[i].key.as_ref().map_or(0, String::len) + 8
+            records[i].payload.get().len() + records[i].key.as_ref().map_or(0, |k| k.len()) + 8
         })
         .sum();
     let first = &records[run[0]];

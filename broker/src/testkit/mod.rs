@@ -1715,6 +1715,19 @@ pub async fn produce(node_url: &str, body: &Value) -> (StatusCode, Value) {
     post_json(&format!("{node_url}/produce"), body).await
 }
 
+/// `POST {node}/produce/batch?topic=..&partition=..` with `batch` (built
+/// with [`partition_log::BatchBuilder`], or deliberately broken) as the
+/// binary body.
+pub async fn produce_batch(node_url: &str, topic: &str, partition: u32, batch: Vec<u8>) -> Reply {
+    let url = format!("{node_url}/produce/batch?topic={topic}&partition={partition}");
+    request(
+        Method::POST,
+        &url,
+        Some((crate::http::batch::CONTENT_TYPE, batch)),
+    )
+    .await
+}
+
 /// `GET {node}/consume?topic=..&partition=..&offset=..`.
 pub async fn consume(
     node_url: &str,

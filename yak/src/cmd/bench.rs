@@ -5,7 +5,8 @@
 //! shipped defaults) in a temporary directory, or targets a running one
 //! with `--bootstrap` (then failover and memory are skipped: it does not own
 //! those processes). Scenarios, 100-byte values unless told otherwise:
-//! 1. batched produce: batches of 1,000 records from several producers,
+//! 1. batched produce: batches of 1,000 records from several producers, as
+//!    binary batches (`POST /produce/batch`) and, for comparison, as JSON,
 //!    each acknowledged only after the follower has it;
 //! 2. unbatched produce: one record per request from 64 clients; latency
 //!    percentiles from an HDR histogram;
@@ -56,9 +57,20 @@ pub struct BenchArgs {
     /// Where to draw the chart (SVG).
     #[arg(long, default_value = "bench-results.svg")]
     chart: PathBuf,
+    /// How the Redis of the cluster the bench starts fsyncs its append-only
+    /// file: `always` (as shipped, what the no-loss guarantee needs) or
+    /// `everysec` (to measure what the per-write fsync costs).
+    #[arg(long, value_enum, default_value_t = RedisFsync::Always)]
+    redis_fsync: RedisFsync,
     /// Where the broker and follower binaries are [default: next to yak].
     #[arg(long, env = "YAK_BIN_DIR")]
     bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RedisFsync {
+    Always,
+    Everysec,
 }
 
 struct Sizes {
@@ -75,7 +87,7 @@ impl Sizes {
         Self {
             batched_records: if quick { 200_000 } else { 10_000_000 },
             batch: 1000,
-            producers: 4,
+            producers: 8,
             unbatched_for: Duration::from_secs(if quick { 3 } else { 10 }),
             clients: 64,
             failovers: if quick { 3 } else { 10 },
@@ -104,7 +116,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             (urls.clone(), None, redis, None)
         }
         None => {
-            let (cluster, urls) = start_cluster(args.bin_dir.as_deref()).await?;
+            let durability = match args.redis_fsync {
+                RedisFsync::Always => Durability::AppendFsyncAlways,
+                RedisFsync::Everysec => Durability::AppendFsyncEverySec,
+            };
+            let (cluster, urls) = start_cluster(args.bin_dir.as_deref(), durability).await?;
             let dir = cluster._dir.path().join("baseline");
             let (redis, url) =
                 local::start_redis(&dir, Durability::InMemory, &cluster.logs).await?;
@@ -127,7 +143,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     client.create_topic(&topic, Some(3)).await?;
 
     out("1/5 batched produce…");
-    let batched = batched_produce(&client, &topic, &value, &sizes).await?;
+    let batched = batched_produce(&client, &topic, &value, &sizes, false).await?;
+    let batched_json = batched_produce(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_batched(&redis, &value, &sizes).await?;
     out("2/5 unbatched produce…");
     let unbatched = unbatched_produce(&client, &topic, &value, &sizes).await?;
@@ -157,7 +174,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "batched_records": sizes.batched_records,
             "unbatched_clients": sizes.clients,
             "unbatched_seconds": sizes.unbatched_for.as_secs(),
-            "cluster": if own.is_some() { "started by the bench: redis-server (AOF, appendfsync always), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
+            "cluster": if own.is_some() { "started by the bench: redis-server (AOF), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
+            "cluster_redis_appendfsync": if own.is_some() { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
             "replication": "synchronous, every write on the follower before it is acknowledged",
             "redis_baseline": "separate redis-server, no persistence (--appendonly no --save ''), one stream",
             "topic_partitions": 3,
@@ -165,6 +183,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "git_commit": git_commit(),
         "batched_produce": {
             "msgs_per_s": batched,
+            "json_msgs_per_s": batched_json,
             "redis_msgs_per_s": redis_batched,
             "ratio": ratio(batched, redis_batched),
         },
@@ -210,18 +229,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn start_cluster(bin_dir: Option<&Path>) -> anyhow::Result<(OwnCluster, Vec<String>)> {
+async fn start_cluster(
+    bin_dir: Option<&Path>,
+    durability: Durability,
+) -> anyhow::Result<(OwnCluster, Vec<String>)> {
     let bins = local::bin_dir(bin_dir)?;
     let broker = local::binary(&bins, "broker")?;
     let follower = local::binary(&bins, "follower")?;
     let dir = tempfile::Builder::new().prefix("yak-bench-").tempdir()?;
     let logs = Logs::Files(dir.path().to_owned());
-    let (redis, redis_url) = local::start_redis(
-        &dir.path().join("redis"),
-        Durability::AppendFsyncAlways,
-        &logs,
-    )
-    .await?;
+    let (redis, redis_url) =
+        local::start_redis(&dir.path().join("redis"), durability, &logs).await?;
     let mut procs = vec![redis];
     let mut nodes = Vec::new();
     let mut urls = Vec::new();
@@ -249,11 +267,16 @@ fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
 }
 
+/// Batches of `sizes.batch` records from `sizes.producers` producers, each
+/// batch to one partition (the producers take turns over the three). With
+/// `json`, through `POST /produce` (one JSON object per record); otherwise
+/// as binary batches through `POST /produce/batch`.
 async fn batched_produce(
     client: &YakClient,
     topic: &str,
     value: &str,
     sizes: &Sizes,
+    json: bool,
 ) -> anyhow::Result<f64> {
     let per_producer = sizes.batched_records / sizes.producers as u64;
     let batches = per_producer.div_ceil(sizes.batch as u64);
@@ -261,20 +284,26 @@ async fn batched_produce(
     let started = Instant::now();
     let tasks = (0..sizes.producers).map(|p| {
         let producer = Producer::new(client.clone(), ProducerConfig::default());
-        let records: Vec<Record> = (0..sizes.batch)
-            .map(|i| {
-                Record::new(topic, Value::String(value.to_owned())).partition(((p + i) % 3) as u32)
-            })
-            .collect();
+        let (topic, value, batch) = (topic.to_owned(), value.to_owned(), sizes.batch);
         let failed = Arc::clone(&failed);
         tokio::spawn(async move {
-            for _ in 0..batches {
-                let bad = producer
-                    .send_batch(&records)
-                    .await
-                    .iter()
-                    .filter(|r| r.is_err())
-                    .count();
+            for b in 0..batches {
+                let partition = ((p as u64 + b) % 3) as u32;
+                let bad = if json {
+                    let records: Vec<Record> = (0..batch)
+                        .map(|_| {
+                            Record::new(&topic, Value::String(value.clone())).partition(partition)
+                        })
+                        .collect();
+                    let results = producer.send_batch(&records).await;
+                    results.iter().filter(|r| r.is_err()).count()
+                } else {
+                    let records = (0..batch).map(|_| (None, value.as_bytes()));
+                    match producer.send_records(&topic, partition, records).await {
+                        Ok(_) => 0,
+                        Err(_) => batch,
+                    }
+                };
                 failed.fetch_add(bad as u64, Ordering::Relaxed);
             }
         })
@@ -604,6 +633,12 @@ fn print_table(results: &Value) {
             show(f(&["batched_produce", "msgs_per_s"]), "msg/s"),
             show(f(&["batched_produce", "redis_msgs_per_s"]), "msg/s"),
             f(&["batched_produce", "ratio"]),
+        ),
+        (
+            "batched produce (JSON)",
+            show(f(&["batched_produce", "json_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            None,
         ),
         (
             "unbatched produce",

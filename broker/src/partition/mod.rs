@@ -5,8 +5,10 @@
 //! - `Leading { epoch }`: it groups concurrent produce requests into one
 //!   round (group commit), stamps offsets and the epoch on their batches,
 //!   appends them with one write, replicates the same bytes to every
-//!   in-sync follower, raises the HWM in Redis (fenced by epoch), and only
-//!   then answers every request of the round.
+//!   in-sync follower, and hands the round to the [`commit`] stage, which
+//!   raises the HWM in Redis (fenced by epoch) and only then answers every
+//!   request of the round. Rounds are pipelined: the next round replicates
+//!   while the previous one's HWM is being stored.
 //! - `Following { epoch }`: it has truncated its log for the leader of
 //!   `epoch` (KIP-101) and appends what that leader sends, byte for byte.
 //! - `Idle`: neither; it accepts nothing but mode changes.
@@ -32,6 +34,10 @@ use partition_log::{
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
+
+mod commit;
+
+use commit::Committer;
 
 use crate::{
     activity::ActivityLog,
@@ -271,10 +277,12 @@ impl Partition {
         let (status_tx, status) = watch::channel(ReplicaStatus::default());
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let topic: Arc<str> = Arc::from(topic);
+        let committer = Committer::spawn(ctx.clone(), Arc::clone(&topic), id, hwm.clone());
         let writer = Writer {
             topic: Arc::clone(&topic),
             id,
             log,
+            committer,
             producers: ProducerTable::default(),
             mode: Mode::Idle,
             hwm: hwm.clone(),
@@ -417,6 +425,7 @@ struct Writer {
     topic: Arc<str>,
     id: u32,
     log: PartitionLog,
+    committer: Committer,
     producers: ProducerTable,
     mode: Mode,
     hwm: watch::Sender<u64>,
@@ -486,6 +495,7 @@ impl Writer {
                 }
                 Command::StopLeading => {
                     if matches!(self.mode, Mode::Leading { .. }) {
+                        self.committer.drain().await;
                         self.mode = Mode::Idle;
                     }
                 }
@@ -502,6 +512,7 @@ impl Writer {
                     leader_end,
                     reply,
                 } => {
+                    self.committer.drain().await;
                     let _ = reply.send(self.follow(epoch, leader_end));
                 }
                 Command::Replicate {
@@ -515,6 +526,7 @@ impl Writer {
                 }
             }
         }
+        self.committer.drain().await;
         if let Err(e) = self.log.sync() {
             tracing::error!(topic = %self.topic, partition = self.id, "final fsync failed: {e}");
         }
@@ -546,6 +558,7 @@ impl Writer {
     // ---- leading ----------------------------------------------------------
 
     async fn lead(&mut self, epoch: u64, known_hwm: u64) -> Result<u64, WriteError> {
+        self.committer.drain().await;
         self.mode = Mode::Idle;
         let hwm = known_hwm.max(*self.hwm.borrow());
         let end = self.log.end_offset();
@@ -646,18 +659,26 @@ impl Writer {
         let mut answers = Vec::with_capacity(round.len());
         for mut pending in round {
             match self.place(&mut pending.batches, epoch, &mut next, &mut buf) {
-                Ok(written) => answers.push((pending.reply, Ok(written))),
+                Ok(written) => answers.push((pending.reply, written)),
                 Err(e) => {
                     let _ = pending.reply.send(Err(e.before_append()));
                 }
             }
         }
-        let result = self.append_and_commit(buf, start, epoch).await;
-        for (reply, written) in answers {
-            let _ = reply.send(match &result {
-                Ok(()) => written,
-                Err(e) => Err(e.clone()),
-            });
+        match self.append_and_replicate(buf, start, epoch).await {
+            Ok(end) => {
+                let round = commit::Round {
+                    epoch,
+                    end,
+                    answers,
+                };
+                self.committer.submit(round).await;
+            }
+            Err(e) => {
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
         }
     }
 
@@ -712,13 +733,14 @@ impl Writer {
         Ok(written)
     }
 
-    /// Appends the round locally, replicates it to the ISR and commits it.
-    async fn append_and_commit(
+    /// Appends the round locally and replicates it to the ISR. Returns the
+    /// log end the commit stage must raise the HWM to.
+    async fn append_and_replicate(
         &mut self,
         buf: Vec<u8>,
         start: u64,
         epoch: u64,
-    ) -> Result<(), WriteError> {
+    ) -> Result<u64, WriteError> {
         if !buf.is_empty() {
             let appended = tokio::task::block_in_place(|| self.log.append(&buf));
             if let Err(e) = appended {
@@ -728,28 +750,11 @@ impl Writer {
             }
         }
         let end = self.log.end_offset();
-        if *self.hwm.borrow() >= end {
-            return Ok(()); // only duplicates of committed records
+        if *self.hwm.borrow() < end {
+            self.replicate_round(Bytes::from(buf), start, end, epoch)
+                .await?;
         }
-        self.replicate_round(Bytes::from(buf), start, end, epoch)
-            .await?;
-        match self
-            .ctx
-            .store
-            .advance_hwm(&self.topic, self.id, epoch, end)
-            .await
-        {
-            Ok(stored) => {
-                self.set_hwm(stored);
-                self.publish_status();
-                if self.ctx.gate.epoch() == Some(epoch) {
-                    Ok(())
-                } else {
-                    Err(WriteError::Fenced { epoch })
-                }
-            }
-            Err(e) => Err(self.step_down(epoch, e.into())),
-        }
+        Ok(end)
     }
 
     /// Makes every ISR follower hold `[.., end)`: sends the round's bytes,
