@@ -78,10 +78,7 @@ pub async fn check(
     };
     match refusal {
         Some(message) => {
-            let mut error = ApiError::unauthorized(message);
-            if req.path() == "/produce" {
-                error = error.with("written", "no");
-            }
+            let error = ApiError::unauthorized(message).refused_at(req.path());
             let response = error.error_response();
             Ok(req.into_response(response).map_into_right_body())
         }

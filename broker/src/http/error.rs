@@ -100,6 +100,17 @@ impl ApiError {
         }
     }
 
+    /// Says `"written": "no"` if `path` is a produce path: for errors
+    /// raised before the request reaches the write path (access, query,
+    /// body parsing).
+    pub fn refused_at(self, path: &str) -> Self {
+        if is_produce_path(path) {
+            self.with("written", "no")
+        } else {
+            self
+        }
+    }
+
     /// The JSON body: `{"error", "message", ...extra fields}`.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
@@ -192,6 +203,12 @@ impl From<NodeError> for ApiError {
     }
 }
 
+/// `/produce` and `/produce/…`: the paths whose errors say `written`.
+pub fn is_produce_path(path: &str) -> bool {
+    path.strip_prefix("/produce")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Parses a JSON body into `T`, telling malformed JSON from a well-formed
 /// body of the wrong shape.
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
@@ -237,7 +254,7 @@ pub fn render_framework_error<B>(
     };
     let (req, _) = res.into_parts();
     let mut body = json!({"error": code, "message": message});
-    if req.path() == "/produce" && status.is_client_error() {
+    if is_produce_path(req.path()) && status.is_client_error() {
         body["written"] = "no".into();
     }
     let response = HttpResponse::build(status).json(body);

@@ -67,24 +67,25 @@ pub fn server(node: Node, listener: TcpListener) -> std::io::Result<Server> {
     let limits = node.config().server.clone();
     let node = web::Data::new(node);
     let spreader = web::Data::new(Spreader::default());
-    let server =
-        HttpServer::new(move || {
-            App::new()
-                .app_data(node.clone())
-                .app_data(spreader.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request("invalid_query", e.to_string()).into()
-                }))
-                .app_data(web::PathConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request("invalid_path", e.to_string()).into()
-                }))
-                .wrap(actix_web::middleware::from_fn(access::check))
-                .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
-                .wrap(actix_web::middleware::from_fn(observe::time_requests))
-                .wrap(NormalizePath::new(TrailingSlash::Trim))
-                .configure(routes)
-        });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(node.clone())
+            .app_data(spreader.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::QueryConfig::default().error_handler(|e, req| {
+                let e = ApiError::bad_request("invalid_query", e.to_string());
+                e.refused_at(req.path()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, req| {
+                let e = ApiError::bad_request("invalid_path", e.to_string());
+                e.refused_at(req.path()).into()
+            }))
+            .wrap(actix_web::middleware::from_fn(access::check))
+            .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
+            .wrap(actix_web::middleware::from_fn(observe::time_requests))
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .configure(routes)
+    });
     let server = limits.listen(server, listener)?;
     Ok(server)
 }

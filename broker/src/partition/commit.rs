@@ -75,7 +75,9 @@ impl Committer {
         if let Err(mpsc::error::SendError(Job::Commit(round))) =
             self.jobs.send(Job::Commit(round)).await
         {
-            answer_all(round.answers, &WriteError::Closed);
+            // Appended and replicated, but never committed here: a later
+            // leader may still commit it.
+            answer_all(round.answers, &WriteError::Interrupted);
         }
     }
 
