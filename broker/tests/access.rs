@@ -84,8 +84,9 @@ async fn tokens_guard_every_endpoint_and_replication_still_works() {
     // Bodies for other topics: the authorized calls store something.
     let produce = json!({"topic": "v", "payload": 1});
     let create = json!({"name": "u"});
-    let client_endpoints: [(Method, &str, Option<&Value>); 10] = [
+    let client_endpoints: [(Method, &str, Option<&Value>); 11] = [
         (Method::POST, "/produce", Some(&produce)),
+        (Method::POST, "/produce/batch?topic=v&partition=0", None),
         (Method::GET, "/consume?topic=t", None),
         (Method::GET, "/topics", None),
         (Method::POST, "/topics", Some(&create)),
@@ -101,7 +102,7 @@ async fn tokens_guard_every_endpoint_and_replication_still_works() {
         for token in [None, Some("wrong"), Some(CLUSTER_TOKEN)] {
             let reply = call(method.clone(), &url, body, token).await;
             assert_unauthorized(&reply, &format!("{method} {path} with {token:?}"));
-            if path == "/produce" {
+            if path.starts_with("/produce") {
                 assert_eq!(reply.json["written"], "no", "{}", reply.text);
             }
         }

@@ -9,6 +9,8 @@
 //! change: its log files and everything `/consume` shows are compared
 //! before and after.
 //!
+//! `/produce/batch` (binary batches) gets random bytes and bad queries.
+//!
 //! The cases come from proptest strategies drawn by a deterministic
 //! runner, so a failure is reproducible; the failing input is printed.
 
@@ -337,6 +339,33 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
     }
 
+    // The binary batch path: bytes that are not a valid batch, and bad
+    // queries.
+    let batches = draw(
+        &mut runner,
+        prop::collection::vec(any::<u8>(), 0..512),
+        CASES / 4,
+    );
+    let queries = [
+        "topic=keep&partition=0",
+        "topic=keep",
+        "topic=../x&partition=0",
+        "topic=keep&partition=-1",
+        "topic=keep&partition=7",
+    ];
+    for (i, body) in batches.into_iter().enumerate() {
+        let query = queries[i % queries.len()];
+        let request = http_client()
+            .post(format!("{url}/produce/batch?{query}"))
+            .header("content-type", "application/vnd.yak.batch")
+            .body(body.clone());
+        let what = format!("produce/batch?{query} with {} random bytes", body.len());
+        let reply = try_send(request)
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_json_error(&reply, &what);
+        assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
+    }
     lap("produce");
     for query in draw(&mut runner, bad_consume_query(), CASES) {
         let reply = try_send(http_client().get(format!("{url}/consume?{query}")))
