@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use broker::testkit::{
     Cluster, NodeProcess, Reply, StatusCode, http_client, node_snapshot, post_json, produce,
-    try_send,
+    slow_client, try_send,
 };
 use proptest::{
     prelude::*,
@@ -232,22 +232,6 @@ fn draw<S: Strategy>(runner: &mut TestRunner, strategy: S, n: usize) -> Vec<S::V
         .collect()
 }
 
-/// A 4xx answer with a JSON error body.
-fn assert_json_error(reply: &Reply, what: &str) {
-    assert!(
-        reply.status.is_client_error(),
-        "{what}: expected a 4xx, got {} {}",
-        reply.status,
-        reply.text
-    );
-    assert!(
-        reply.json["error"].is_string() && reply.json["message"].is_string(),
-        "{what}: not a JSON error: {} {:?}",
-        reply.status,
-        reply.text
-    );
-}
-
 /// What the node stores: every partition's log bytes and the snapshot
 /// `/topics` + `/consume` give.
 async fn stored(node: &NodeProcess) -> (Vec<Vec<u8>>, Value) {
@@ -335,7 +319,7 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
             "produce {:?}",
             String::from_utf8_lossy(&body[..body.len().min(300)])
         );
-        assert_json_error(&reply, &what);
+        reply.assert_json_error(&what);
         assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
     }
 
@@ -363,7 +347,7 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         let reply = try_send(request)
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_json_error(&reply, &what);
+        reply.assert_json_error(&what);
         assert_eq!(reply.json["written"], "no", "{what}: {}", reply.text);
     }
     lap("produce");
@@ -378,7 +362,7 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
                 reply.text
             );
         } else {
-            assert_json_error(&reply, &format!("consume ?{query}"));
+            reply.assert_json_error(&format!("consume ?{query}"));
         }
     }
 
@@ -390,15 +374,15 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         // `/topics/` is `/topics`, the list (a trailing slash is ignored).
         if !name.is_empty() {
             let path = format!("/topics/{}", encode(&name));
-            assert_json_error(&raw_get(port, &path).await, &format!("describe {name:?}"));
+            raw_get(port, &path)
+                .await
+                .assert_json_error(&format!("describe {name:?}"));
         }
         let create = http_client()
             .post(format!("{url}/topics"))
             .json(&json!({"name": name}));
-        assert_json_error(
-            &try_send(create).await.unwrap(),
-            &format!("create {name:?}"),
-        );
+        let reply = try_send(create).await.unwrap();
+        reply.assert_json_error(&format!("create {name:?}"));
     }
     // Paths that try to climb out: nothing, or a bad topic name.
     for path in [
@@ -410,16 +394,14 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         "/static/%2e%2e/%2e%2e/Cargo.toml",
         "/static/..%2f..%2fCargo.toml",
     ] {
-        assert_json_error(&raw_get(port, path).await, path);
+        raw_get(port, path).await.assert_json_error(path);
     }
     for body in draw(&mut runner, any_json(), 40) {
         let request = http_client()
             .post(format!("{url}/topics"))
             .json(&json!({"name": "keep", "partitions": body}));
-        assert_json_error(
-            &try_send(request).await.unwrap(),
-            &format!("create with partitions {body}"),
-        );
+        let reply = try_send(request).await.unwrap();
+        reply.assert_json_error(&format!("create with partitions {body}"));
     }
 
     lap("paths and topics");
@@ -464,36 +446,10 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
     let slow: Vec<_> = (0..8)
         .map(|_| {
             let port = node.port();
-            tokio::spawn(async move {
-                let mut stream = TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .expect("connect");
-                let start = Instant::now();
-                let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
-                let mut answer = Vec::new();
-                for byte in head.iter().chain(std::iter::repeat(&b'a')) {
-                    if stream.write_all(&[*byte]).await.is_err() {
-                        break; // closed by the node
-                    }
-                    let mut buf = [0u8; 256];
-                    match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf))
-                        .await
-                    {
-                        Ok(Ok(0)) | Ok(Err(_)) => break,
-                        Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
-                        Err(_) => {}
-                    }
-                    assert!(
-                        start.elapsed() < Duration::from_millis(HEAD_TIMEOUT_MS * 5),
-                        "a slow client was not cut off after {:?}",
-                        start.elapsed()
-                    );
-                }
-                (
-                    start.elapsed(),
-                    String::from_utf8_lossy(&answer).into_owned(),
-                )
-            })
+            tokio::spawn(slow_client(
+                port,
+                Duration::from_millis(HEAD_TIMEOUT_MS * 5),
+            ))
         })
         .collect();
     for _ in 0..5 {
@@ -503,14 +459,14 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         );
     }
     for task in slow {
-        let (took, answer) = task.await.expect("slow client");
+        let slow = task.await.expect("slow client");
         assert!(
-            took >= Duration::from_millis(HEAD_TIMEOUT_MS / 2),
-            "cut off too early: {took:?}"
+            slow.cut_off_after >= Duration::from_millis(HEAD_TIMEOUT_MS / 2),
+            "cut off too early: {slow:?}"
         );
         assert!(
-            answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-            "slow client got {answer:?}"
+            slow.answer.is_empty() || slow.answer.starts_with("HTTP/1.1 408"),
+            "slow client got {slow:?}"
         );
     }
 

@@ -94,6 +94,9 @@ fn http_client(config: &ClientConfig) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(1))
+        // Below the servers' keep-alive (75 s by default), so an idle
+        // connection is dropped here before the server closes it.
+        .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true);
     if let Some(token) = &config.token {
         let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))

@@ -12,7 +12,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use broker::testkit::{Cluster, Reply, StatusCode, http_client, node_snapshot, try_send};
+use broker::testkit::{Cluster, StatusCode, http_client, node_snapshot, slow_client, try_send};
 use common::{Ui, UiProcess};
 use proptest::{
     prelude::*,
@@ -20,27 +20,9 @@ use proptest::{
     test_runner::TestRunner,
 };
 use serde_json::json;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
 
 const MAX_UPLOAD: usize = 64 * 1024;
 const HEAD_TIMEOUT_MS: u64 = 1000;
-
-fn assert_json_error(reply: &Reply, what: &str) {
-    assert!(
-        reply.status.is_client_error(),
-        "{what}: expected a 4xx, got {} {}",
-        reply.status,
-        reply.text
-    );
-    assert!(
-        reply.json["error"].is_string() && reply.json["message"].is_string(),
-        "{what}: not a JSON error: {:?}",
-        reply.text
-    );
-}
 
 /// A multipart body with one part named `name` holding `content`.
 fn multipart(boundary: &str, name: &str, content: &[u8], close: bool) -> Vec<u8> {
@@ -150,7 +132,7 @@ async fn bad_uploads_and_bodies_get_json_errors_and_send_nothing() {
         let reply = try_send(request)
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert_json_error(&reply, &what);
+        reply.assert_json_error(&what);
     }
     for route in ["/api/send", "/api/send_batch"] {
         for body in draw(&mut runner, bad_json(), 40) {
@@ -165,7 +147,7 @@ async fn bad_uploads_and_bodies_get_json_errors_and_send_nothing() {
             let reply = try_send(request)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: {e}"));
-            assert_json_error(&reply, &what);
+            reply.assert_json_error(&what);
         }
     }
     for path in [
@@ -177,40 +159,20 @@ async fn bad_uploads_and_bodies_get_json_errors_and_send_nothing() {
         let reply = try_send(http_client().get(format!("{url}{path}")))
             .await
             .unwrap();
-        assert_json_error(&reply, path);
+        reply.assert_json_error(path);
     }
 
     // A client sending its headers a byte at a time is cut off.
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let slow_started = Instant::now();
-    let mut closed = false;
-    for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: "
-        .iter()
-        .chain(std::iter::repeat(&b'a'))
-    {
-        if stream.write_all(&[*byte]).await.is_err() {
-            closed = true;
-            break;
-        }
-        let mut buf = [0u8; 256];
-        if let Ok(Ok(n)) =
-            tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await
-        {
-            let answer = String::from_utf8_lossy(&buf[..n]);
-            assert!(
-                n == 0 || answer.starts_with("HTTP/1.1 408"),
-                "slow client got {answer:?}"
-            );
-            closed = true;
-            break;
-        }
-        assert!(
-            slow_started.elapsed() < Duration::from_millis(HEAD_TIMEOUT_MS * 5),
-            "not cut off"
-        );
-    }
-    assert!(closed && slow_started.elapsed() >= Duration::from_millis(HEAD_TIMEOUT_MS / 2));
+    let slow = slow_client(port, Duration::from_millis(HEAD_TIMEOUT_MS * 5)).await;
+    assert!(
+        slow.cut_off_after >= Duration::from_millis(HEAD_TIMEOUT_MS / 2),
+        "cut off too early: {slow:?}"
+    );
+    assert!(
+        slow.answer.is_empty() || slow.answer.starts_with("HTTP/1.1 408"),
+        "{slow:?}"
+    );
 
     // Still serving; the cluster got nothing.
     let health = try_send(http_client().get(format!("{url}/health")))

@@ -40,8 +40,9 @@ pub struct ServerArgs {
     #[arg(long, env = "YAK_HTTP_DISCONNECT_TIMEOUT_MS", default_value_t = 2_000)]
     pub http_disconnect_timeout_ms: u64,
     /// How long an idle keep-alive connection is kept open, in ms (0: no
-    /// keep-alive).
-    #[arg(long, env = "YAK_HTTP_KEEP_ALIVE_MS", default_value_t = 30_000)]
+    /// keep-alive). Longer than YAK's clients keep idle connections (30 s),
+    /// so that a client never reuses one the server is closing.
+    #[arg(long, env = "YAK_HTTP_KEEP_ALIVE_MS", default_value_t = 75_000)]
     pub http_keep_alive_ms: u64,
     /// Most open connections per worker thread; more wait in the backlog.
     #[arg(long, env = "YAK_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]

@@ -1625,6 +1625,23 @@ impl Reply {
         self.json["error"].as_str()
     }
 
+    /// Asserts a 4xx answer with a JSON error body `{"error", "message"}`.
+    #[track_caller]
+    pub fn assert_json_error(&self, what: &str) {
+        assert!(
+            self.status.is_client_error(),
+            "{what}: expected a 4xx, got {} {}",
+            self.status,
+            self.text
+        );
+        assert!(
+            self.json["error"].is_string() && self.json["message"].is_string(),
+            "{what}: not a JSON error: {} {:?}",
+            self.status,
+            self.text
+        );
+    }
+
     /// The `Content-Type` header, if any.
     pub fn content_type(&self) -> Option<&str> {
         self.headers
@@ -1883,5 +1900,47 @@ pub fn wait_for_identical_logs<'a>(
             }
         }
         logs.into_iter().next().expect("at least one node")
+    }
+}
+
+/// How a server treated a client that sends its request head a byte at a
+/// time and never finishes it (slowloris).
+#[derive(Debug, Clone)]
+pub struct SlowClient {
+    /// From connecting until the server closed the connection.
+    pub cut_off_after: Duration,
+    /// What the server sent before closing (an `HTTP/1.1 408` or nothing).
+    pub answer: String,
+}
+
+/// Connects to `127.0.0.1:port` and sends a request head one byte every
+/// 100 ms, never ending it, until the server closes the connection.
+/// Panics if it is still open after `limit`.
+pub async fn slow_client(port: u16, limit: Duration) -> SlowClient {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connecting");
+    let start = Instant::now();
+    let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut answer = Vec::new();
+    for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break; // closed by the server
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {} // nothing yet: send the next byte
+        }
+        assert!(
+            start.elapsed() < limit,
+            "a slow client was not cut off within {limit:?}"
+        );
+    }
+    SlowClient {
+        cut_off_after: start.elapsed(),
+        answer: String::from_utf8_lossy(&answer).into_owned(),
     }
 }
