@@ -61,6 +61,9 @@ pub struct Metrics {
     pub consumed_bytes: Family<TopicLabels, Counter>,
     pub request_seconds: Family<RouteLabels, Histogram>,
     pub replication_seconds: Histogram,
+    /// Storing a commit's HWM in Redis (one script call; with `appendfsync
+    /// always`, one fsync of Redis's append-only file).
+    pub hwm_commit_seconds: Histogram,
     pub isr_size: Family<PartitionLabels, Gauge>,
     pub follower_lag: Family<FollowerLabels, Gauge>,
     pub log_size_bytes: Family<PartitionLabels, Gauge>,
@@ -90,6 +93,7 @@ impl Default for Metrics {
             consumed_bytes: Family::default(),
             request_seconds: Family::new_with_constructor(latency_buckets),
             replication_seconds: latency_buckets(),
+            hwm_commit_seconds: latency_buckets(),
             isr_size: Family::default(),
             follower_lag: Family::default(),
             log_size_bytes: Family::default(),
@@ -155,6 +159,11 @@ impl Default for Metrics {
             "replication_round_trip_seconds",
             "Time to bring every in-sync follower up to a round's end",
             m.replication_seconds.clone(),
+        );
+        r.register(
+            "hwm_commit_seconds",
+            "Time to store a commit's high-water mark in Redis",
+            m.hwm_commit_seconds.clone(),
         );
         r.register(
             "isr_size",

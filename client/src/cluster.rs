@@ -46,7 +46,7 @@ impl Default for ClientConfig {
         Self {
             deadline: Duration::from_secs(30),
             min_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_millis(100),
             request_timeout: Duration::from_secs(10),
             token: None,
             tls_ca_pem: None,

@@ -5,7 +5,10 @@
 //! It runs as its own task so that rounds are pipelined: while the HWM of
 //! round n is on its way to Redis (one fsync of Redis's append-only file
 //! with `appendfsync always`), the writer already appends and replicates
-//! round n+1. Rounds that wait together are committed by one HWM update.
+//! round n+1. Rounds that wait together are committed by one HWM update,
+//! and several updates may be in flight at once (the HWM script only ever
+//! raises the HWM, so their order in Redis does not matter; their answers
+//! are handled in submission order).
 //!
 //! Invariants:
 //! - Rounds are committed, and their requests answered, in the order the
@@ -20,6 +23,7 @@
 
 use std::sync::Arc;
 
+use futures_util::{StreamExt, stream::FuturesOrdered};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Reply, WriteError, WriterContext, Written};
@@ -75,9 +79,10 @@ impl Committer {
         if let Err(mpsc::error::SendError(Job::Commit(round))) =
             self.jobs.send(Job::Commit(round)).await
         {
-            // Appended and replicated, but never committed here: a later
-            // leader may still commit it.
-            answer_all(round.answers, &WriteError::Interrupted);
+            // The round is appended and replicated: its outcome is unknown,
+            // not "not written".
+            let stopped = WriteError::Unavailable("the commit stage stopped".to_owned());
+            answer_all(round.answers, &stopped);
         }
     }
 
@@ -90,6 +95,22 @@ impl Committer {
     }
 }
 
+/// Commits sent to Redis and not yet answered. More than one is in flight
+/// so that a commit does not wait for the previous one's fsync: with
+/// `appendfsync always` Redis fsyncs once per event-loop turn for all the
+/// commands of that turn.
+const MAX_IN_FLIGHT: usize = 8;
+
+/// Rounds of one epoch committed by one HWM update.
+struct Commit {
+    epoch: u64,
+    end: u64,
+    rounds: Vec<Round>,
+    barriers: Vec<oneshot::Sender<()>>,
+}
+
+type Stored = Result<u64, WriteError>;
+
 struct Task {
     ctx: WriterContext,
     topic: Arc<str>,
@@ -100,71 +121,112 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>) {
-        let mut waiting: Vec<Round> = Vec::new();
-        let mut barriers = Vec::new();
-        while let Some(job) = jobs.recv().await {
-            // Everything queued meanwhile joins this commit.
-            let mut next = Some(job);
-            while let Some(job) = next.take().or_else(|| jobs.try_recv().ok()) {
-                match job {
-                    Job::Commit(round) => waiting.push(round),
-                    Job::Barrier(done) => barriers.push(done),
-                }
-            }
-            self.commit(std::mem::take(&mut waiting)).await;
-            for done in barriers.drain(..) {
-                let _ = done.send(());
-            }
-        }
-    }
-
-    /// Commits `rounds` (in submission order), one HWM update per run of
-    /// rounds with the same epoch.
-    async fn commit(&mut self, mut rounds: Vec<Round>) {
-        while !rounds.is_empty() {
-            let epoch = rounds[0].epoch;
-            let same = rounds.iter().take_while(|r| r.epoch == epoch).count();
-            let rest = rounds.split_off(same);
-            let end = rounds.iter().map(|r| r.end).max().unwrap_or(0);
-            let outcome = self.store_hwm(epoch, end).await;
-            for round in rounds {
-                match &outcome {
-                    Ok(()) => {
-                        for (reply, written) in round.answers {
-                            let _ = reply.send(Ok(written));
+        let mut in_flight = FuturesOrdered::new();
+        let mut open = true;
+        while open || !in_flight.is_empty() {
+            tokio::select! {
+                job = jobs.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => {
+                    let Some(job) = job else {
+                        open = false;
+                        continue;
+                    };
+                    // Everything queued meanwhile joins this commit.
+                    let mut next = Some(job);
+                    let mut commits: Vec<Commit> = Vec::new();
+                    while let Some(job) = next.take().or_else(|| jobs.try_recv().ok()) {
+                        match job {
+                            Job::Commit(round) => match commits.last_mut() {
+                                Some(c) if c.epoch == round.epoch => {
+                                    c.end = c.end.max(round.end);
+                                    c.rounds.push(round);
+                                }
+                                _ => commits.push(Commit {
+                                    epoch: round.epoch,
+                                    end: round.end,
+                                    rounds: vec![round],
+                                    barriers: Vec::new(),
+                                }),
+                            },
+                            Job::Barrier(done) => match commits.last_mut() {
+                                Some(c) => c.barriers.push(done),
+                                None => commits.push(Commit {
+                                    epoch: 0,
+                                    end: 0,
+                                    rounds: Vec::new(),
+                                    barriers: vec![done],
+                                }),
+                            },
                         }
                     }
-                    Err(e) => answer_all(round.answers, e),
+                    for commit in commits {
+                        let stored = self.store_hwm(commit.epoch, commit.end);
+                        in_flight.push_back(async move { (commit, stored.await) });
+                    }
                 }
+                Some((commit, stored)) = in_flight.next() => self.finish(commit, stored),
             }
-            rounds = rest;
         }
     }
 
-    async fn store_hwm(&mut self, epoch: u64, end: u64) -> Result<(), WriteError> {
-        if self.failed_epoch.is_some_and(|failed| epoch <= failed) {
-            return Err(WriteError::Fenced { epoch });
+    /// Sends the HWM update of a commit (nothing to send when the HWM
+    /// already covers it, or when its epoch already failed).
+    fn store_hwm(&self, epoch: u64, end: u64) -> impl Future<Output = Stored> + use<> {
+        let skip = *self.hwm.borrow() >= end || self.failed_epoch.is_some_and(|f| epoch <= f);
+        let (store, topic, partition) = (
+            self.ctx.store.clone(),
+            Arc::clone(&self.topic),
+            self.partition,
+        );
+        let metrics = Arc::clone(&self.ctx.metrics);
+        async move {
+            if skip {
+                return Ok(0);
+            }
+            let started = std::time::Instant::now();
+            let stored = store.advance_hwm(&topic, partition, epoch, end).await;
+            metrics
+                .hwm_commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            Ok(stored?)
         }
-        if *self.hwm.borrow() >= end {
-            return self.gate_open(epoch);
-        }
-        let stored = self
-            .ctx
-            .store
-            .advance_hwm(&self.topic, self.partition, epoch, end)
-            .await;
-        match stored {
+    }
+
+    /// Publishes a stored HWM and answers the commit's requests, in
+    /// submission order (the in-flight queue is ordered).
+    fn finish(&mut self, commit: Commit, stored: Stored) {
+        let Commit {
+            epoch,
+            end,
+            rounds,
+            barriers,
+        } = commit;
+        let outcome = match stored {
+            _ if self.failed_epoch.is_some_and(|f| epoch <= f) => Err(WriteError::Fenced { epoch }),
             Ok(stored) => {
+                let raised = stored.min(end);
                 self.hwm.send_if_modified(|current| {
-                    let raised = stored.min(end) > *current;
-                    if raised {
-                        *current = stored.min(end);
+                    let up = raised > *current;
+                    if up {
+                        *current = raised;
                     }
-                    raised
+                    up
                 });
                 self.gate_open(epoch)
             }
-            Err(e) => Err(self.step_down(epoch, e.into())),
+            Err(e) => Err(self.step_down(epoch, e)),
+        };
+        for round in rounds {
+            match &outcome {
+                Ok(()) => {
+                    for (reply, written) in round.answers {
+                        let _ = reply.send(Ok(written));
+                    }
+                }
+                Err(e) => answer_all(round.answers, e),
+            }
+        }
+        for done in barriers {
+            let _ = done.send(());
         }
     }
 

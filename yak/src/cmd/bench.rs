@@ -147,7 +147,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let batched_json = batched_produce(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_batched(&redis, &value, &sizes).await?;
     out("2/5 unbatched produce…");
+    let before = leader_timings(&client).await;
     let unbatched = unbatched_produce(&client, &topic, &value, &sizes).await?;
+    let breakdown = match (before, leader_timings(&client).await) {
+        (Some(before), Some(after)) => Some(after.since(&before)),
+        _ => None,
+    };
     let redis_unbatched = redis_unbatched(&redis, &value, &sizes).await?;
     out("3/5 consume…");
     let consume = consume_partition(&client, &topic).await?;
@@ -194,6 +199,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "p999_ms": unbatched.p999_ms,
             "redis_msgs_per_s": redis_unbatched.msgs_per_s,
             "redis_p99_ms": redis_unbatched.p99_ms,
+            "leader_mean_replication_ms": breakdown.as_ref().map(|b| b.replication_ms),
+            "leader_mean_hwm_commit_ms": breakdown.as_ref().map(|b| b.hwm_commit_ms),
+            "leader_commits": breakdown.as_ref().map(|b| b.commits),
             "ratio": ratio(unbatched.msgs_per_s, redis_unbatched.msgs_per_s),
         },
         "consume": {
@@ -320,6 +328,65 @@ async fn batched_produce(
         batches * sizes.batch as u64 * sizes.producers as u64,
         took,
     ))
+}
+
+/// Cumulative sums and counts of the leader's replication round trips and
+/// HWM commits, from its `/metrics`: where an unbatched write's time goes.
+struct LeaderTimings {
+    replication: (f64, f64),
+    hwm_commit: (f64, f64),
+}
+
+struct Breakdown {
+    replication_ms: f64,
+    hwm_commit_ms: f64,
+    commits: f64,
+}
+
+impl LeaderTimings {
+    fn since(&self, before: &Self) -> Breakdown {
+        let mean = |(sum, count): (f64, f64), (sum0, count0): (f64, f64)| {
+            if count > count0 {
+                (sum - sum0) / (count - count0) * 1000.0
+            } else {
+                0.0
+            }
+        };
+        Breakdown {
+            replication_ms: mean(self.replication, before.replication),
+            hwm_commit_ms: mean(self.hwm_commit, before.hwm_commit),
+            commits: self.hwm_commit.1 - before.hwm_commit.1,
+        }
+    }
+}
+
+async fn leader_timings(client: &YakClient) -> Option<LeaderTimings> {
+    let url = client.leader_url().await.ok()?;
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let value = |name: &str| {
+        text.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    let pair = |metric: &str| {
+        Some((
+            value(&format!("{metric}_sum"))?,
+            value(&format!("{metric}_count"))?,
+        ))
+    };
+    Some(LeaderTimings {
+        replication: pair("yak_replication_round_trip_seconds")?,
+        hwm_commit: pair("yak_hwm_commit_seconds")?,
+    })
 }
 
 struct Latency {
@@ -650,6 +717,19 @@ fn print_table(results: &Value) {
             "unbatched p99",
             show(f(&["unbatched_produce", "p99_ms"]), "ms"),
             show(f(&["unbatched_produce", "redis_p99_ms"]), "ms"),
+            None,
+        ),
+        (
+            "  leader replicate / HWM",
+            format!(
+                "{} / {}",
+                show(
+                    f(&["unbatched_produce", "leader_mean_replication_ms"]),
+                    "ms"
+                ),
+                show(f(&["unbatched_produce", "leader_mean_hwm_commit_ms"]), "ms")
+            ),
+            "-".to_owned(),
             None,
         ),
         (
