@@ -1,5 +1,8 @@
 //! The node's configuration: command-line flags with `YAK_*` environment
 //! fallbacks, shared by the `broker` and `follower` binaries.
+//!
+//! Invariant: a node with a client token also has a cluster token, so
+//! that guarding the client endpoints never leaves `/internal/…` open.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -9,6 +12,19 @@ use std::{
 
 use clap::{Args, ValueEnum};
 use partition_log::FsyncPolicy;
+use yak_ui::server::ServerArgs;
+
+/// A configuration the node cannot start with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--client-token needs --cluster-token too: /internal/… would be open to anyone")]
+    ClientTokenWithoutClusterToken,
+    #[error("reading the CA file {path}: {source}")]
+    Ca {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// How a node starts; after that, both obey the lease.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +70,7 @@ pub struct NodeArgs {
     pub listen: Option<SocketAddr>,
 
     /// URL that clients and other nodes use to reach this node
-    /// [default: http://<listen>].
+    /// [default: http://<listen>, https://<listen> with --tls-cert].
     #[arg(long, env = "YAK_ADVERTISED_URL")]
     pub advertised_url: Option<String>,
 
@@ -98,6 +114,19 @@ pub struct NodeArgs {
     #[arg(long, env = "YAK_CLUSTER_TOKEN", hide_env_values = true)]
     pub cluster_token: Option<String>,
 
+    /// Bearer token clients must present on every endpoint but /health,
+    /// /ready, the dashboard page and its static files (needs --cluster-token).
+    #[arg(long, env = "YAK_CLIENT_TOKEN", hide_env_values = true)]
+    pub client_token: Option<String>,
+
+    /// PEM file of an extra CA to trust when calling other nodes over https.
+    #[arg(long, env = "YAK_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Timeouts, connection limits and TLS of the HTTP server.
+    #[command(flatten)]
+    pub server: ServerArgs,
+
     /// Create a topic on its first produce.
     #[arg(long, env = "YAK_AUTO_CREATE_TOPICS", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics: bool,
@@ -139,6 +168,10 @@ pub struct NodeConfig {
     pub fsync: FsyncPolicy,
     pub segment_bytes: u64,
     pub cluster_token: Option<String>,
+    pub client_token: Option<String>,
+    /// PEM certificates of `--tls-ca`, trusted when calling other nodes.
+    pub tls_ca_pem: Option<Vec<u8>>,
+    pub server: ServerArgs,
     pub auto_create_topics: bool,
     pub max_payload_bytes: usize,
     pub max_request_bytes: usize,
@@ -150,7 +183,7 @@ pub const MAX_KEY_BYTES: usize = 4096;
 
 impl NodeArgs {
     /// Fills in the defaults that depend on how the node starts.
-    pub fn resolve(self, start_as: StartAs) -> NodeConfig {
+    pub fn resolve(self, start_as: StartAs) -> Result<NodeConfig, ConfigError> {
         let listen = self
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], start_as.default_port())));
@@ -159,13 +192,24 @@ impl NodeArgs {
             .unwrap_or_else(|| format!("{}-{}", start_as.name(), listen.port()));
         let advertised_url = self
             .advertised_url
-            .unwrap_or_else(|| format!("http://{listen}"))
+            .unwrap_or_else(|| format!("{}://{listen}", self.server.scheme()))
             .trim_end_matches('/')
             .to_owned();
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from("yak-data").join(&node_id));
-        NodeConfig {
+        let cluster_token = self.cluster_token.filter(|t| !t.is_empty());
+        let client_token = self.client_token.filter(|t| !t.is_empty());
+        if client_token.is_some() && cluster_token.is_none() {
+            return Err(ConfigError::ClientTokenWithoutClusterToken);
+        }
+        let tls_ca_pem = match self.tls_ca {
+            Some(path) => {
+                Some(std::fs::read(&path).map_err(|source| ConfigError::Ca { path, source })?)
+            }
+            None => None,
+        };
+        Ok(NodeConfig {
             start_as,
             node_id,
             listen,
@@ -179,11 +223,14 @@ impl NodeArgs {
             replica_lag_time: Duration::from_millis(self.replica_lag_time_ms),
             fsync: self.fsync,
             segment_bytes: self.segment_bytes,
-            cluster_token: self.cluster_token.filter(|t| !t.is_empty()),
+            cluster_token,
+            client_token,
+            tls_ca_pem,
+            server: self.server,
             auto_create_topics: self.auto_create_topics,
             max_payload_bytes: self.max_payload_bytes,
             max_request_bytes: self.max_request_bytes,
             source_address: self.source_address,
-        }
+        })
     }
 }

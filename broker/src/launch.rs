@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 /// gracefully (the lease is released if held).
 pub async fn run_node(args: NodeArgs, start_as: StartAs) -> Result<(), NodeError> {
     let log_format = args.log_format;
-    let config = args.resolve(start_as);
+    let config = args.resolve(start_as)?;
     crate::logging::init(log_format, &config.node_id);
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();

@@ -48,6 +48,10 @@ pub enum NodeError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("the client for other nodes: {0}")]
+    PeerClient(String),
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] LogError),
@@ -127,7 +131,12 @@ impl Node {
         let metrics = Arc::new(Metrics::default());
         let (stats_tx, stats) = watch::channel(Arc::from("{}"));
         let peers = Peers::default();
-        let client = PeerClient::new(config.cluster_token.clone(), config.source_address);
+        let client = PeerClient::new(
+            config.cluster_token.clone(),
+            config.source_address,
+            config.tls_ca_pem.as_deref(),
+        )
+        .map_err(|e| NodeError::PeerClient(e.to_string()))?;
         let ctx = WriterContext {
             runtime: tokio::runtime::Handle::current(),
             node_id: config.node_id.clone(),

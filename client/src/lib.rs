@@ -36,7 +36,7 @@ mod error;
 pub mod model;
 pub mod producer;
 
-pub use cluster::{ClientConfig, Discovery, YakClient, discover};
+pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
 pub use consumer::{Consumer, StartAt};
 pub use error::{ClientError, Result};
 pub use model::{

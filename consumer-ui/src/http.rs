@@ -9,14 +9,7 @@ use futures_util::{Stream, StreamExt, stream::SelectAll};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio_util::sync::CancellationToken;
-use yak_client::YakClient;
-use yak_ui::{
-    ClusterWatch, Shell, UiError,
-    assets::Asset,
-    shell::{Page, UiLinks},
-    sse,
-};
+use yak_ui::{Shell, UiError, assets::Asset, server::UiBase, shell::Page, sse};
 
 use crate::{
     registry::{Change, Registry, SubscribeRequest},
@@ -32,19 +25,15 @@ pub const ASSETS: &[Asset] = &[Asset::js(
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    pub client: YakClient,
-    pub cluster: ClusterWatch,
     pub registry: Registry,
-    pub links: UiLinks,
-    pub shutdown: CancellationToken,
+    /// Client, cluster watch, links, shutdown: what every UI has.
+    pub base: Arc<UiBase>,
 }
 
 type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
-        .route("/api/leader", web::get().to(leader))
-        .route("/api/topics", web::get().to(topics))
         .route("/api/subscribe", web::post().to(subscribe))
         .route("/api/subscriptions", web::get().to(subscriptions))
         .route("/api/subscriptions/{id}/pause", web::post().to(pause))
@@ -63,30 +52,10 @@ struct ConsumerPage {
 
 async fn index(state: State) -> Result<HttpResponse, UiError> {
     let page = ConsumerPage {
-        shell: Shell::new(Page::Consumer, &state.links, vec!["consumer.js"]),
+        shell: Shell::new(Page::Consumer, &state.base.links, vec!["consumer.js"]),
         shown: SHOWN_MESSAGES,
     };
-    let html = page
-        .render()
-        .map_err(|e| UiError::internal(e.to_string()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-async fn leader(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(state.cluster.leader())
-}
-
-async fn topics(state: State) -> Result<HttpResponse, UiError> {
-    let topics: Vec<yak_ui::Topic> = state
-        .client
-        .topics()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "topics": topics })))
+    yak_ui::server::render(&page)
 }
 
 async fn subscribe(
@@ -169,10 +138,10 @@ fn sub_stream(sub: &Subscription, rx: broadcast::Receiver<Arc<SubEvent>>) -> Sub
 /// `subscribed`, `unsubscribed`, and per subscription `messages`, `status`,
 /// `note` and `lagged` (the page was too slow and skipped events).
 async fn events(state: State) -> HttpResponse {
-    let shutdown = state.shutdown.clone();
+    let shutdown = state.base.shutdown.clone();
     sse::stream(shutdown, move |sink| async move {
-        let mut leader = state.cluster.watch_leader();
-        let mut topics = state.cluster.watch_topics();
+        let mut leader = state.base.cluster.watch_leader();
+        let mut topics = state.base.cluster.watch_topics();
         let (subs, mut changes) = state.registry.watch();
         let mut streams: SelectAll<SubStream> = SelectAll::new();
         let mut snapshots = Vec::new();
@@ -184,8 +153,8 @@ async fn events(state: State) -> HttpResponse {
             attached.insert(sub.id);
         }
         let hello = json!({
-            "leader": state.cluster.leader(),
-            "topics": state.cluster.topics(),
+            "leader": state.base.cluster.leader(),
+            "topics": state.base.cluster.topics(),
             "subscriptions": snapshots,
         });
         if !sink.send("hello", &hello).await {

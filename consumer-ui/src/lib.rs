@@ -20,73 +20,43 @@ pub mod http;
 pub mod registry;
 pub mod subscription;
 
-use std::{net::TcpListener, time::Duration};
+use std::{net::TcpListener, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
-use yak_client::{ClientConfig, YakClient};
-use yak_ui::{ClusterWatch, server, shell::UiLinks};
+use yak_client::ClientConfig;
+use yak_ui::server::{self, CommonArgs, UiApp, UiBase};
 
 use crate::{http::AppState, registry::Registry};
-
-/// What the server needs to start.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub bootstrap: Vec<String>,
-    pub links: UiLinks,
-}
 
 /// Serves the UI on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
-    config: Config,
+    common: CommonArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     // A short retry deadline: a subscription reports `reconnecting` well
     // within a lease TTL of losing the leader, and then retries on its own
     // schedule (see `subscription`).
-    let client = YakClient::with_config(
-        config.bootstrap.iter().cloned(),
-        ClientConfig {
-            deadline: Duration::from_millis(300),
-            min_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(150),
-            request_timeout: Duration::from_secs(5),
-        },
-    )?;
-    let cluster = ClusterWatch::spawn(&config.bootstrap, shutdown.clone())?;
-    let state = web::Data::new(AppState {
-        registry: Registry::new(client.clone(), shutdown.clone()),
-        client,
-        cluster,
-        links: config.links.clone(),
-        shutdown: shutdown.clone(),
-    });
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        bootstrap = %config.bootstrap.join(","),
-        "consumer UI starting"
-    );
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(yak_ui::error::json_config(64 * 1024))
-            .app_data(yak_ui::error::path_config())
-            .app_data(yak_ui::error::query_config())
-            .wrap(server::security_headers())
-            .configure(|cfg| {
-                server::health(cfg, "consumer-ui");
-                yak_ui::assets::configure(cfg, http::ASSETS);
-                http::routes(cfg);
-            })
-            .default_service(web::to(server::not_found))
-    })
-    .listen(listener)?
-    .workers(2)
-    .shutdown_timeout(5)
-    .disable_signals()
-    .run();
-    server::run(server, shutdown).await?;
-    tracing::info!("consumer UI stopped");
+    let retry = ClientConfig {
+        deadline: Duration::from_millis(300),
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(150),
+        request_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    };
+    let base = Arc::new(UiBase::start(&common, retry, shutdown.clone())?);
+    let state = AppState {
+        registry: Registry::new(base.client.clone(), shutdown),
+        base: base.clone(),
+    };
+    let app = UiApp {
+        service: "consumer-ui",
+        base,
+        state,
+        json_limit: 64 * 1024,
+        assets: http::ASSETS,
+        routes: http::routes,
+    };
+    server::serve(listener, &common, app).await?;
     Ok(())
 }

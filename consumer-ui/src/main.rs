@@ -1,9 +1,7 @@
-//! `consumer-ui`: the consumer web UI (`--listen`, `--bootstrap`).
-
-use std::net::TcpListener;
+//! `consumer-ui`: the consumer web UI (`--listen`, `--bootstrap`, access
+//! and server flags: see `docs/ui.md` and `docs/security.md`).
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use yak_ui::server::{self, CommonArgs};
 
 #[derive(Debug, Parser)]
@@ -19,18 +17,6 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    server::init_tracing();
-    let listener = TcpListener::bind(&cli.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.listen))?;
-    let shutdown = CancellationToken::new();
-    server::cancel_on_signals(shutdown.clone())?;
-    consumer_ui::serve(
-        listener,
-        consumer_ui::Config {
-            bootstrap: cli.common.bootstrap.clone(),
-            links: cli.common.links(),
-        },
-        shutdown,
-    )
-    .await
+    let (listener, shutdown) = server::prepare(&cli.listen)?;
+    consumer_ui::serve(listener, cli.common, shutdown).await
 }

@@ -50,6 +50,7 @@ pub fn client_config() -> ClientConfig {
         min_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(500),
         request_timeout: Duration::from_secs(3),
+        ..ClientConfig::default()
     }
 }
 

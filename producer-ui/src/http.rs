@@ -11,14 +11,9 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio_util::sync::CancellationToken;
-use yak_client::{Producer, Record, YakClient};
+use yak_client::{Producer, Record};
 use yak_ui::{
-    ClusterWatch, Shell, UiError,
-    assets::Asset,
-    shell::{Page, UiLinks},
-    sse,
-    topic::check_topic_name,
+    Shell, UiError, assets::Asset, server::UiBase, shell::Page, sse, topic::check_topic_name,
 };
 
 use crate::{
@@ -43,22 +38,18 @@ pub const DEFAULT_BATCH: usize = 500;
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    pub client: YakClient,
     pub producer: Arc<Producer>,
-    pub cluster: ClusterWatch,
     pub hub: Arc<Hub>,
     pub uploads: Uploads,
     pub jobs: Jobs,
-    pub links: UiLinks,
-    pub shutdown: CancellationToken,
+    /// Client, cluster watch, links, shutdown: what every UI has.
+    pub base: Arc<UiBase>,
 }
 
 type State = web::Data<AppState>;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
-        .route("/api/leader", web::get().to(leader))
-        .route("/api/topics", web::get().to(topics))
         .route("/api/send", web::post().to(send))
         .route("/api/upload", web::post().to(upload))
         .route("/api/send_batch", web::post().to(send_batch))
@@ -80,31 +71,11 @@ struct ProducerPage {
 
 async fn index(state: State) -> Result<HttpResponse, UiError> {
     let page = ProducerPage {
-        shell: Shell::new(Page::Producer, &state.links, vec!["producer.js"]),
+        shell: Shell::new(Page::Producer, &state.base.links, vec!["producer.js"]),
         max_batch: MAX_BATCH,
         default_batch: DEFAULT_BATCH,
     };
-    let html = page
-        .render()
-        .map_err(|e| UiError::internal(e.to_string()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html))
-}
-
-async fn leader(state: State) -> HttpResponse {
-    HttpResponse::Ok().json(state.cluster.leader())
-}
-
-async fn topics(state: State) -> Result<HttpResponse, UiError> {
-    let topics: Vec<yak_ui::Topic> = state
-        .client
-        .topics()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "topics": topics })))
+    yak_ui::server::render(&page)
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,7 +129,7 @@ async fn send(state: State, body: web::Json<SendRequest>) -> Result<HttpResponse
                     at.partition, at.offset
                 ),
             );
-            state.cluster.refresh();
+            state.base.cluster.refresh();
             Ok(HttpResponse::Ok().json(json!({
                 "topic": topic,
                 "partition": at.partition,
@@ -250,11 +221,11 @@ async fn send_batch(state: State, body: web::Json<BatchRequest>) -> Result<HttpR
             mapping,
             batch_size,
         },
-        state.client.clone(),
+        state.base.client.clone(),
         state.hub.clone(),
-        state.shutdown.clone(),
+        state.base.shutdown.clone(),
     );
-    state.cluster.refresh();
+    state.base.cluster.refresh();
     Ok(HttpResponse::Accepted().json(&*job.progress()))
 }
 
@@ -298,15 +269,15 @@ async fn cancel_job(state: State, id: web::Path<u64>) -> Result<HttpResponse, Ui
 /// page fell behind), then `leader`, `topics`, `counters`, `activity` and
 /// `job` as they change.
 async fn events(state: State) -> HttpResponse {
-    let shutdown = state.shutdown.clone();
+    let shutdown = state.base.shutdown.clone();
     sse::stream(shutdown, move |sink| async move {
-        let mut leader = state.cluster.watch_leader();
-        let mut topics = state.cluster.watch_topics();
+        let mut leader = state.base.cluster.watch_leader();
+        let mut topics = state.base.cluster.watch_topics();
         let hello = |state: &AppState| {
             let (counters, activity, rx) = state.hub.attach();
             let snapshot = json!({
-                "leader": state.cluster.leader(),
-                "topics": state.cluster.topics(),
+                "leader": state.base.cluster.leader(),
+                "topics": state.base.cluster.topics(),
                 "counters": counters,
                 "activity": activity,
                 "jobs": state.jobs.list(),

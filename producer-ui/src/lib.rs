@@ -28,18 +28,16 @@ pub mod upload;
 
 use std::{net::TcpListener, path::PathBuf, sync::Arc, time::Duration};
 
-use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
-use yak_client::{ClientConfig, Producer, ProducerConfig, YakClient};
-use yak_ui::{ClusterWatch, server, shell::UiLinks};
+use yak_client::{ClientConfig, Producer, ProducerConfig};
+use yak_ui::server::{self, CommonArgs, UiApp, UiBase};
 
 use crate::{activity::Hub, http::AppState, job::Jobs, upload::Uploads};
 
 /// What the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub bootstrap: Vec<String>,
-    pub links: UiLinks,
+    pub common: CommonArgs,
     /// Where uploads are stored [default: the system's temp directory].
     pub upload_dir: Option<PathBuf>,
     /// Largest accepted upload, in bytes.
@@ -52,50 +50,27 @@ pub async fn serve(
     config: Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let client = YakClient::with_config(
-        config.bootstrap.iter().cloned(),
-        ClientConfig {
-            // A send waits out a failover, but not forever.
-            deadline: Duration::from_secs(15),
-            ..ClientConfig::default()
-        },
-    )?;
-    let cluster = ClusterWatch::spawn(&config.bootstrap, shutdown.clone())?;
-    let producer = Producer::new(client.clone(), ProducerConfig::default());
-    let state = web::Data::new(AppState {
-        client,
-        producer,
-        cluster,
+    // A send waits out a failover, but not forever.
+    let retry = ClientConfig {
+        deadline: Duration::from_secs(15),
+        ..ClientConfig::default()
+    };
+    let base = Arc::new(UiBase::start(&config.common, retry, shutdown)?);
+    let state = AppState {
+        producer: Producer::new(base.client.clone(), ProducerConfig::default()),
         hub: Arc::new(Hub::default()),
         uploads: Uploads::new(config.upload_dir.clone(), config.max_upload_bytes)?,
         jobs: Jobs::default(),
-        links: config.links.clone(),
-        shutdown: shutdown.clone(),
-    });
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        bootstrap = %config.bootstrap.join(","),
-        "producer UI starting"
-    );
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .app_data(yak_ui::error::json_config(1024 * 1024))
-            .app_data(yak_ui::error::path_config())
-            .wrap(server::security_headers())
-            .configure(|cfg| {
-                server::health(cfg, "producer-ui");
-                yak_ui::assets::configure(cfg, http::ASSETS);
-                http::routes(cfg);
-            })
-            .default_service(web::to(server::not_found))
-    })
-    .listen(listener)?
-    .workers(2)
-    .shutdown_timeout(5)
-    .disable_signals()
-    .run();
-    server::run(server, shutdown).await?;
-    tracing::info!("producer UI stopped");
+        base: base.clone(),
+    };
+    let app = UiApp {
+        service: "producer-ui",
+        base,
+        state,
+        json_limit: 1024 * 1024,
+        assets: http::ASSETS,
+        routes: http::routes,
+    };
+    server::serve(listener, &config.common, app).await?;
     Ok(())
 }

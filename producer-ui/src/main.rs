@@ -1,9 +1,9 @@
-//! `producer-ui`: the producer web UI (`--listen`, `--bootstrap`).
+//! `producer-ui`: the producer web UI (`--listen`, `--bootstrap`, access
+//! and server flags: see `docs/ui.md` and `docs/security.md`).
 
-use std::{net::TcpListener, path::PathBuf};
+use std::path::PathBuf;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use yak_ui::server::{self, CommonArgs};
 
 #[derive(Debug, Parser)]
@@ -25,20 +25,11 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    server::init_tracing();
-    let listener = TcpListener::bind(&cli.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cli.listen))?;
-    let shutdown = CancellationToken::new();
-    server::cancel_on_signals(shutdown.clone())?;
-    producer_ui::serve(
-        listener,
-        producer_ui::Config {
-            bootstrap: cli.common.bootstrap.clone(),
-            links: cli.common.links(),
-            upload_dir: cli.upload_dir,
-            max_upload_bytes: cli.max_upload_bytes,
-        },
-        shutdown,
-    )
-    .await
+    let (listener, shutdown) = server::prepare(&cli.listen)?;
+    let config = producer_ui::Config {
+        common: cli.common,
+        upload_dir: cli.upload_dir,
+        max_upload_bytes: cli.max_upload_bytes,
+    };
+    producer_ui::serve(listener, config, shutdown).await
 }

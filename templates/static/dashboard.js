@@ -169,6 +169,35 @@
     $("#down").hidden = false;
   }
 
-  Yak.connect("/events", { stats: render });
+  // A node started with --client-token answers 401 without it. EventSource
+  // cannot send headers, so the page asks for the token once and trades it
+  // at POST /session for an HttpOnly cookie that the stream then carries.
+  async function start() {
+    let status = 0;
+    try {
+      status = (await fetch("/stats")).status;
+    } catch (_) {
+      // Unreachable now: the stream below retries on its own.
+    }
+    if (status !== 401) {
+      Yak.connect("/events", { stats: render });
+      return;
+    }
+    const login = $("#login");
+    login.hidden = false;
+    $("#login-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const token = $("#login-token").value;
+      const answer = await fetch("/session", { method: "POST", headers: { Authorization: "Bearer " + token } });
+      if (answer.ok) {
+        login.hidden = true;
+        Yak.connect("/events", { stats: render });
+      } else {
+        text("login-error", "That is not this node's client token.");
+      }
+    });
+  }
+
+  start();
   setInterval(watchdog, 1000);
 })();

@@ -149,7 +149,12 @@ const UNSETTLED: Duration = Duration::from_millis(250);
 
 impl ClusterWatch {
     /// Starts the watch task on the current runtime; it ends with `cancel`.
-    pub fn spawn(bootstrap: &[String], cancel: CancellationToken) -> Result<Self, ClientError> {
+    /// `access` gives the token and CA (its retry policy is not used).
+    pub fn spawn(
+        bootstrap: &[String],
+        access: &ClientConfig,
+        cancel: CancellationToken,
+    ) -> Result<Self, ClientError> {
         // Its own client with short deadlines, so a dead leader shows up
         // within about a second instead of after a long retry.
         let client = YakClient::with_config(
@@ -159,7 +164,9 @@ impl ClusterWatch {
                 min_backoff: Duration::from_millis(50),
                 max_backoff: Duration::from_millis(200),
                 request_timeout: Duration::from_millis(1500),
-            },
+                ..ClientConfig::default()
+            }
+            .with_access_of(access),
         )?;
         let (leader_tx, leader) = watch::channel(LeaderView::default());
         let (topics_tx, topics) = watch::channel(Vec::new());

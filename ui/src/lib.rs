@@ -17,8 +17,10 @@
 //! - [`error`]: [`UiError`], every error of a UI's JSON API as a status and
 //!   `{"error": code, "message": text}`.
 //! - [`rate`]: [`RateMeter`], events per second over a sliding window.
-//! - [`server`]: common flags, logging, security headers, signals and the
-//!   server run loop.
+//! - [`server`]: common flags (bootstrap, token, CA), logging, security
+//!   headers, the routes every UI has, one `serve` for both UIs, signals;
+//!   and [`server::ServerArgs`], the timeouts, connection limits and TLS of
+//!   every YAK server (the node's too).
 //! - [`topic`]: the broker's topic-name rule, checked before long jobs start.
 //!
 //! Every broker call goes through `yak-client`.

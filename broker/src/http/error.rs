@@ -55,6 +55,11 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
+    /// A missing or wrong token; answered with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
     pub fn unknown_topic(topic: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -95,6 +100,17 @@ impl ApiError {
         }
     }
 
+    /// Says `"written": "no"` if `path` is a produce path: for errors
+    /// raised before the request reaches the write path (access, query,
+    /// body parsing).
+    pub fn refused_at(self, path: &str) -> Self {
+        if is_produce_path(path) {
+            self.with("written", "no")
+        } else {
+            self
+        }
+    }
+
     /// The JSON body: `{"error", "message", ...extra fields}`.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
@@ -124,8 +140,14 @@ impl ResponseError for ApiError {
         if let Some(location) = &self.location {
             response.insert_header((header::LOCATION, location.as_str()));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response.insert_header((header::RETRY_AFTER, "1"));
+        match self.status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            StatusCode::UNAUTHORIZED => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"yak\""));
+            }
+            _ => {}
         }
         response.json(self.body())
     }
@@ -135,6 +157,10 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         let written = if e.is_definite() { "no" } else { "unknown" };
         let message = e.to_string();
+        let e = match e {
+            WriteError::BeforeAppend(inner) => *inner,
+            e => e,
+        };
         let error = match e {
             WriteError::NotLeader => Self::unavailable("not_leader", message),
             WriteError::SequenceConflict => {
@@ -146,10 +172,13 @@ impl From<WriteError> for ApiError {
             WriteError::Fenced { .. } => Self::unavailable("fenced", message),
             WriteError::Unavailable(_) => Self::unavailable("unavailable", message),
             WriteError::LogBehindHwm { .. } => Self::unavailable("not_ready", message),
-            WriteError::Closed => Self::unavailable("shutting_down", message),
+            WriteError::Closed | WriteError::Interrupted => {
+                Self::unavailable("shutting_down", message)
+            }
             WriteError::Storage(_) => {
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
             }
+            WriteError::BeforeAppend(_) => unreachable!("unwrapped above"),
         };
         error.with("written", written)
     }
@@ -172,6 +201,12 @@ impl From<NodeError> for ApiError {
             ),
         }
     }
+}
+
+/// `/produce` and `/produce/…`: the paths whose errors say `written`.
+pub fn is_produce_path(path: &str) -> bool {
+    path.strip_prefix("/produce")
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// Parses a JSON body into `T`, telling malformed JSON from a well-formed
@@ -219,7 +254,7 @@ pub fn render_framework_error<B>(
     };
     let (req, _) = res.into_parts();
     let mut body = json!({"error": code, "message": message});
-    if req.path() == "/produce" && status.is_client_error() {
+    if is_produce_path(req.path()) && status.is_client_error() {
         body["written"] = "no".into();
     }
     let response = HttpResponse::build(status).json(body);
@@ -227,4 +262,50 @@ pub fn render_framework_error<B>(
     Ok(ErrorHandlerResponse::Response(
         res.map_body(|_, b| EitherBody::<B, BoxBody>::right(b)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code_and_written(e: WriteError) -> (Value, Value) {
+        let body = ApiError::from(e).body();
+        (body["error"].clone(), body["written"].clone())
+    }
+
+    /// Check 5 of issue 8: `written` is `no` only when nothing can have
+    /// been appended; an error raised before the append keeps its code.
+    #[test]
+    fn write_errors_say_whether_anything_was_written() {
+        let after_append = [
+            WriteError::Fenced { epoch: 3 },
+            WriteError::Unavailable("redis".into()),
+            WriteError::Storage("disk".into()),
+            WriteError::LogBehindHwm { end: 1, hwm: 2 },
+            WriteError::Interrupted,
+            WriteError::NotEnoughReplicas {
+                isr: 1,
+                min: 2,
+                appended: true,
+            },
+        ];
+        for e in after_append {
+            let (code, written) = code_and_written(e.clone());
+            assert_eq!(written, "unknown", "{e:?}");
+            let before = code_and_written(e.clone().before_append());
+            assert_eq!(before, (code, "no".into()), "{e:?} before the append");
+        }
+        for e in [
+            WriteError::NotLeader,
+            WriteError::SequenceConflict,
+            WriteError::Closed,
+            WriteError::NotEnoughReplicas {
+                isr: 1,
+                min: 2,
+                appended: false,
+            },
+        ] {
+            assert_eq!(code_and_written(e.clone()).1, "no", "{e:?}");
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! `/internal/…`: the replication endpoints nodes call on each other. Only
-//! requests carrying the cluster token are accepted when one is set.
+//! requests carrying the cluster token reach them when one is set (checked
+//! for every request in [`super::access`]).
 
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use actix_web::{HttpResponse, http::StatusCode, web};
 
 use super::{error::ApiError, produce::invalid_partition};
 use crate::{
@@ -11,7 +12,7 @@ use crate::{
     partition::{FetchVerdict, Partition, ReplicaError},
     replication::wire::{
         EpochEndParams, FetchParams, HWM_HEADER, IN_SYNC_HEADER, LOG_END_HEADER, Refusal,
-        ReplicateParams, TOKEN_HEADER, token_matches,
+        ReplicateParams,
     },
 };
 
@@ -23,19 +24,6 @@ impl From<Refusal> for ApiError {
             Refusal::NeedsTruncation { end } | Refusal::NonContiguous { end } => e.with("end", end),
             Refusal::NotLeader => e,
         }
-    }
-}
-
-fn authorize(node: &Node, req: &HttpRequest) -> Result<(), ApiError> {
-    let presented = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes());
-    if token_matches(node.config().cluster_token.as_deref(), presented) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "internal endpoints need the cluster token",
-        ))
     }
 }
 
@@ -54,11 +42,9 @@ async fn partition(node: &Node, topic: &str, id: u32) -> Result<Partition, ApiEr
 /// `POST /internal/replicate`: a leader's round, byte for byte.
 pub async fn replicate(
     node: web::Data<Node>,
-    req: HttpRequest,
     query: web::Query<ReplicateParams>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&node, &req)?;
     let q = query.into_inner();
     let current = node.highest_epoch();
     if q.epoch < current {
@@ -76,10 +62,8 @@ pub async fn replicate(
 /// `GET /internal/fetch`: a follower catching up (or, in sync, waiting).
 pub async fn fetch(
     node: web::Data<Node>,
-    req: HttpRequest,
     query: web::Query<FetchParams>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&node, &req)?;
     let q = query.into_inner();
     let partition = partition(&node, &q.topic, q.partition).await?;
     match partition.fetch_check(q.epoch, q.replica, q.offset).await {
@@ -113,10 +97,8 @@ pub async fn fetch(
 /// `GET /internal/epoch_end`: KIP-101's end offset for an epoch.
 pub async fn epoch_end(
     node: web::Data<Node>,
-    req: HttpRequest,
     query: web::Query<EpochEndParams>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&node, &req)?;
     let q = query.into_inner();
     let partition = partition(&node, &q.topic, q.partition).await?;
     Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch)))

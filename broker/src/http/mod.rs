@@ -1,7 +1,10 @@
 //! The node's HTTP API (actix-web). Handlers are thin: they parse and
 //! validate, call the node, and map errors through [`ApiError`] in one
-//! place. The endpoints are documented in `docs/api.md`.
+//! place. Every request passes [`access::check`] first (tokens). The
+//! endpoints are documented in `docs/api.md`, access and limits in
+//! `docs/security.md`.
 
+pub mod access;
 mod admin;
 pub mod batch;
 mod consume;
@@ -11,7 +14,7 @@ mod internal;
 mod observe;
 mod produce;
 
-use std::{net::TcpListener, time::Duration};
+use std::net::TcpListener;
 
 use actix_web::{
     App, HttpServer,
@@ -47,39 +50,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/metrics").get(observe::metrics))
         .service(resource("/stats").get(observe::stats))
         .service(resource("/events").get(observe::events))
+        .service(
+            resource("/session")
+                .post(access::open_session)
+                .delete(access::close_session),
+        )
         .service(resource("/internal/replicate").post(internal::replicate))
         .service(resource("/internal/fetch").get(internal::fetch))
         .service(resource("/internal/epoch_end").get(internal::epoch_end));
 }
 
-/// Builds the server on an already-bound listener (tests bind port 0).
+/// Builds the server on an already-bound listener (tests bind port 0),
+/// with the configured timeouts, connection limits and TLS.
 pub fn server(node: Node, listener: TcpListener) -> std::io::Result<Server> {
     let max_body = node.config().max_request_bytes;
+    let limits = node.config().server.clone();
     let node = web::Data::new(node);
     let spreader = web::Data::new(Spreader::default());
-    let server =
-        HttpServer::new(move || {
-            App::new()
-                .app_data(node.clone())
-                .app_data(spreader.clone())
-                .app_data(web::PayloadConfig::new(max_body))
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request("invalid_query", e.to_string()).into()
-                }))
-                .app_data(web::PathConfig::default().error_handler(|e, _| {
-                    ApiError::bad_request("invalid_path", e.to_string()).into()
-                }))
-                .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
-                .wrap(actix_web::middleware::from_fn(observe::time_requests))
-                .wrap(NormalizePath::new(TrailingSlash::Trim))
-                .configure(routes)
-        })
-        .listen(listener)?
-        .client_request_timeout(Duration::from_secs(10))
-        .client_disconnect_timeout(Duration::from_secs(2))
-        .max_connections(10_000)
-        .shutdown_timeout(5)
-        .disable_signals()
-        .run();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(node.clone())
+            .app_data(spreader.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::QueryConfig::default().error_handler(|e, req| {
+                let e = ApiError::bad_request("invalid_query", e.to_string());
+                e.refused_at(req.path()).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|e, req| {
+                let e = ApiError::bad_request("invalid_path", e.to_string());
+                e.refused_at(req.path()).into()
+            }))
+            .wrap(actix_web::middleware::from_fn(access::check))
+            .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
+            .wrap(actix_web::middleware::from_fn(observe::time_requests))
+            .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .configure(routes)
+    });
+    let server = limits.listen(server, listener)?;
     Ok(server)
 }

@@ -81,6 +81,12 @@ pub enum WriteError {
     LogBehindHwm { end: u64, hwm: u64 },
     #[error("the partition is shutting down")]
     Closed,
+    /// The partition stopped after it took the write: it may be stored.
+    #[error("the partition stopped while handling the write")]
+    Interrupted,
+    /// `.0` happened before anything of the write was appended.
+    #[error("{0}")]
+    BeforeAppend(Box<WriteError>),
 }
 
 impl From<StoreError> for WriteError {
@@ -103,9 +109,21 @@ impl WriteError {
     /// (and will never become visible); false if the outcome is unknown.
     pub fn is_definite(&self) -> bool {
         match self {
-            WriteError::NotLeader | WriteError::SequenceConflict | WriteError::Closed => true,
+            WriteError::NotLeader
+            | WriteError::SequenceConflict
+            | WriteError::Closed
+            | WriteError::BeforeAppend(_) => true,
             WriteError::NotEnoughReplicas { appended, .. } => !appended,
             _ => false,
+        }
+    }
+
+    /// Marks an error raised before the write was appended as definite.
+    pub fn before_append(self) -> Self {
+        if self.is_definite() {
+            self
+        } else {
+            WriteError::BeforeAppend(Box::new(self))
         }
     }
 }
@@ -314,9 +332,13 @@ impl Partition {
     /// Appends `batches` (built with [`partition_log::BatchBuilder`], not yet
     /// stamped) and returns their offsets once committed.
     pub async fn produce(&self, batches: Vec<Vec<u8>>) -> Result<Vec<Written>, WriteError> {
-        self.ask(|reply| Command::Produce { batches, reply })
-            .await
-            .unwrap_or(Err(WriteError::Closed))
+        let (reply, rx) = oneshot::channel();
+        let command = Command::Produce { batches, reply };
+        if self.commands.send(command).await.is_err() {
+            return Err(WriteError::Closed);
+        }
+        // Taken by the writer, which may have appended it before stopping.
+        rx.await.unwrap_or(Err(WriteError::Interrupted))
     }
 
     /// Prepares the partition to lead at `epoch`, given the highest HWM known
@@ -624,7 +646,7 @@ impl Writer {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = prepared {
-                return reply_all(round, e);
+                return reply_all(round, e.before_append());
             }
         }
         if let Mode::Leading { replicas, .. } = &self.mode {
@@ -642,7 +664,7 @@ impl Writer {
             match self.place(&mut pending.batches, epoch, &mut next, &mut buf) {
                 Ok(written) => answers.push((pending.reply, written)),
                 Err(e) => {
-                    let _ = pending.reply.send(Err(e));
+                    let _ = pending.reply.send(Err(e.before_append()));
                 }
             }
         }
@@ -751,7 +773,8 @@ impl Writer {
     ) -> Result<(), WriteError> {
         let hwm = *self.hwm.borrow();
         let Mode::Leading { replicas, .. } = &mut self.mode else {
-            return Err(WriteError::NotLeader);
+            // Appended already: the outcome is unknown.
+            return Err(WriteError::Fenced { epoch });
         };
         let started = std::time::Instant::now();
         let has_followers = replicas.isr().len() > 1;
@@ -778,7 +801,7 @@ impl Writer {
         }
         if !outcome.dropped.is_empty() {
             let Mode::Leading { replicas, .. } = &mut self.mode else {
-                return Err(WriteError::NotLeader);
+                return Err(WriteError::Fenced { epoch });
             };
             let shrunk = replicas.without(&outcome.dropped);
             if let Err(e) = self

@@ -155,18 +155,31 @@ pub enum Fetched {
 }
 
 impl PeerClient {
-    /// A client that presents `token` and, if given, connects from
-    /// `source_address`.
-    pub fn new(token: Option<String>, source_address: Option<IpAddr>) -> Self {
-        let http = reqwest::Client::builder()
+    /// A client that presents `token`, connects from `source_address` if
+    /// given, and trusts the extra CAs `ca_pem` for `https://` peers
+    /// (`--tls-ca`).
+    pub fn new(
+        token: Option<String>,
+        source_address: Option<IpAddr>,
+        ca_pem: Option<&[u8]>,
+    ) -> Result<Self, reqwest::Error> {
+        let mut builder = reqwest::Client::builder()
             .local_address(source_address)
             .connect_timeout(Duration::from_millis(500))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(64)
-            .build()
-            .expect("building an HTTP client");
-        Self { http, token }
+            .pool_max_idle_per_host(64);
+        for certificate in ca_pem
+            .map(reqwest::Certificate::from_pem_bundle)
+            .transpose()?
+            .unwrap_or_default()
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+        Ok(Self {
+            http: builder.build()?,
+            token,
+        })
     }
 
     fn with_token(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -9,7 +9,10 @@
 //! to look behind the API: a node's log files on disk
 //! ([`NodeProcess::log_bytes`], [`wait_for_identical_logs`]), its activity
 //! log ([`NodeProcess::activity`]) and the cluster's Redis state
-//! ([`Cluster::store`]).
+//! ([`Cluster::store`]). Nodes can serve HTTPS with a test CA ([`tls`],
+//! [`ClusterBuilder::tls`]) and require a client token
+//! ([`ClusterBuilder::client_token`]); the harness's own requests then
+//! trust the CA and send the token ([`NodeProcess::authorized`]).
 //!
 //! Enabled by the `testkit` cargo feature; other crates use it as
 //! `broker = { workspace = true, features = ["testkit"] }` in their
@@ -52,6 +55,7 @@
 //! on to the nodes).
 
 pub mod browser;
+pub mod tls;
 
 use std::{
     fmt,
@@ -747,6 +751,10 @@ pub struct NodeOptions {
     /// Environment variables for the process (every inherited `YAK_*`
     /// variable is removed first).
     pub env: Vec<(String, String)>,
+    /// Serves HTTPS with the [`tls::test_ca`] certificate.
+    pub tls: bool,
+    /// `--client-token`, which the harness's own requests then send.
+    pub client_token: Option<String>,
 }
 
 impl NodeOptions {
@@ -762,7 +770,26 @@ impl NodeOptions {
             host: IpAddr::from([127, 0, 0, 1]),
             args: Vec::new(),
             env: Vec::new(),
+            tls: false,
+            client_token: None,
         }
+    }
+
+    /// Serve HTTPS with the process's [`tls::test_ca`] certificate and
+    /// trust that CA when calling other nodes.
+    pub fn tls(mut self) -> Self {
+        self.args.extend(tls::test_ca().node_args());
+        self.tls = true;
+        self
+    }
+
+    /// `--client-token` (which needs a `--cluster-token` too).
+    pub fn client_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.args
+            .extend(["--client-token".to_owned(), token.clone()]);
+        self.client_token = Some(token);
+        self
     }
 
     pub fn id(mut self, id: impl Into<String>) -> Self {
@@ -845,7 +872,8 @@ impl NodeProcess {
         };
         for attempt in 1..=5 {
             node.port = free_port();
-            node.url = format!("http://{}:{}", node.options.host, node.port);
+            let scheme = if node.options.tls { "https" } else { "http" };
+            node.url = format!("{scheme}://{}:{}", node.options.host, node.port);
             match node.launch().await {
                 Ok(()) => return node,
                 Err(e) if attempt < 5 && e.contains("cannot listen") => {
@@ -934,10 +962,18 @@ impl NodeProcess {
         }
     }
 
-    /// `http://<host>:<port>` (also its advertised URL unless the flags say
-    /// otherwise).
+    /// `http://<host>:<port>` (`https://` with TLS; also its advertised
+    /// URL unless the flags say otherwise).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// `request` with the node's client token, if it has one.
+    pub fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.options.client_token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     /// `--node-id`.
@@ -1007,9 +1043,11 @@ impl NodeProcess {
     /// `GET /stats`, if it answers 200 with a sampled snapshot (not `{}`).
     pub async fn stats(&self) -> Option<Value> {
         let reply = try_send(
-            http_client()
-                .get(format!("{}/stats", self.url()))
-                .timeout(Duration::from_secs(2)),
+            self.authorized(
+                http_client()
+                    .get(format!("{}/stats", self.url()))
+                    .timeout(Duration::from_secs(2)),
+            ),
         )
         .await
         .ok()?;
@@ -1205,6 +1243,8 @@ pub struct ClusterBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     leader_timeout: Duration,
+    tls: bool,
+    client_token: Option<String>,
 }
 
 impl Default for ClusterBuilder {
@@ -1218,6 +1258,8 @@ impl Default for ClusterBuilder {
             args: Vec::new(),
             env: Vec::new(),
             leader_timeout: Duration::from_secs(15),
+            tls: false,
+            client_token: None,
         }
     }
 }
@@ -1275,6 +1317,19 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node serves HTTPS ([`NodeOptions::tls`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Every node takes `--client-token` (add a `--cluster-token` with
+    /// [`ClusterBuilder::extra_args`]); the harness's requests send it.
+    pub fn client_token(mut self, token: impl Into<String>) -> Self {
+        self.client_token = Some(token.into());
+        self
+    }
+
     /// How long [`ClusterBuilder::start`] waits for a leader (default 15 s).
     pub fn leader_timeout(mut self, timeout: Duration) -> Self {
         self.leader_timeout = timeout;
@@ -1293,6 +1348,12 @@ impl ClusterBuilder {
             .args(self.args.iter().cloned());
         if let Some(n) = self.min_insync {
             options = options.args(["--min-insync-replicas".to_owned(), n.to_string()]);
+        }
+        if self.tls {
+            options = options.tls();
+        }
+        if let Some(token) = &self.client_token {
+            options = options.client_token(token.clone());
         }
         options.env = self.env.clone();
         options
@@ -1420,9 +1481,11 @@ impl Cluster {
     /// (`None` if no node answers or nobody holds the lease).
     pub async fn leader_info(&self) -> Option<LeaderInfo> {
         for node in self.nodes.iter().filter(|n| n.child.is_some() && !n.paused) {
-            let request = http_client()
-                .get(format!("{}/metadata/leader", node.url()))
-                .timeout(Duration::from_secs(2));
+            let request = node.authorized(
+                http_client()
+                    .get(format!("{}/metadata/leader", node.url()))
+                    .timeout(Duration::from_secs(2)),
+            );
             let Ok(reply) = try_send(request).await else {
                 continue;
             };
@@ -1572,6 +1635,23 @@ impl Reply {
         self.json["error"].as_str()
     }
 
+    /// Asserts a 4xx answer with a JSON error body `{"error", "message"}`.
+    #[track_caller]
+    pub fn assert_json_error(&self, what: &str) {
+        assert!(
+            self.status.is_client_error(),
+            "{what}: expected a 4xx, got {} {}",
+            self.status,
+            self.text
+        );
+        assert!(
+            self.json["error"].is_string() && self.json["message"].is_string(),
+            "{what}: not a JSON error: {} {:?}",
+            self.status,
+            self.text
+        );
+    }
+
     /// The `Content-Type` header, if any.
     pub fn content_type(&self) -> Option<&str> {
         self.headers
@@ -1590,13 +1670,17 @@ pub fn http_client() -> reqwest::Client {
 
 /// [`http_client`] with another request timeout.
 pub fn http_client_with_timeout(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(2))
-        .pool_max_idle_per_host(0)
-        .build()
-        .expect("building an HTTP client")
+        .pool_max_idle_per_host(0);
+    if let Some(ca) = tls::trusted() {
+        let certificate =
+            reqwest::Certificate::from_pem(ca.ca_pem().as_bytes()).expect("the test CA parses");
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder.build().expect("building an HTTP client")
 }
 
 /// Sends a request and reads the whole reply.
@@ -1826,5 +1910,47 @@ pub fn wait_for_identical_logs<'a>(
             }
         }
         logs.into_iter().next().expect("at least one node")
+    }
+}
+
+/// How a server treated a client that sends its request head a byte at a
+/// time and never finishes it (slowloris).
+#[derive(Debug, Clone)]
+pub struct SlowClient {
+    /// From connecting until the server closed the connection.
+    pub cut_off_after: Duration,
+    /// What the server sent before closing (an `HTTP/1.1 408` or nothing).
+    pub answer: String,
+}
+
+/// Connects to `127.0.0.1:port` and sends a request head one byte every
+/// 100 ms, never ending it, until the server closes the connection.
+/// Panics if it is still open after `limit`.
+pub async fn slow_client(port: u16, limit: Duration) -> SlowClient {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connecting");
+    let start = Instant::now();
+    let head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut answer = Vec::new();
+    for byte in head.iter().chain(std::iter::repeat(&b'a')) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break; // closed by the server
+        }
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => {} // nothing yet: send the next byte
+        }
+        assert!(
+            start.elapsed() < limit,
+            "a slow client was not cut off within {limit:?}"
+        );
+    }
+    SlowClient {
+        cut_off_after: start.elapsed(),
+        answer: String::from_utf8_lossy(&answer).into_owned(),
     }
 }

@@ -48,6 +48,39 @@ pub struct UpArgs {
     /// Where the broker, follower and UI binaries are [default: next to yak].
     #[arg(long, env = "YAK_BIN_DIR")]
     bin_dir: Option<PathBuf>,
+    /// Guard the nodes' client endpoints with this bearer token (the UIs
+    /// get it too; see docs/security.md).
+    #[arg(long, env = "YAK_CLIENT_TOKEN", hide_env_values = true)]
+    client_token: Option<String>,
+    /// The nodes' cluster token [default: random, with --client-token].
+    #[arg(long, env = "YAK_CLUSTER_TOKEN", hide_env_values = true)]
+    cluster_token: Option<String>,
+}
+
+impl UpArgs {
+    /// Token flags for the nodes and for the UIs.
+    fn token_args(&self) -> (Vec<String>, Vec<String>) {
+        let client = self.client_token.clone().filter(|t| !t.is_empty());
+        let cluster = self
+            .cluster_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                client
+                    .as_ref()
+                    .map(|_| format!("{:032x}", rand::random::<u128>()))
+            });
+        let mut node = Vec::new();
+        if let Some(cluster) = cluster {
+            node.extend(["--cluster-token".to_owned(), cluster]);
+        }
+        let mut ui = Vec::new();
+        if let Some(client) = client {
+            node.extend(["--client-token".to_owned(), client.clone()]);
+            ui.extend(["--token".to_owned(), client]);
+        }
+        (node, ui)
+    }
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -129,10 +162,12 @@ async fn start_all(
         };
         nodes.push((format!("follower-{}", i + 1), follower, port));
     }
+    let (node_tokens, ui_tokens) = args.token_args();
     let mut urls = Vec::new();
     for (name, bin, port) in &nodes {
-        let node_args =
+        let mut node_args =
             local::node_args(name, host, *port, data_dir, &redis_url, args.lease_ttl_ms);
+        node_args.extend(node_tokens.iter().cloned());
         procs.push(Proc::spawn(name, bin, &node_args, logs)?);
         urls.push((name.clone(), format!("http://{host}:{port}")));
     }
@@ -142,7 +177,7 @@ async fn start_all(
         ("producer-ui", producer_ui, args.producer_ui_port),
         ("consumer-ui", consumer_ui, args.consumer_ui_port),
     ] {
-        let ui_args = [
+        let mut ui_args = vec![
             "--listen".to_owned(),
             format!("{host}:{port}"),
             "--bootstrap".to_owned(),
@@ -152,6 +187,7 @@ async fn start_all(
             "--consumer-ui-url".to_owned(),
             format!("http://{host}:{}", args.consumer_ui_port),
         ];
+        ui_args.extend(ui_tokens.iter().cloned());
         procs.push(Proc::spawn(name, bin, &ui_args, logs)?);
         urls.push((name.to_owned(), format!("http://{host}:{port}")));
     }
