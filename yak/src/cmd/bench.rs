@@ -677,8 +677,16 @@ fn machine() -> Value {
     })
 }
 
+/// The commit of the checkout the running `yak` was built in (it lives in
+/// its `target/`), so the figure is right wherever the bench is run from.
 fn git_commit() -> String {
+    let checkout = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
     std::process::Command::new("git")
+        .arg("-C")
+        .arg(checkout)
         .args(["rev-parse", "HEAD"])
         .output()
         .ok()
