@@ -223,8 +223,10 @@ impl Fault {
                 cluster.redis_mut().resume();
             }
             Fault::Links { links, mode, hold } => {
+                // One look at who leads for both ends: two looks can name
+                // the same node when the leader changes in between.
                 let leader = resolve(cluster, Role::Leader, rng).await;
-                let follower = resolve(cluster, Role::Follower, rng).await;
+                let follower = other_than(cluster, leader, rng);
                 let at = |end: End| match end {
                     End::Clients => Endpoint::Clients,
                     End::Redis => Endpoint::Redis,
@@ -275,11 +277,14 @@ async fn resolve(cluster: &Cluster, role: Role, rng: &mut impl Rng) -> usize {
     };
     match role {
         Role::Leader => leader,
-        Role::Follower => {
-            let others: Vec<usize> = (0..count).filter(|&i| i != leader).collect();
-            others[rng.random_range(0..others.len())]
-        }
+        Role::Follower => other_than(cluster, leader, rng),
     }
+}
+
+/// A node other than `node`, at random.
+fn other_than(cluster: &Cluster, node: usize, rng: &mut impl Rng) -> usize {
+    let others: Vec<usize> = (0..cluster.nodes().len()).filter(|&i| i != node).collect();
+    others[rng.random_range(0..others.len())]
 }
 
 /// True if, for every partition, a running node other than `node` is in
