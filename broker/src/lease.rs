@@ -204,6 +204,9 @@ impl LeaseDriver {
     }
 
     async fn try_acquire(&mut self) -> Option<Event> {
+        if !self.node.holds_everything_committed().await {
+            return Some(Event::LeaderSeen { leader: None });
+        }
         let config = self.node.config();
         let sent = Instant::now();
         let floor = self.node.highest_epoch();

@@ -333,6 +333,35 @@ impl Node {
         Ok(())
     }
 
+    /// True if this node's log holds every committed record, as far as
+    /// Redis says: for every partition of every topic, the local log end is
+    /// at least the HWM Redis holds. A node that is behind must not take
+    /// the lease: it would refuse to lead, but followers that saw it as
+    /// leader would first cut their tails to its end (found by the nemesis
+    /// soak). Unknown (Redis unreachable) counts as no.
+    pub(crate) async fn holds_everything_committed(&self) -> bool {
+        let Ok(topics) = self.store().topics().await else {
+            return false;
+        };
+        for (name, partitions) in topics {
+            let local = self.topics().get(&name);
+            for id in 0..partitions {
+                let Ok(committed) = self.store().hwm(&name, id).await else {
+                    return false;
+                };
+                let end = local
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(id as usize))
+                    .map_or(0, |p| p.reader().end_offset());
+                if end < committed {
+                    tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Prepares every partition to lead at `epoch`.
     pub(crate) async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
         self.0.following.lock().unwrap().take();
