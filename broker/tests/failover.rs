@@ -590,3 +590,72 @@ async fn after_a_failover_the_first_write_does_not_wait_out_the_lag_time() {
     assert_eq!(isr_of(&info), want, "{info}");
     assert_acked_readable(&new_leader, "resync", 1, &acked).await;
 }
+
+/// A node whose log lost committed records (a torn tail cut at recovery)
+/// must not take the lease, even though Redis still lists it in the ISR:
+/// it could not lead, and a follower that saw it lead would first cut its
+/// own tail to the short log, losing committed records everywhere (found
+/// by the nemesis soak). The node that holds everything takes over.
+#[tokio::test]
+async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
+    let mut cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(TTL_MS)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let leader = cluster.broker().url().to_owned();
+    let follower = cluster.followers()[0].url().to_owned();
+    create_topic(&leader, "torn", 1).await;
+    let mut acked = open_partitions(&leader, "torn", 1, &["broker", "follower-1"]).await;
+    acked.extend(produce_n(&leader, "torn", 0, 1, 10).await);
+
+    // The follower freezes; the leader dies and loses the tail of its log.
+    cluster.node_mut(1).pause();
+    cluster.broker_mut().kill9();
+    let dir = cluster.broker().partition_dir("torn", 0);
+    let segment = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .max()
+        .expect("a segment");
+    let len = std::fs::metadata(&segment).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    file.set_len(len - 5).unwrap();
+    drop(file);
+    cluster.broker_mut().restart().await;
+
+    // Alone with a short log, the old leader takes no lease (no new epoch)
+    // once its old one has expired.
+    let store = cluster.store();
+    let epoch = wait_for("the old lease to expire", WAIT, || async {
+        match store.lease().await {
+            Ok((None, epoch)) => Some(epoch),
+            _ => None,
+        }
+    })
+    .await;
+    hold_for(
+        "no node to take the lease",
+        Duration::from_secs(3),
+        || async { matches!(store.lease().await, Ok((None, e)) if e == epoch) },
+    )
+    .await;
+
+    cluster.node_mut(1).resume();
+    cluster
+        .wait_for_leader(WAIT, |l| l.id == "follower-1")
+        .await;
+    assert_acked_readable(&follower, "torn", 1, &acked).await;
+    wait_for_identical_logs(
+        &[cluster.broker(), &cluster.followers()[0]],
+        "torn",
+        0,
+        WAIT,
+    )
+    .await;
+}

@@ -868,7 +868,10 @@ impl Writer {
         } else {
             replicas.progress(&replica, offset);
         }
-        if replicas.isr().contains(&replica) {
+        // An in-sync follower gets its data by push. One that is behind the
+        // HWM lost its tail in a crash while still listed in the ISR: no
+        // round may be coming to repair it, so it fetches like any other.
+        if replicas.isr().contains(&replica) && offset >= *self.hwm.borrow() {
             return FetchVerdict::InSync;
         }
         if offset < end {
