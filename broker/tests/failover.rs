@@ -613,12 +613,10 @@ async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
     // The follower freezes; the leader dies and loses the tail of its log.
     cluster.node_mut(1).pause();
     cluster.broker_mut().kill9();
-    let dir = cluster.broker().partition_dir("torn", 0);
-    let segment = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .max()
+    let segment = cluster
+        .broker()
+        .segments("torn", 0)
+        .pop()
         .expect("a segment");
     let len = std::fs::metadata(&segment).unwrap().len();
     let file = std::fs::OpenOptions::new()

@@ -481,3 +481,61 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         started.elapsed()
     );
 }
+
+/// Sends a keep-alive `GET /health` on `stream` and waits up to `limit`
+/// for the start of the answer; true if one came.
+async fn health_answered(stream: &mut TcpStream, limit: Duration) -> bool {
+    let request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    stream.write_all(request).await.expect("send");
+    let mut head = [0u8; 12];
+    match tokio::time::timeout(limit, stream.read_exact(&mut head)).await {
+        Ok(Ok(_)) => {
+            assert!(head.starts_with(b"HTTP/1.1 200"), "answered {head:?}");
+            true
+        }
+        Ok(Err(e)) => panic!("connection failed: {e}"),
+        Err(_) => false,
+    }
+}
+
+/// `--http-max-connections` bounds the connections a node serves at once
+/// (per worker thread): the next one waits, unanswered, in the backlog
+/// until a held one closes — it is not refused and the node does not fall
+/// over. Workers vary with the machine, so the test opens connections
+/// until one is left waiting.
+#[tokio::test]
+async fn connections_past_the_limit_wait_until_one_closes() {
+    let cluster = Cluster::builder()
+        .extra_args(["--http-max-connections", "1"])
+        .start()
+        .await;
+    let port = cluster.broker().port();
+    let mut held = Vec::new();
+    let mut waiting = None;
+    for _ in 0..16 {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        if health_answered(&mut stream, Duration::from_secs(2)).await {
+            held.push(stream);
+        } else {
+            waiting = Some(stream);
+            break;
+        }
+    }
+    let mut waiting = waiting.unwrap_or_else(|| {
+        panic!(
+            "{} connections served at once with a limit of 1 per worker",
+            held.len()
+        )
+    });
+    assert!(!held.is_empty(), "not even one connection was served");
+
+    drop(held);
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), waiting.read_exact(&mut head))
+        .await
+        .expect("the waiting connection was not served after the others closed")
+        .expect("read");
+    assert!(head.starts_with(b"HTTP/1.1 200"), "answered {head:?}");
+}

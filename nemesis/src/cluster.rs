@@ -279,21 +279,15 @@ impl Cluster {
         }
         let mut changed = 0;
         for partition in 0..self.config.partitions {
-            let dir = self.nodes[index].partition_dir(&self.config.topic, partition);
-            let Ok(entries) = fs::read_dir(&dir) else {
+            let segments = self.nodes[index].segments(&self.config.topic, partition);
+            let Some(segment) = segments.last() else {
                 continue;
             };
-            let mut segments: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "log"))
-                .collect();
-            segments.sort();
-            let Some(last) = segments.pop() else { continue };
             let io = |source| ClusterError::Io {
-                path: last.clone(),
+                path: segment.clone(),
                 source,
             };
-            let mut bytes = fs::read(&last).map_err(io)?;
+            let mut bytes = fs::read(segment).map_err(io)?;
             if bytes.is_empty() {
                 continue;
             }
@@ -314,7 +308,7 @@ impl Cluster {
                     bytes[at] ^= 1 << rng.random_range(0..8);
                 }
             }
-            fs::write(&last, &bytes).map_err(io)?;
+            fs::write(segment, &bytes).map_err(io)?;
             changed += 1;
         }
         Ok(changed)

@@ -1012,10 +1012,9 @@ impl NodeProcess {
             .join(partition.to_string())
     }
 
-    /// One partition's log as stored on disk: every `*.log` segment file,
-    /// in offset order, concatenated (empty if there is none). Segment
-    /// boundaries may differ between replicas; the concatenation may not.
-    pub fn log_bytes(&self, topic: &str, partition: u32) -> Vec<u8> {
+    /// One partition's `*.log` segment files in offset order (none if the
+    /// partition has no directory yet).
+    pub fn segments(&self, topic: &str, partition: u32) -> Vec<PathBuf> {
         let dir = self.partition_dir(topic, partition);
         let mut segments: Vec<PathBuf> = match fs::read_dir(&dir) {
             Ok(entries) => entries
@@ -1027,8 +1026,15 @@ impl NodeProcess {
         };
         // Zero-padded base offsets: name order is offset order.
         segments.sort();
+        segments
+    }
+
+    /// One partition's log as stored on disk: every `*.log` segment file,
+    /// in offset order, concatenated (empty if there is none). Segment
+    /// boundaries may differ between replicas; the concatenation may not.
+    pub fn log_bytes(&self, topic: &str, partition: u32) -> Vec<u8> {
         let mut bytes = Vec::new();
-        for segment in segments {
+        for segment in self.segments(topic, partition) {
             match fs::read(&segment) {
                 Ok(b) => bytes.extend_from_slice(&b),
                 // A segment removed by a truncation between listing and
