@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker::testkit::{
-    Cluster, StatusCode, consume, consume_all, consume_with, describe_topic, get_json, http_client,
-    post_json, produce, produce_batch, send, wait_for, wait_until,
+    Cluster, StatusCode, consume, consume_all, consume_with, create_topic, describe_topic,
+    get_json, http_client, post_json, produce, produce_batch, send, wait_for, wait_until,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,15 +21,6 @@ fn now_ms() -> i64 {
 
 async fn single_node() -> Cluster {
     Cluster::builder().start().await
-}
-
-async fn create_topic(url: &str, name: &str, partitions: u32) {
-    let (status, body) = post_json(
-        &format!("{url}/topics"),
-        &json!({"name": name, "partitions": partitions}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 /// Kafka's `toPositive(murmur2(key)) % partitions`, from the known murmur2

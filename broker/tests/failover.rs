@@ -11,11 +11,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use broker::testkit::{
-    Cluster, NodeProcess, StatusCode, describe_topic, get_json, hold_for, http_client_with_timeout,
-    post_json, produce, try_send, wait_for, wait_for_identical_logs,
+    Cluster, NodeProcess, StatusCode, create_topic, describe_topic, get_json, hold_for,
+    http_client_with_timeout, produce, try_send, wait_for, wait_for_identical_logs,
 };
 use common::{
-    Acked, Load, assert_acked_readable, isr_of, partition_info, produce_n, read_all, wait_for_isr,
+    Load, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n, produce_one,
+    read_all, wait_for_isr,
 };
 use serde_json::json;
 
@@ -23,44 +24,6 @@ const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(15);
 /// How long a follower may take to lead after the leader dies.
 const TAKEOVER: Duration = Duration::from_millis(TTL_MS + 1000);
-
-async fn create_topic(leader: &str, name: &str, partitions: u32) {
-    let (status, body) = post_json(
-        &format!("{leader}/topics"),
-        &json!({"name": name, "partitions": partitions}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-/// One record per partition (a new topic's partition starts leading on its
-/// first write), then waits until `members` form every partition's ISR.
-async fn open_partitions(
-    leader: &str,
-    topic: &str,
-    partitions: u32,
-    members: &[&str],
-) -> Vec<Acked> {
-    let mut acked = Vec::new();
-    for p in 0..partitions {
-        let payload = format!("opens {topic}/{p}");
-        let (status, body) = produce(
-            leader,
-            &json!({"topic": topic, "partition": p, "payload": payload}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        acked.push(Acked {
-            partition: p,
-            offset: body["offset"].as_u64().unwrap(),
-            payload: json!(payload),
-            by: leader.to_owned(),
-            sent: Instant::now(),
-        });
-    }
-    wait_for_isr(leader, topic, partitions, members, WAIT).await;
-    acked
-}
 
 /// Waits until the node at `url` knows the same HWM as the node at
 /// `leader` for every partition.
@@ -108,7 +71,7 @@ async fn the_follower_takes_over_from_a_leader_killed_under_load_losing_nothing(
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "load", 2).await;
-    let mut acked = open_partitions(&leader, "load", 2, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "load", 2, &["broker", "follower-1"], WAIT).await;
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
     let load = Load::start(&[&leader, &follower], "load", 2, 4);
@@ -155,7 +118,7 @@ async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() 
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "div", 1).await;
-    let mut acked = open_partitions(&leader, "div", 1, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "div", 1, &["broker", "follower-1"], WAIT).await;
     acked.extend(produce_n(&leader, "div", 0, 1, 9).await);
     let nodes = [cluster.broker(), &cluster.followers()[0]];
     wait_for_identical_logs(&nodes, "div", 0, WAIT).await;
@@ -262,7 +225,7 @@ async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "tail", 1).await;
-    let acked = open_partitions(&leader, "tail", 1, &["broker", "follower-1"]).await;
+    let acked = open_partitions(&leader, "tail", 1, &["broker", "follower-1"], WAIT).await;
 
     // The leader appends a write and sends it to the paused follower, then
     // dies; the resumed follower reads the request from its socket buffer
@@ -323,7 +286,7 @@ async fn a_paused_leader_acknowledges_nothing_after_its_lease_expires_and_steps_
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "pause", 2).await;
-    let mut acked = open_partitions(&leader, "pause", 2, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "pause", 2, &["broker", "follower-1"], WAIT).await;
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
     // Producers keep writing while the leader freezes mid-stream, so some
@@ -415,7 +378,7 @@ async fn with_the_only_follower_out_of_the_isr_nobody_leads_until_the_old_leader
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "solo", 1).await;
-    let mut acked = open_partitions(&leader, "solo", 1, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "solo", 1, &["broker", "follower-1"], WAIT).await;
     acked.extend(produce_n(&leader, "solo", 0, 1, 4).await);
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
@@ -483,7 +446,7 @@ async fn with_two_followers_one_takes_over_under_load_and_the_old_leader_rejoins
     let leader = urls[0].clone();
     create_topic(&leader, "trio", 2).await;
     let all = ["broker", "follower-1", "follower-2"];
-    let mut acked = open_partitions(&leader, "trio", 2, &all).await;
+    let mut acked = open_partitions(&leader, "trio", 2, &all, WAIT).await;
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
     let targets: Vec<&str> = urls.iter().map(String::as_str).collect();
@@ -564,26 +527,13 @@ async fn after_a_failover_the_first_write_does_not_wait_out_the_lag_time() {
     // The dead leader is dropped from the ISR at once (unreachable); the
     // other follower only has to ask the new leader where its epoch ends
     // and is in sync: the write needs no lag time.
-    let started = Instant::now();
-    let payload = json!({"after": "the failover"});
-    let (status, body) = produce(
-        &new_leader,
-        &json!({"topic": "resync", "partition": 0, "payload": payload}),
-    )
-    .await;
-    let took = started.elapsed();
-    assert_eq!(status, StatusCode::OK, "after {took:?}: {body}");
+    let (write, took) =
+        produce_one(&new_leader, "resync", 0, json!({"after": "the failover"})).await;
     assert!(
         took < Duration::from_millis(LAG_MS / 3),
         "the first write took {took:?}"
     );
-    acked.push(Acked {
-        partition: 0,
-        offset: body["offset"].as_u64().unwrap(),
-        payload,
-        by: new_leader.clone(),
-        sent: started,
-    });
+    acked.push(write);
     let info = partition_info(&new_leader, "resync", 0).await;
     let mut want = vec![next.id.clone(), other.to_owned()];
     want.sort();
@@ -607,7 +557,7 @@ async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
     let leader = cluster.broker().url().to_owned();
     let follower = cluster.followers()[0].url().to_owned();
     create_topic(&leader, "torn", 1).await;
-    let mut acked = open_partitions(&leader, "torn", 1, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "torn", 1, &["broker", "follower-1"], WAIT).await;
     acked.extend(produce_n(&leader, "torn", 0, 1, 10).await);
 
     // The follower freezes; the leader dies and loses the tail of its log.

@@ -12,7 +12,7 @@ use broker::testkit::{
     Cluster, StatusCode, describe_topic, hold_for, http_client_with_timeout, post_json, produce,
     try_send, wait_for, wait_for_identical_logs,
 };
-use common::{Acked, assert_acked_readable, produce_n, wait_for_isr};
+use common::{assert_acked_readable, produce_n, produce_one, wait_for_isr};
 use serde_json::json;
 
 const TTL_MS: u64 = 1000;
@@ -206,26 +206,12 @@ async fn after_redis_returns_the_first_write_does_not_wait_out_the_lag_time() {
 
     // Both nodes are up and were in sync: the follower re-syncs with the
     // new epoch (one epoch_end request) and the write needs no lag time.
-    let started = Instant::now();
-    let payload = json!({"after": "the outage"});
-    let (status, body) = produce(
-        &new_leader,
-        &json!({"topic": "lag", "partition": 0, "payload": payload}),
-    )
-    .await;
-    let took = started.elapsed();
-    assert_eq!(status, StatusCode::OK, "after {took:?}: {body}");
+    let (write, took) = produce_one(&new_leader, "lag", 0, json!({"after": "the outage"})).await;
     assert!(
         took < Duration::from_millis(LAG_MS / 3),
         "the first write took {took:?}"
     );
-    acked.push(Acked {
-        partition: 0,
-        offset: body["offset"].as_u64().unwrap(),
-        payload,
-        by: new_leader.clone(),
-        sent: started,
-    });
+    acked.push(write);
     wait_for_isr(&new_leader, "lag", 1, &["broker", "follower-1"], WAIT).await;
     assert!(
         cluster

@@ -10,43 +10,17 @@ mod common;
 use std::time::Duration;
 
 use broker::testkit::{
-    Cluster, NodeKind, StatusCode, describe_topic, post_json, produce, wait_for,
+    Cluster, NodeKind, StatusCode, create_topic, describe_topic, produce, wait_for,
     wait_for_identical_logs,
 };
 use common::{
-    Acked, assert_acked_readable, isr_of, partition_info, produce_n, read_all, wait_for_isr,
+    Acked, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n, read_all,
+    wait_for_isr,
 };
 use serde_json::{Value, json};
 
 const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(15);
-
-async fn create_topic(leader: &str, name: &str, partitions: u32) {
-    let (status, body) = post_json(
-        &format!("{leader}/topics"),
-        &json!({"name": name, "partitions": partitions}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-/// Writes one record to every partition (a partition of a topic created
-/// after the election starts leading on its first write, and only then can
-/// followers join its ISR), then waits until every node in `members` is in
-/// the ISR of every partition.
-async fn open_partitions(
-    leader: &str,
-    topic: &str,
-    partitions: u32,
-    members: &[&str],
-) -> Vec<Acked> {
-    let mut acked = Vec::new();
-    for p in 0..partitions {
-        acked.extend(produce_n(leader, topic, p, 0, 1).await);
-    }
-    wait_for_isr(leader, topic, partitions, members, WAIT).await;
-    acked
-}
 
 /// Waits until the node at `url` knows the HWM `hwm` for every partition
 /// (a follower learns it from the next push or heartbeat).
@@ -78,7 +52,7 @@ async fn leader_and_follower_hold_byte_identical_logs_and_agree_on_the_hwm() {
     let (broker, follower) = (cluster.broker(), &cluster.followers()[0]);
     let (leader, replica) = (broker.url(), follower.url());
     create_topic(leader, "rep", 2).await;
-    let mut acked = open_partitions(leader, "rep", 2, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(leader, "rep", 2, &["broker", "follower-1"], WAIT).await;
 
     // Single records to each partition, and a batch across both.
     acked.extend(produce_n(leader, "rep", 0, 1, 15).await);
@@ -155,7 +129,7 @@ async fn two_followers_hold_byte_identical_logs() {
     let leader = cluster.broker().url();
     create_topic(leader, "three", 2).await;
     let members = ["broker", "follower-1", "follower-2"];
-    let mut acked = open_partitions(leader, "three", 2, &members).await;
+    let mut acked = open_partitions(leader, "three", 2, &members, WAIT).await;
     acked.extend(produce_n(leader, "three", 0, 1, 20).await);
     acked.extend(produce_n(leader, "three", 1, 1, 20).await);
 
@@ -195,7 +169,7 @@ async fn a_killed_follower_leaves_the_isr_writes_continue_and_it_rejoins() {
     cluster.wait_for_peers(WAIT).await;
     let leader = cluster.broker().url().to_owned();
     create_topic(&leader, "shrink", 1).await;
-    let mut acked = open_partitions(&leader, "shrink", 1, &["broker", "follower-1"]).await;
+    let mut acked = open_partitions(&leader, "shrink", 1, &["broker", "follower-1"], WAIT).await;
     acked.extend(produce_n(&leader, "shrink", 0, 1, 4).await);
 
     cluster.node_mut(1).kill9();
@@ -412,7 +386,7 @@ async fn rounds_replicate_while_an_earlier_round_waits_for_its_hwm_commit() {
     cluster.wait_for_peers(WAIT).await;
     let leader = cluster.broker().url().to_owned();
     create_topic(&leader, "pipe", 1).await;
-    open_partitions(&leader, "pipe", 1, &["broker", "follower-1"]).await;
+    open_partitions(&leader, "pipe", 1, &["broker", "follower-1"], WAIT).await;
 
     cluster.redis_mut().pause();
     let mut pending = Vec::new();

@@ -377,9 +377,7 @@ impl YakClient {
         if status.is_success() {
             return T::decode(&headers, bytes).map_err(decode);
         }
-        let body: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| decode(format!("{status}: {}", String::from_utf8_lossy(&bytes))))?;
-        Err(ClientError::from_body(status.as_u16(), body))
+        Err(ClientError::from_answer(status, &bytes))
     }
 
     /// Every topic with its partition count.

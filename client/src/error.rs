@@ -35,7 +35,9 @@ impl ClientError {
     /// between leaders, a node is down, or the leader could not commit.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ClientError::Api { status, .. } => *status == 503 || *status == 307,
+            // 408: the node did not read the request in time (it was busy
+            // or paused); it handled nothing, and a new attempt may pass.
+            ClientError::Api { status, .. } => matches!(status, 307 | 408 | 503),
             ClientError::Transport { .. } | ClientError::NoLeader(_) => true,
             ClientError::Decode { .. } | ClientError::Config(_) => false,
         }
@@ -58,6 +60,22 @@ impl ClientError {
         }
     }
 
+    /// The error of a non-2xx answer. The HTTP layer answers some errors
+    /// itself, without a JSON body (408 when the request head did not
+    /// arrive in time, 431, a bare 400): the status still says what
+    /// happened.
+    pub(crate) fn from_answer(status: reqwest::StatusCode, bytes: &[u8]) -> Self {
+        let body = serde_json::from_slice(bytes).unwrap_or_else(|_| {
+            let code = status
+                .canonical_reason()
+                .map_or("http_error".to_owned(), |r| {
+                    r.to_lowercase().replace(' ', "_")
+                });
+            serde_json::json!({"error": code, "message": String::from_utf8_lossy(bytes)})
+        });
+        ClientError::from_body(status.as_u16(), body)
+    }
+
     pub(crate) fn from_body(status: u16, body: Value) -> Self {
         let text = |k: &str| {
             body.get(k)
@@ -73,5 +91,40 @@ impl ClientError {
             not_written,
             body,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::StatusCode;
+    use serde_json::json;
+
+    use super::ClientError;
+
+    #[test]
+    fn a_bare_408_was_not_written_and_is_worth_retrying() {
+        let e = ClientError::from_answer(StatusCode::REQUEST_TIMEOUT, b"");
+        assert_eq!(e.code(), Some("request_timeout"));
+        assert!(e.is_not_written() && e.is_retryable(), "{e:?}");
+    }
+
+    #[test]
+    fn a_bare_5xx_may_have_been_written() {
+        let e = ClientError::from_answer(StatusCode::BAD_GATEWAY, b"<html>proxy</html>");
+        assert_eq!(e.code(), Some("bad_gateway"));
+        assert!(!e.is_not_written() && !e.is_retryable(), "{e:?}");
+    }
+
+    #[test]
+    fn a_json_error_keeps_its_code_and_written_field() {
+        let body = json!({"error": "fenced", "message": "deposed", "written": "no"});
+        let e =
+            ClientError::from_answer(StatusCode::SERVICE_UNAVAILABLE, body.to_string().as_bytes());
+        assert_eq!(e.code(), Some("fenced"));
+        assert!(e.is_not_written() && e.is_retryable(), "{e:?}");
+        let body = json!({"error": "fenced", "message": "deposed", "written": "unknown"});
+        let e =
+            ClientError::from_answer(StatusCode::SERVICE_UNAVAILABLE, body.to_string().as_bytes());
+        assert!(!e.is_not_written(), "{e:?}");
     }
 }

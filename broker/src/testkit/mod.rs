@@ -1743,6 +1743,16 @@ pub async fn post_raw(url: &str, body: impl Into<Vec<u8>>) -> Reply {
     request(Method::POST, url, Some(("application/json", body.into()))).await
 }
 
+/// `POST {node_url}/topics`; panics unless the topic was created (201).
+pub async fn create_topic(node_url: &str, name: &str, partitions: u32) {
+    let (status, body) = post_json(
+        &format!("{node_url}/topics"),
+        &serde_json::json!({"name": name, "partitions": partitions}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "creating {name}: {body}");
+}
+
 /// `POST {node}/produce` with `body` (one record or `{"records": [...]}`).
 pub async fn produce(node_url: &str, body: &Value) -> (StatusCode, Value) {
     post_json(&format!("{node_url}/produce"), body).await

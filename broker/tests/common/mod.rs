@@ -82,6 +82,36 @@ pub fn wait_for_isr<'a>(
     }
 }
 
+/// Produces one record on `url`, which must acknowledge it (200): what was
+/// acknowledged, and how long it took.
+pub async fn produce_one(
+    url: &str,
+    topic: &str,
+    partition: u32,
+    payload: Value,
+) -> (Acked, Duration) {
+    let sent = Instant::now();
+    let (status, body) = broker::testkit::produce(
+        url,
+        &json!({"topic": topic, "partition": partition, "payload": payload}),
+    )
+    .await;
+    let took = sent.elapsed();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "produce to {url} after {took:?}: {body}"
+    );
+    let acked = Acked {
+        partition,
+        offset: body["offset"].as_u64().expect("offset"),
+        payload,
+        by: url.to_owned(),
+        sent,
+    };
+    (acked, took)
+}
+
 /// Produces `count` records `{"i": first..}` to `topic`/`partition` on
 /// `url`, one request each, and returns what was acknowledged. Panics on
 /// anything but 200.
@@ -95,21 +125,27 @@ pub async fn produce_n(
     let mut acked = Vec::new();
     for i in first..first + count {
         let payload = json!({"i": i, "text": format!("record {i} of {topic}/{partition}")});
-        let sent = Instant::now();
-        let (status, body) = broker::testkit::produce(
-            url,
-            &json!({"topic": topic, "partition": partition, "payload": payload}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "produce {i} to {url}: {body}");
-        acked.push(Acked {
-            partition,
-            offset: body["offset"].as_u64().expect("offset"),
-            payload,
-            by: url.to_owned(),
-            sent,
-        });
+        acked.push(produce_one(url, topic, partition, payload).await.0);
     }
+    acked
+}
+
+/// Writes one record to every partition (a partition of a topic created
+/// after the election starts leading on its first write, and only then can
+/// followers join its ISR), then waits until every node in `members` is in
+/// the ISR of every partition.
+pub async fn open_partitions(
+    leader: &str,
+    topic: &str,
+    partitions: u32,
+    members: &[&str],
+    wait: Duration,
+) -> Vec<Acked> {
+    let mut acked = Vec::new();
+    for p in 0..partitions {
+        acked.extend(produce_n(leader, topic, p, 0, 1).await);
+    }
+    wait_for_isr(leader, topic, partitions, members, wait).await;
     acked
 }
 
@@ -310,12 +346,15 @@ impl Producer {
                 }
                 Ok(reply) => {
                     // 503 (no leader, fenced, unavailable, not enough
-                    // replicas): the same record again, maybe elsewhere.
-                    assert_eq!(
-                        reply.status,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "producer {}: {}",
+                    // replicas), or 408 from a node that was paused before
+                    // it read the request: the same record again, maybe
+                    // elsewhere.
+                    assert!(
+                        [StatusCode::SERVICE_UNAVAILABLE, StatusCode::REQUEST_TIMEOUT]
+                            .contains(&reply.status),
+                        "producer {}: {} {}",
                         self.k,
+                        reply.status,
                         reply.text
                     );
                     target = (target + 1) % self.urls.len();
