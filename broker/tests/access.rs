@@ -170,7 +170,7 @@ async fn tokens_guard_every_endpoint_and_replication_still_works() {
         ),
         (
             Method::GET,
-            "/internal/epoch_end?topic=t&partition=0&epoch=1".to_owned(),
+            "/internal/epoch_end?topic=t&partition=0&epoch=1&leader_epoch=1".to_owned(),
         ),
     ];
     for (method, path) in &internal {
@@ -204,20 +204,31 @@ async fn tokens_guard_every_endpoint_and_replication_still_works() {
             reply.text
         );
     }
-    // A real question with the right token gets a real answer.
-    let url = format!("{}/internal/epoch_end?topic=t&partition=0&epoch=1", leader);
-    let reply = send(
-        http_client()
-            .get(url)
-            .header("x-yak-cluster-token", CLUSTER_TOKEN),
-    )
-    .await;
+    // A real question with the right token gets a real answer from the
+    // leader at that epoch, and only from it.
+    let epoch = cluster
+        .wait_for_leader(WAIT, |l| l.id == "broker")
+        .await
+        .epoch;
+    let ask = |node: &str| {
+        let url =
+            format!("{node}/internal/epoch_end?topic=t&partition=0&epoch=1&leader_epoch={epoch}");
+        send(
+            http_client()
+                .get(url)
+                .header("x-yak-cluster-token", CLUSTER_TOKEN),
+        )
+    };
+    let reply = ask(&leader).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert!(
         reply.json["end_offset"].as_u64().is_some(),
         "{}",
         reply.text
     );
+    let reply = ask(follower.url()).await;
+    assert_eq!(reply.status, StatusCode::CONFLICT, "{}", reply.text);
+    assert_eq!(reply.json["error"], "not_leader", "{}", reply.text);
 
     // Nothing above changed the data: the logs are as they were.
     let after = wait_for_identical_logs(&[cluster.broker(), follower], "t", 0, WAIT).await;

@@ -607,3 +607,59 @@ async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
     )
     .await;
 }
+
+/// A leader that crashes, loses records from its tail (committed ones
+/// included) and restarts while its lease still runs is named by that lease
+/// but does not lead. Its follower must not take the short log for the
+/// leader's answer to "where does my epoch end" and cut committed records
+/// from its own log (found by the nemesis soak: every node ended behind the
+/// HWM and none could lead). It waits for the lease to expire and leads.
+#[tokio::test]
+async fn a_leader_restarted_with_a_short_log_does_not_make_its_follower_truncate() {
+    const LEASE_MS: u64 = 4000;
+    let mut cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(LEASE_MS)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let leader = cluster.broker().url().to_owned();
+    let follower = cluster.followers()[0].url().to_owned();
+    create_topic(&leader, "short", 1).await;
+    let mut acked = open_partitions(&leader, "short", 1, &["broker", "follower-1"], WAIT).await;
+
+    // Killed under load, so the follower's HWM lags the one in Redis, and
+    // restarted at once (well inside its lease) without its last 2 KiB.
+    let load = Load::start(&[&leader, &follower], "short", 1, 3);
+    load.wait_for_more(200, WAIT).await;
+    cluster.broker_mut().kill9();
+    let segment = cluster
+        .broker()
+        .segments("short", 0)
+        .pop()
+        .expect("a segment");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    let len = file.metadata().unwrap().len();
+    file.set_len(len.saturating_sub(2048)).unwrap();
+    drop(file);
+    cluster.broker_mut().restart().await;
+
+    cluster
+        .wait_for_leader(Duration::from_millis(2 * LEASE_MS) + WAIT, |l| {
+            l.id == "follower-1"
+        })
+        .await;
+    load.wait_for_more(50, WAIT).await;
+    acked.extend(load.stop().await);
+    assert_acked_readable(&follower, "short", 1, &acked).await;
+    wait_for_identical_logs(
+        &[&cluster.followers()[0], cluster.broker()],
+        "short",
+        0,
+        WAIT,
+    )
+    .await;
+}

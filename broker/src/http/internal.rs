@@ -94,12 +94,16 @@ pub async fn fetch(
     }
 }
 
-/// `GET /internal/epoch_end`: KIP-101's end offset for an epoch.
+/// `GET /internal/epoch_end`: KIP-101's end offset for an epoch, answered
+/// only while this node leads at the asker's leader epoch.
 pub async fn epoch_end(
     node: web::Data<Node>,
     query: web::Query<EpochEndParams>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
+    if node.gate().epoch() != Some(q.leader_epoch) {
+        return Err(Refusal::NotLeader.into());
+    }
     let partition = partition(&node, &q.topic, q.partition).await?;
     Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch)))
 }

@@ -112,6 +112,7 @@ async fn step(
                     topic: topic.clone(),
                     partition: partition.id,
                     epoch: ours,
+                    leader_epoch: epoch,
                 };
                 match client.epoch_end(&url, &params).await {
                     Ok(answer) => answer,

@@ -55,7 +55,13 @@ pub struct FetchParams {
 pub struct EpochEndParams {
     pub topic: String,
     pub partition: u32,
+    /// The asker's latest log epoch: the epoch whose end it wants.
     pub epoch: u32,
+    /// The epoch of the leadership the asker follows. Only the node that
+    /// leads at it answers: a node named by a lease it can no longer use
+    /// (restarted with a short log) would have followers cut their logs to
+    /// its end, below the committed HWM.
+    pub leader_epoch: u64,
 }
 
 /// KIP-101 answer: the largest epoch `<=` the one asked about that the
