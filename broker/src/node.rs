@@ -345,13 +345,13 @@ impl Node {
         };
         for (name, partitions) in topics {
             let local = self.topics().get(&name);
-            for id in 0..partitions {
-                let Ok(committed) = self.store().hwm(&name, id).await else {
-                    return false;
-                };
+            let Ok(hwms) = self.store().hwms(&name, partitions).await else {
+                return false;
+            };
+            for (id, committed) in hwms.into_iter().enumerate() {
                 let end = local
                     .as_ref()
-                    .and_then(|t| t.partitions.get(id as usize))
+                    .and_then(|t| t.partitions.get(id))
                     .map_or(0, |p| p.reader().end_offset());
                 if end < committed {
                     tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");

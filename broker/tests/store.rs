@@ -71,6 +71,7 @@ async fn epochs_fence_leases_and_high_water_marks() {
         "per partition"
     );
     assert_eq!(store.hwm("t", 0).await.unwrap(), 9);
+    assert_eq!(store.hwms("t", 3).await.unwrap(), [9, 3, 0], "never set: 0");
 
     // The holder releases; the lease is free at once.
     assert!(store.release("b", 2).await.unwrap());

@@ -244,6 +244,17 @@ impl ClusterStore {
         Ok(hwm.unwrap_or(0))
     }
 
+    /// The HWMs of partitions `0..partitions` of a topic, in one round trip.
+    pub async fn hwms(&self, topic: &str, partitions: u32) -> Result<Vec<u64>, StoreError> {
+        if partitions == 0 {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        let keys: Vec<String> = (0..partitions).map(|p| self.hwm_key(topic, p)).collect();
+        let hwms: Vec<Option<u64>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(hwms.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
     /// The in-sync replica set of a partition, and whether it was ever set.
     pub async fn isr(
         &self,
