@@ -11,12 +11,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use broker::testkit::{
-    Cluster, NodeProcess, StatusCode, create_topic, describe_topic, get_json, hold_for,
-    http_client_with_timeout, produce, try_send, wait_for, wait_for_identical_logs,
+    Cluster, ClusterBuilder, NodeProcess, StatusCode, create_topic, describe_topic, get_json,
+    hold_for, http_client_with_timeout, produce, try_send, wait_for, wait_for_identical_logs,
 };
 use common::{
-    Load, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n, produce_one,
-    read_all, wait_for_isr,
+    Acked, Load, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n,
+    produce_one, read_all, wait_for_isr,
 };
 use serde_json::json;
 
@@ -24,6 +24,34 @@ const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(15);
 /// How long a follower may take to lead after the leader dies.
 const TAKEOVER: Duration = Duration::from_millis(TTL_MS + 1000);
+
+/// A broker and one follower, both in the ISR of every partition of a new
+/// topic, and the records that opened the partitions: where most tests
+/// here start.
+struct Pair {
+    cluster: Cluster,
+    leader: String,
+    follower: String,
+    acked: Vec<Acked>,
+}
+
+impl Pair {
+    async fn start(builder: ClusterBuilder, topic: &str, partitions: u32) -> Pair {
+        let cluster = builder.followers(1).start().await;
+        cluster.wait_for_peers(WAIT).await;
+        let leader = cluster.broker().url().to_owned();
+        let follower = cluster.followers()[0].url().to_owned();
+        create_topic(&leader, topic, partitions).await;
+        let members = ["broker", "follower-1"];
+        let acked = open_partitions(&leader, topic, partitions, &members, WAIT).await;
+        Pair {
+            cluster,
+            leader,
+            follower,
+            acked,
+        }
+    }
+}
 
 /// Waits until the node at `url` knows the same HWM as the node at
 /// `leader` for every partition.
@@ -62,16 +90,12 @@ async fn wait_for_activity(node: &NodeProcess, kind: &str) -> Vec<serde_json::Va
 
 #[tokio::test]
 async fn the_follower_takes_over_from_a_leader_killed_under_load_losing_nothing() {
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "load", 2).await;
-    let mut acked = open_partitions(&leader, "load", 2, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(Cluster::builder().lease_ttl_ms(TTL_MS), "load", 2).await;
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
     let load = Load::start(&[&leader, &follower], "load", 2, 4);
@@ -108,17 +132,19 @@ async fn the_follower_takes_over_from_a_leader_killed_under_load_losing_nothing(
 async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() {
     // A long lag time: the leader waits for the paused follower rather than
     // dropping it from the ISR, so the follower may still lead.
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .extra_args(["--replica-lag-time-ms", "30000"])
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "div", 1).await;
-    let mut acked = open_partitions(&leader, "div", 1, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(
+        Cluster::builder()
+            .lease_ttl_ms(TTL_MS)
+            .extra_args(["--replica-lag-time-ms", "30000"]),
+        "div",
+        1,
+    )
+    .await;
     acked.extend(produce_n(&leader, "div", 0, 1, 9).await);
     let nodes = [cluster.broker(), &cluster.followers()[0]];
     wait_for_identical_logs(&nodes, "div", 0, WAIT).await;
@@ -215,17 +241,19 @@ fn unread_bytes_at(port: u16) -> u64 {
 
 #[tokio::test]
 async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .extra_args(["--replica-lag-time-ms", "30000"])
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "tail", 1).await;
-    let acked = open_partitions(&leader, "tail", 1, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        acked,
+    } = Pair::start(
+        Cluster::builder()
+            .lease_ttl_ms(TTL_MS)
+            .extra_args(["--replica-lag-time-ms", "30000"]),
+        "tail",
+        1,
+    )
+    .await;
 
     // The leader appends a write and sends it to the paused follower, then
     // dies; the resumed follower reads the request from its socket buffer
@@ -277,16 +305,12 @@ async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
 
 #[tokio::test]
 async fn a_paused_leader_acknowledges_nothing_after_its_lease_expires_and_steps_down() {
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "pause", 2).await;
-    let mut acked = open_partitions(&leader, "pause", 2, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(Cluster::builder().lease_ttl_ms(TTL_MS), "pause", 2).await;
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
     // Producers keep writing while the leader freezes mid-stream, so some
@@ -369,16 +393,12 @@ async fn a_paused_leader_acknowledges_nothing_after_its_lease_expires_and_steps_
 
 #[tokio::test]
 async fn with_the_only_follower_out_of_the_isr_nobody_leads_until_the_old_leader_returns() {
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "solo", 1).await;
-    let mut acked = open_partitions(&leader, "solo", 1, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(Cluster::builder().lease_ttl_ms(TTL_MS), "solo", 1).await;
     acked.extend(produce_n(&leader, "solo", 0, 1, 4).await);
     let first = cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
 
@@ -548,16 +568,12 @@ async fn after_a_failover_the_first_write_does_not_wait_out_the_lag_time() {
 /// by the nemesis soak). The node that holds everything takes over.
 #[tokio::test]
 async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(TTL_MS)
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "torn", 1).await;
-    let mut acked = open_partitions(&leader, "torn", 1, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(Cluster::builder().lease_ttl_ms(TTL_MS), "torn", 1).await;
     acked.extend(produce_n(&leader, "torn", 0, 1, 10).await);
 
     // The follower freezes; the leader dies and loses the tail of its log.
@@ -617,16 +633,12 @@ async fn a_node_that_lost_committed_records_does_not_take_the_lease() {
 #[tokio::test]
 async fn a_leader_restarted_with_a_short_log_does_not_make_its_follower_truncate() {
     const LEASE_MS: u64 = 4000;
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(LEASE_MS)
-        .start()
-        .await;
-    cluster.wait_for_peers(WAIT).await;
-    let leader = cluster.broker().url().to_owned();
-    let follower = cluster.followers()[0].url().to_owned();
-    create_topic(&leader, "short", 1).await;
-    let mut acked = open_partitions(&leader, "short", 1, &["broker", "follower-1"], WAIT).await;
+    let Pair {
+        mut cluster,
+        leader,
+        follower,
+        mut acked,
+    } = Pair::start(Cluster::builder().lease_ttl_ms(LEASE_MS), "short", 1).await;
 
     // Killed under load, so the follower's HWM lags the one in Redis, and
     // restarted at once (well inside its lease) without its last 2 KiB.
