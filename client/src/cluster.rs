@@ -263,18 +263,11 @@ impl YakClient {
             .with_total_delay(Some(self.config.deadline))
             .without_max_times()
             .build();
-        // The last error after which the request may have taken effect:
-        // a later "not written" answer does not undo it, so it is what the
-        // caller gets (a write reported as not written must not exist).
-        let mut unknown: Option<ClientError> = None;
+        let mut unknown = None;
         loop {
             let error = match self.attempt(&method, path_and_query, body, timeout).await {
                 Ok(value) => return Ok(value),
-                Err(e) if e.is_not_written() => unknown.clone().unwrap_or(e),
-                Err(e) => {
-                    unknown = Some(e.clone());
-                    e
-                }
+                Err(e) => e.after_unknown(&mut unknown),
             };
             if !(error.is_retryable() && retry(&error)) {
                 return Err(error);

@@ -60,6 +60,20 @@ impl ClientError {
         }
     }
 
+    /// The error to report for the latest attempt at a write, `self`, given
+    /// `unknown`, the last earlier error after which the write may have
+    /// taken effect (updated here): a later "not written" answer does not
+    /// undo an unknown outcome, since a write reported as not written must
+    /// not exist.
+    pub(crate) fn after_unknown(self, unknown: &mut Option<ClientError>) -> ClientError {
+        if self.is_not_written() {
+            unknown.clone().unwrap_or(self)
+        } else {
+            *unknown = Some(self.clone());
+            self
+        }
+    }
+
     /// The error of a non-2xx answer. The HTTP layer answers some errors
     /// itself, without a JSON body (408 when the request head did not
     /// arrive in time, 431, a bare 400): the status still says what

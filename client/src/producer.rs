@@ -280,14 +280,7 @@ fn keep_uncertain(
     results
         .into_iter()
         .zip(uncertain.iter_mut())
-        .map(|(result, unknown)| match result {
-            Err(e) if !e.is_not_written() => {
-                *unknown = Some(e.clone());
-                Err(e)
-            }
-            Err(e) => Err(unknown.clone().unwrap_or(e)),
-            ok => ok,
-        })
+        .map(|(result, unknown)| result.map_err(|e| e.after_unknown(unknown)))
         .collect()
 }
 
