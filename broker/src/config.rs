@@ -19,6 +19,11 @@ use yak_ui::server::ServerArgs;
 pub enum ConfigError {
     #[error("--client-token needs --cluster-token too: /internal/… would be open to anyone")]
     ClientTokenWithoutClusterToken,
+    #[error(
+        "--tcp-listen with --tls-cert: the binary port has no TLS; leave it off \
+         (clients then produce over HTTPS)"
+    )]
+    TcpWithTls,
     #[error("reading the CA file {path}: {source}")]
     Ca {
         path: PathBuf,
@@ -58,6 +63,27 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--tcp-listen`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpListen {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::str::FromStr for TcpListen {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(TcpListen::Off),
+            addr => addr
+                .parse()
+                .map(TcpListen::At)
+                .map_err(|e| format!("{e}: expected host:port or `off`")),
+        }
+    }
+}
+
 /// Flags of a YAK node.
 #[derive(Debug, Clone, Args)]
 pub struct NodeArgs {
@@ -73,6 +99,16 @@ pub struct NodeArgs {
     /// [default: http://<listen>, https://<listen> with --tls-cert].
     #[arg(long, env = "YAK_ADVERTISED_URL")]
     pub advertised_url: Option<String>,
+
+    /// Address of the binary produce port (`docs/api.md`), or `off`
+    /// [default: the --listen address with its port + 100; off with --tls-cert].
+    #[arg(long, env = "YAK_TCP_LISTEN")]
+    pub tcp_listen: Option<TcpListen>,
+
+    /// host:port that clients use to reach the binary produce port
+    /// [default: the host of the advertised URL, the port of --tcp-listen].
+    #[arg(long, env = "YAK_ADVERTISED_TCP")]
+    pub advertised_tcp: Option<String>,
 
     /// Directory for this node's logs and state [default: ./yak-data/<node-id>].
     #[arg(long, env = "YAK_DATA_DIR")]
@@ -158,6 +194,9 @@ pub struct NodeConfig {
     pub node_id: String,
     pub listen: SocketAddr,
     pub advertised_url: String,
+    /// The binary produce port and the host:port clients reach it at;
+    /// `None` when it is off.
+    pub tcp: Option<(SocketAddr, String)>,
     pub data_dir: PathBuf,
     pub redis_url: String,
     pub cluster: String,
@@ -195,6 +234,25 @@ impl NodeArgs {
             .unwrap_or_else(|| format!("{}://{listen}", self.server.scheme()))
             .trim_end_matches('/')
             .to_owned();
+        let tcp = match (self.tcp_listen, self.server.tls_cert.is_some()) {
+            (Some(TcpListen::Off), _) | (None, true) => None,
+            (Some(TcpListen::At(_)), true) => return Err(ConfigError::TcpWithTls),
+            (Some(TcpListen::At(addr)), false) => Some(addr),
+            (None, false) => Some(SocketAddr::new(
+                listen.ip(),
+                listen.port().saturating_add(100),
+            )),
+        };
+        let tcp = tcp.map(|addr| {
+            let advertised = self.advertised_tcp.clone().unwrap_or_else(|| {
+                let host = reqwest::Url::parse(&advertised_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_else(|| addr.ip().to_string());
+                format!("{host}:{}", addr.port())
+            });
+            (addr, advertised)
+        });
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from("yak-data").join(&node_id));
@@ -214,6 +272,7 @@ impl NodeArgs {
             node_id,
             listen,
             advertised_url,
+            tcp,
             data_dir,
             redis_url: self.redis_url,
             cluster: self.cluster,

@@ -23,7 +23,8 @@
 //! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
 //! - [`metrics`]: Prometheus metrics; [`logging`]: log lines with node and role.
 //! - [`stats`]: the once-a-second dashboard snapshot and rate series.
-//! - [`http`]: the HTTP API and its single error mapping.
+//! - [`http`]: the HTTP API and its single error mapping; [`tcp`]: the
+//!   binary produce port, the same produce path without HTTP.
 //!
 //! The whole produce path and its invariants are in `docs/architecture.md`.
 
@@ -43,6 +44,7 @@ pub mod replication;
 pub mod role;
 pub mod stats;
 pub mod store;
+pub mod tcp;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod topics;
@@ -60,26 +62,42 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
             addr: config.listen,
             source,
         })?;
+    let tcp =
+        match &config.tcp {
+            Some((addr, _)) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
+                |source| NodeError::Bind {
+                    addr: *addr,
+                    source,
+                },
+            )?),
+            None => None,
+        };
     tracing::info!(
         node_id = %config.node_id,
         listen = %config.listen,
         url = %config.advertised_url,
+        tcp = config.tcp.as_ref().map_or("off", |(_, advertised)| advertised.as_str()),
         data_dir = %config.data_dir.display(),
         redis = %config.redis_url,
         "starting {} node",
         config.start_as.name()
     );
     let (node, lease_task) = Node::start(config, shutdown.clone())?;
-    let server = http::server(node, listener).map_err(|source| NodeError::Bind {
+    let server = http::server(node.clone(), listener).map_err(|source| NodeError::Bind {
         addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;
     let handle = server.handle();
     let serving = tokio::spawn(server);
+    let serving_tcp =
+        tcp.map(|listener| tokio::spawn(tcp::serve(node.clone(), listener, shutdown.clone())));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let _ = lease_task.await;
     handle.stop(true).await;
     let _ = serving.await;
+    if let Some(serving_tcp) = serving_tcp {
+        let _ = serving_tcp.await;
+    }
     Ok(())
 }

@@ -480,6 +480,11 @@ impl Node {
         let info = NodeInfo {
             id: self.config().node_id.clone(),
             url: self.config().advertised_url.clone(),
+            tcp: self
+                .config()
+                .tcp
+                .as_ref()
+                .map(|(_, advertised)| advertised.clone()),
             role: role.name().to_owned(),
             epoch: role.leader_epoch().unwrap_or(self.highest_epoch()),
             heartbeat_ms: now_ms(),

@@ -14,9 +14,13 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use bytes::Bytes;
+use yak_protocol::{Request, Response};
+
 use crate::{
     error::{ClientError, Result},
-    model::{Consumed, Fetch, LeaderInfo, TopicDetail, TopicSummary},
+    model::{Consumed, Fetch, LeaderInfo, ProducedBatch, TopicDetail, TopicSummary},
+    tcp::Connection,
 };
 
 /// Redirects followed within one attempt.
@@ -40,6 +44,10 @@ pub struct ClientConfig {
     /// PEM certificates of extra CAs to trust for `https://` nodes (see
     /// [`read_ca`]); the usual public roots are trusted as well.
     pub tls_ca_pem: Option<Vec<u8>>,
+    /// Send binary batches ([`Producer::send_records`](crate::Producer::send_records))
+    /// over the leader's binary produce port when it has one, else (and
+    /// when false) over HTTP.
+    pub tcp: bool,
 }
 
 impl Default for ClientConfig {
@@ -51,6 +59,7 @@ impl Default for ClientConfig {
             request_timeout: Duration::from_secs(10),
             token: None,
             tls_ca_pem: None,
+            tcp: true,
         }
     }
 }
@@ -65,6 +74,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("request_timeout", &self.request_timeout)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(Vec::len))
+            .field("tcp", &self.tcp)
             .finish()
     }
 }
@@ -138,12 +148,23 @@ pub fn discover(info: &LeaderInfo) -> Discovery {
     }
 }
 
-/// A handle on a YAK cluster. Cheap to clone.
+/// The leader as last found: its URL and, if it has one, its binary
+/// produce port.
+#[derive(Debug, Clone)]
+struct Leader {
+    url: String,
+    tcp: Option<String>,
+}
+
+/// A handle on a YAK cluster. Cheap to clone; clones share the leader
+/// found and the connection to its binary port.
 #[derive(Debug, Clone)]
 pub struct YakClient {
     http: reqwest::Client,
     bootstrap: Arc<Vec<String>>,
-    leader: Arc<RwLock<Option<String>>>,
+    leader: Arc<RwLock<Option<Leader>>>,
+    tcp: Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>,
+    local_address: Option<IpAddr>,
     config: ClientConfig,
 }
 
@@ -169,6 +190,8 @@ impl YakClient {
             http: http_client(&config, None)?,
             bootstrap: Arc::new(bootstrap),
             leader: Arc::default(),
+            tcp: Arc::default(),
+            local_address: None,
             config,
         })
     }
@@ -178,6 +201,7 @@ impl YakClient {
     /// nodes can tell clients apart).
     pub fn with_local_address(mut self, ip: IpAddr) -> Result<Self> {
         self.http = http_client(&self.config, Some(ip))?;
+        self.local_address = Some(ip);
         Ok(self)
     }
 
@@ -191,7 +215,11 @@ impl YakClient {
 
     /// The leader URL last found, if any.
     pub fn cached_leader(&self) -> Option<String> {
-        self.leader.read().unwrap().clone()
+        self.leader.read().unwrap().as_ref().map(|l| l.url.clone())
+    }
+
+    fn set_leader(&self, url: String, tcp: Option<String>) {
+        *self.leader.write().unwrap() = Some(Leader { url, tcp });
     }
 
     fn forget_leader(&self) {
@@ -230,13 +258,21 @@ impl YakClient {
 
     /// The leader's URL, discovering it if needed.
     pub async fn leader_url(&self) -> Result<String> {
-        if let Some(url) = self.cached_leader() {
-            return Ok(url);
+        Ok(self.leader().await?.url)
+    }
+
+    async fn leader(&self) -> Result<Leader> {
+        if let Some(leader) = self.leader.read().unwrap().clone() {
+            return Ok(leader);
         }
-        match discover(&self.leader_info().await?) {
+        let info = self.leader_info().await?;
+        match discover(&info) {
             Discovery::Leader(url) => {
-                *self.leader.write().unwrap() = Some(url.clone());
-                Ok(url)
+                self.set_leader(url.clone(), info.leader_tcp.clone());
+                Ok(Leader {
+                    url,
+                    tcp: info.leader_tcp,
+                })
             }
             Discovery::NoLeader => Err(ClientError::NoLeader(
                 "the cluster has no leader".to_owned(),
@@ -256,6 +292,126 @@ impl YakClient {
         timeout: Option<Duration>,
         retry: impl Fn(&ClientError) -> bool,
     ) -> Result<T> {
+        self.retrying(
+            || self.attempt(&method, path_and_query, body, timeout),
+            retry,
+        )
+        .await
+    }
+
+    /// Stores one record batch (storage format) in `topic`/`partition`:
+    /// over the leader's binary port when it has one and
+    /// [`ClientConfig::tcp`] allows, else `POST /produce/batch`. Retried
+    /// like [`call`](Self::call).
+    pub(crate) async fn produce_batch(
+        &self,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+        retry: impl Fn(&ClientError) -> bool,
+    ) -> Result<ProducedBatch> {
+        let body = Body {
+            bytes: batch,
+            content_type: BATCH_CONTENT_TYPE,
+        };
+        let path = format!(
+            "/produce/batch?topic={}&partition={partition}",
+            encode(topic)
+        );
+        let attempt = || async {
+            match self.leader().await?.tcp {
+                Some(addr) if self.config.tcp => {
+                    self.produce_over_tcp(&addr, topic, partition, body.bytes.clone())
+                        .await
+                }
+                _ => self.attempt(&Method::POST, &path, Some(&body), None).await,
+            }
+        };
+        self.retrying(attempt, retry).await
+    }
+
+    async fn produce_over_tcp(
+        &self,
+        addr: &str,
+        topic: &str,
+        partition: u32,
+        batch: Bytes,
+    ) -> Result<ProducedBatch> {
+        let transport = |message: String| ClientError::Transport {
+            url: format!("tcp://{addr}"),
+            message,
+        };
+        let connection = self.tcp_connection(addr).await.map_err(transport)?;
+        let request = Request::Produce {
+            topic: topic.to_owned(),
+            partition,
+            batch,
+        };
+        let answer = connection.call(request, self.config.request_timeout).await;
+        let error = match answer {
+            Ok(Response::Stored {
+                offset,
+                count,
+                epoch,
+            }) => {
+                return Ok(ProducedBatch {
+                    partition,
+                    offset,
+                    count,
+                    epoch: Some(epoch),
+                });
+            }
+            Ok(Response::Error { status, body }) => match reqwest::StatusCode::from_u16(status) {
+                Ok(status) => ClientError::from_answer(status, &body),
+                Err(_) => transport(format!("an answer with status {status}")),
+            },
+            Ok(Response::Ready) => transport("a Ready answer to a produce".to_owned()),
+            Err(message) => transport(message),
+        };
+        if matches!(error, ClientError::Transport { .. })
+            || error
+                .code()
+                .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
+        {
+            self.forget_leader();
+        }
+        Err(error)
+    }
+
+    /// The shared connection to `addr`, opened if there is none (or the
+    /// one there is went away or leads elsewhere).
+    async fn tcp_connection(&self, addr: &str) -> std::result::Result<Arc<Connection>, String> {
+        let mut cached = self.tcp.lock().await;
+        if let Some(connection) = cached.as_ref()
+            && connection.addr() == addr
+            && connection.is_open()
+        {
+            return Ok(Arc::clone(connection));
+        }
+        let connection = Arc::new(
+            Connection::open(
+                addr,
+                self.local_address,
+                self.config.token.as_deref(),
+                self.config.request_timeout,
+            )
+            .await?,
+        );
+        *cached = Some(Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the deadline
+    /// passes, with exponential backoff between attempts.
+    async fn retrying<T, F, Fut>(
+        &self,
+        attempt: F,
+        retry: impl Fn(&ClientError) -> bool,
+    ) -> Result<T>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
             .with_min_delay(self.config.min_backoff)
@@ -265,7 +421,7 @@ impl YakClient {
             .build();
         let mut unknown = None;
         loop {
-            let error = match self.attempt(&method, path_and_query, body, timeout).await {
+            let error = match attempt().await {
                 Ok(value) => return Ok(value),
                 Err(e) => e.after_unknown(&mut unknown),
             };
@@ -290,7 +446,7 @@ impl YakClient {
         body: Option<&Body>,
         timeout: Option<Duration>,
     ) -> Result<T> {
-        let mut url = self.leader_url().await?;
+        let mut url = self.leader().await?.url;
         for _ in 0..MAX_REDIRECTS {
             let result = self
                 .request_with_timeout(&url, method.clone(), path_and_query, body, timeout)
@@ -301,7 +457,7 @@ impl YakClient {
                 }) => match body.get("leader_url").and_then(Value::as_str) {
                     Some(next) => {
                         url = next.trim_end_matches('/').to_owned();
-                        *self.leader.write().unwrap() = Some(url.clone());
+                        self.set_leader(url.clone(), None);
                     }
                     None => {
                         self.forget_leader();
@@ -546,6 +702,7 @@ mod tests {
         LeaderInfo {
             leader_id: url.map(|_| "b".to_owned()),
             leader_url: url.map(str::to_owned),
+            leader_tcp: None,
             epoch: 3,
             nodes: Vec::new(),
         }

@@ -13,6 +13,8 @@
 //! - [`consumer`]: [`Consumer`] — reads a partition from earliest, latest or
 //!   an offset, long-polling; resumes exactly at the next offset after a
 //!   failover.
+//! - `tcp`: the shared connection to the leader's binary produce port
+//!   (`yak-protocol`), which [`Producer::send_records`] uses when it can.
 //! - [`model`]: the API's request and response shapes.
 //! - `error`: [`ClientError`].
 //!
@@ -35,6 +37,7 @@ pub mod consumer;
 mod error;
 pub mod model;
 pub mod producer;
+mod tcp;
 
 pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
 pub use consumer::{Consumer, StartAt};

@@ -124,6 +124,9 @@ pub struct NodeInfo {
 pub struct LeaderInfo {
     pub leader_id: Option<String>,
     pub leader_url: Option<String>,
+    /// host:port of the leader's binary produce port, if it has one.
+    #[serde(default)]
+    pub leader_tcp: Option<String>,
     pub epoch: u64,
     pub nodes: Vec<NodeInfo>,
 }

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    cluster::{Body, YakClient, encode},
+    cluster::{Body, YakClient},
     error::{ClientError, Result},
     model::{Produced, ProducedBatch, Record, WireRecord},
 };
@@ -126,8 +126,9 @@ impl Producer {
             .expect("one result per record")
     }
 
-    /// Sends records to one partition as one binary batch (`POST
-    /// /produce/batch`): the records are encoded here in the storage format
+    /// Sends records to one partition as one binary batch (over the
+    /// leader's binary port, or `POST /produce/batch`; see
+    /// [`ClientConfig::tcp`](crate::ClientConfig::tcp)): the records are encoded here in the storage format
     /// and the leader stores these very bytes, with no JSON per record.
     /// Payloads are bytes (the consumer shows a payload that is valid JSON
     /// as JSON, other UTF-8 as a string). All records succeed or fail
@@ -162,13 +163,8 @@ impl Producer {
             }
             builder = builder.producer(self.producer_id as i64, first as i32);
         }
-        let body = Body::batch(builder.finish());
-        let path = format!(
-            "/produce/batch?topic={}&partition={partition}",
-            encode(topic)
-        );
         self.client
-            .call(Method::POST, &path, Some(&body), None, |e| {
+            .produce_batch(topic, partition, builder.finish().into(), |e| {
                 idempotent || e.is_not_written()
             })
             .await

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use broker::testkit::Cluster;
 use serde_json::{Value, json};
-use yak_client::{Consumer, Producer, ProducerConfig, Record, StartAt, YakClient};
+use yak_client::{ClientConfig, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient};
 
 #[tokio::test]
 async fn binary_batches_are_stored_and_read_back_with_json_records() {
@@ -62,4 +62,44 @@ async fn binary_batches_are_stored_and_read_back_with_json_records() {
         ]
     );
     assert_eq!(consumer.position(), Some(5));
+}
+
+/// `send_records` goes over the leader's binary port unless the client
+/// says not to; either way the batch lands at the same offsets. Which
+/// transport carried it shows in the node's HTTP request metrics.
+#[tokio::test]
+async fn binary_batches_go_over_the_binary_port_unless_turned_off() {
+    let cluster = Cluster::builder().start().await;
+    let url = cluster.broker().url().to_owned();
+    let http_batches = || async {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .filter(|l| l.starts_with("yak_http_request_duration_seconds_count"))
+            .filter(|l| l.contains(r#"route="/produce/batch""#))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    for (tcp, offset, over_http) in [(true, 0, 0), (false, 2, 1)] {
+        let config = ClientConfig {
+            tcp,
+            ..ClientConfig::default()
+        };
+        let client = YakClient::with_config([url.clone()], config).expect("a client");
+        let producer = Producer::new(client, ProducerConfig::default());
+        let stored = producer
+            .send_records("t", 0, [(None, b"1".as_slice()), (None, b"2".as_slice())])
+            .await
+            .expect("acknowledged");
+        assert_eq!((stored.offset, stored.count), (offset, 2));
+        assert_eq!(
+            http_batches().await,
+            over_http,
+            "HTTP batches with tcp = {tcp}"
+        );
+    }
 }

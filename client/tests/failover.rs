@@ -1,6 +1,7 @@
 //! The client through a failover, against real nodes and a real
 //! `redis-server` (the broker's testkit): the idempotent [`Producer`]
-//! retries every send through a `kill -9` of the leader, and afterwards each
+//! retries every send (JSON over HTTP, binary batches over the leader's
+//! binary port) through a `kill -9` of the leader, and afterwards each
 //! acknowledged record is stored exactly once at its acknowledged offset; a
 //! [`Consumer`] reading while the leader dies resumes at the next offset,
 //! skipping and repeating nothing.
@@ -106,9 +107,10 @@ async fn every_send_through_a_leader_kill_is_stored_once_at_its_offset() {
     let after_kill = Arc::new(AtomicU64::new(0));
     let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();
 
-    // Two streams of sends, single records and batches, without keys (the
-    // broker spreads them) and with keys.
-    let streams: Vec<_> = (0..2)
+    // Three streams of sends: single records and batches, without keys (the
+    // broker spreads them) and with keys; the third sends binary batches
+    // (over the leader's binary port).
+    let mut streams: Vec<_> = (0..2)
         .map(|stream| {
             let producer = Arc::clone(&producer);
             let (sent, done) = (Arc::clone(&sent), Arc::clone(&done));
@@ -149,6 +151,29 @@ async fn every_send_through_a_leader_kill_is_stored_once_at_its_offset() {
             })
         })
         .collect();
+    streams.push({
+        let producer = Arc::clone(&producer);
+        let (sent, done) = (Arc::clone(&sent), Arc::clone(&done));
+        tokio::spawn(async move {
+            for i in 0..60u64 {
+                let payloads = [json!({"binary": i, "j": 0}), json!({"binary": i, "j": 1})];
+                let bytes: Vec<Vec<u8>> = payloads.iter().map(|p| p.to_string().into()).collect();
+                let partition = (i % 3) as u32;
+                let at = producer
+                    .send_records(TOPIC, partition, bytes.iter().map(|b| (None, b.as_slice())))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("binary batch {i} failed through the failover: {e}")
+                    });
+                assert_eq!((at.partition, at.count), (partition, 2));
+                let mut sent = sent.lock().unwrap();
+                for (k, payload) in payloads.into_iter().enumerate() {
+                    sent.push((payload, partition, at.offset + k as u64));
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    });
 
     wait_for("30 sends acknowledged", WAIT, || async {
         (done.load(Ordering::Relaxed) >= 30).then_some(())

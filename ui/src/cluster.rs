@@ -248,6 +248,7 @@ mod tests {
         LeaderInfo {
             leader_id: leader.map(|_| "broker".to_owned()),
             leader_url: leader.map(str::to_owned),
+            leader_tcp: None,
             epoch: 4,
             nodes: Vec::new(),
         }

@@ -115,13 +115,13 @@ pub async fn leader(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
     let (lease, epoch) = node.store().lease().await?;
     let nodes = node.store().nodes().await?;
     let leader_id = lease.as_ref().map(|l| l.node_id.clone());
-    let leader_url = leader_id
+    let leader = leader_id
         .as_ref()
-        .and_then(|id| nodes.iter().find(|n| &n.id == id))
-        .map(|n| n.url.clone());
+        .and_then(|id| nodes.iter().find(|n| &n.id == id));
     Ok(HttpResponse::Ok().json(json!({
         "leader_id": leader_id,
-        "leader_url": leader_url,
+        "leader_url": leader.map(|n| &n.url),
+        "leader_tcp": leader.and_then(|n| n.tcp.as_ref()),
         "epoch": epoch,
         "lease_ttl_ms": lease.map(|l| l.ttl_ms),
         "nodes": nodes,

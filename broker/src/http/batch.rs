@@ -31,14 +31,14 @@ pub struct BatchQuery {
 }
 
 #[derive(Debug, Serialize)]
-struct Stored<'a> {
-    topic: &'a str,
-    partition: u32,
+pub struct Stored<'a> {
+    pub topic: &'a str,
+    pub partition: u32,
     /// Offset of the batch's first record; the others follow it.
-    offset: u64,
-    count: u32,
+    pub offset: u64,
+    pub count: u32,
     /// The leader epoch the batch was acknowledged at.
-    epoch: u64,
+    pub epoch: u64,
 }
 
 pub async fn produce_batch(
@@ -47,7 +47,6 @@ pub async fn produce_batch(
     query: web::Query<BatchQuery>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let not_written = |e: ApiError| e.with("written", "no");
     let BatchQuery { topic, partition } = query.into_inner();
     let content_type = req
         .headers()
@@ -55,45 +54,57 @@ pub async fn produce_batch(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if !content_type.starts_with(CONTENT_TYPE) {
-        return Err(not_written(ApiError::new(
+        return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!("a binary batch is sent as {CONTENT_TYPE}, not {content_type:?}"),
-        )));
+        )
+        .with("written", "no"));
     }
-    validate_topic_name(&topic)
+    let stored = store_batch(&node, &topic, partition, &body, &path_and_query(&req)).await?;
+    Ok(HttpResponse::Ok().json(stored))
+}
+
+/// Checks and stores one client batch: the produce path that the HTTP
+/// handler above and the binary port ([`crate::tcp`]) share. `path` is
+/// what a `not_leader` redirect repeats on the leader.
+pub async fn store_batch<'a>(
+    node: &Node,
+    topic: &'a str,
+    partition: u32,
+    body: &[u8],
+    path: &str,
+) -> Result<Stored<'a>, ApiError> {
+    let not_written = |e: ApiError| e.with("written", "no");
+    validate_topic_name(topic)
         .map_err(|m| not_written(ApiError::bad_request("invalid_topic", m)))?;
-    let count = check_batch(&node, &body).map_err(not_written)?;
+    let count = check_batch(node, body).map_err(not_written)?;
     if node.gate().epoch().is_none() {
-        return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
+        return Err(ApiError::not_leader(node.leader(), path));
     }
-    let handle = match node
-        .topic(&topic)
-        .await
-        .map_err(|e| not_written(e.into()))?
-    {
+    let handle = match node.topic(topic).await.map_err(|e| not_written(e.into()))? {
         Some(handle) => handle,
         None if node.config().auto_create_topics => {
             let default = node.config().default_partitions;
             if partition >= default {
-                return Err(not_written(invalid_partition(&topic, partition, default)));
+                return Err(not_written(invalid_partition(topic, partition, default)));
             }
-            create_topic(&node, &topic, default)
+            create_topic(node, topic, default)
                 .await
                 .map_err(not_written)?
                 .0
         }
-        None => return Err(not_written(ApiError::unknown_topic(&topic))),
+        None => return Err(not_written(ApiError::unknown_topic(topic))),
     };
     let partitions = handle.partitions.len() as u32;
     let target = handle
         .partitions
         .get(partition as usize)
-        .ok_or_else(|| not_written(invalid_partition(&topic, partition, partitions)))?;
+        .ok_or_else(|| not_written(invalid_partition(topic, partition, partitions)))?;
     let written = target.produce(vec![body.to_vec()]).await?;
     let (offset, epoch) = written.first().map_or((0, 0), |w| (w.base_offset, w.epoch));
 
-    let labels = Metrics::topic(&topic);
+    let labels = Metrics::topic(topic);
     let metrics = node.metrics();
     metrics
         .produced_records
@@ -103,13 +114,13 @@ pub async fn produce_batch(
         .produced_bytes
         .get_or_create(&labels)
         .inc_by(body.len() as u64);
-    Ok(HttpResponse::Ok().json(Stored {
-        topic: &topic,
+    Ok(Stored {
+        topic,
         partition,
         offset,
         count,
         epoch,
-    }))
+    })
 }
 
 /// Checks a client's batch before anything is stored; returns its record

@@ -34,6 +34,9 @@ pub enum StoreError {
 pub struct NodeInfo {
     pub id: String,
     pub url: String,
+    /// host:port of its binary produce port, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
     pub role: String,
     pub epoch: u64,
     /// Milliseconds since the Unix epoch of its last heartbeat.

@@ -836,6 +836,8 @@ impl NodeOptions {
 pub struct NodeProcess {
     options: NodeOptions,
     port: u16,
+    /// Port of the binary produce port (none with TLS).
+    tcp_port: u16,
     url: String,
     child: Option<Child>,
     paused: bool,
@@ -864,6 +866,7 @@ impl NodeProcess {
         let mut node = Self {
             options,
             port: 0,
+            tcp_port: 0,
             url: String::new(),
             child: None,
             paused: false,
@@ -872,6 +875,7 @@ impl NodeProcess {
         };
         for attempt in 1..=5 {
             node.port = free_port();
+            node.tcp_port = free_port();
             let scheme = if node.options.tls { "https" } else { "http" };
             node.url = format!("{scheme}://{}:{}", node.options.host, node.port);
             match node.launch().await {
@@ -922,6 +926,12 @@ impl NodeProcess {
             .arg(&self.options.cluster)
             .arg("--lease-ttl-ms")
             .arg(self.options.lease_ttl_ms.to_string())
+            .arg("--tcp-listen")
+            .arg(if self.options.tls {
+                "off".to_owned()
+            } else {
+                format!("{}:{}", self.options.host, self.tcp_port)
+            })
             .args(&self.options.args)
             .env("NO_COLOR", "1")
             .envs(self.options.env.iter().map(|(k, v)| (k, v)))
@@ -966,6 +976,11 @@ impl NodeProcess {
     /// URL unless the flags say otherwise).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// host:port of the node's binary produce port.
+    pub fn tcp_addr(&self) -> String {
+        format!("{}:{}", self.options.host, self.tcp_port)
     }
 
     /// `request` with the node's client token, if it has one.

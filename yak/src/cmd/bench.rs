@@ -179,6 +179,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "batched_records": sizes.batched_records,
             "unbatched_clients": sizes.clients,
             "unbatched_seconds": sizes.unbatched_for.as_secs(),
+            "produce_transport": "binary batches over the leader's binary port (yak-protocol) when it has one, else POST /produce/batch; one connection per unbatched client",
             "cluster": if own.is_some() { "started by the bench: redis-server (AOF), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
             "cluster_redis_appendfsync": if own.is_some() { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
             "replication": "synchronous, every write on the follower before it is acknowledged",
@@ -253,7 +254,11 @@ async fn start_cluster(
     let mut urls = Vec::new();
     for (id, bin) in [("broker", &broker), ("follower", &follower)] {
         let port = local::free_port()?;
-        let args = local::node_args(id, "127.0.0.1", port, dir.path(), &redis_url, 2000);
+        let mut args = local::node_args(id, "127.0.0.1", port, dir.path(), &redis_url, 2000);
+        args.extend([
+            "--tcp-listen".to_owned(),
+            format!("127.0.0.1:{}", local::free_port()?),
+        ]);
         procs.push(Proc::spawn(id, bin, &args, &logs)?);
         nodes.push((id.to_owned(), procs.len() - 1));
         let url = format!("http://127.0.0.1:{port}");
@@ -410,6 +415,10 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
 }
 
+/// One record per request from `sizes.clients` clients, each with its own
+/// connection and one request in flight (as the Redis baseline's), each
+/// request to the next of the three partitions in turn. Requests go over
+/// the leader's binary port when it has one, like any `send_records`.
 async fn unbatched_produce(
     client: &YakClient,
     topic: &str,
@@ -418,22 +427,27 @@ async fn unbatched_produce(
 ) -> anyhow::Result<Latency> {
     let until = Instant::now() + sizes.unbatched_for;
     let started = Instant::now();
-    let tasks = (0..sizes.clients).map(|_| {
-        let producer = Producer::new(client.clone(), ProducerConfig::default());
-        let record = Record::new(topic, Value::String(value.to_owned()));
-        tokio::spawn(async move {
+    let mut tasks = Vec::with_capacity(sizes.clients);
+    for c in 0..sizes.clients {
+        let own = YakClient::with_config(client.bootstrap().to_vec(), client.config().clone())?;
+        let producer = Producer::new(own, ProducerConfig::default());
+        let (topic, value) = (topic.to_owned(), value.to_owned());
+        tasks.push(tokio::spawn(async move {
             let mut histogram = new_histogram();
             let mut failed = 0u64;
+            let mut partition = c as u32 % 3;
             while Instant::now() < until {
                 let sent = Instant::now();
-                match producer.send(record.clone()).await {
+                let record = [(None, value.as_bytes())];
+                match producer.send_records(&topic, partition, record).await {
                     Ok(_) => histogram.saturating_record(sent.elapsed().as_micros().max(1) as u64),
                     Err(_) => failed += 1,
                 }
+                partition = (partition + 1) % 3;
             }
             (histogram, failed)
-        })
-    });
+        }));
+    }
     let mut total = new_histogram();
     for task in join_all(tasks).await {
         let (histogram, failed) = task?;

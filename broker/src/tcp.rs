@@ -1,0 +1,242 @@
+//! The binary produce port (`--tcp-listen`): `POST /produce/batch` without
+//! HTTP, for clients that send many small batches (`yak-protocol` has the
+//! frames, `docs/api.md` the protocol).
+//!
+//! Each connection reads request frames and runs their produces
+//! concurrently, answering each when it is acknowledged (so answers may
+//! come out of order; the request id matches them). Answers that are ready
+//! together go out in one write.
+//!
+//! Invariants:
+//! - A produce runs [`store_batch`], the HTTP path's own checks and write:
+//!   the two transports cannot differ in what they store or refuse.
+//! - With a client token configured, nothing but a `Hello` carrying it is
+//!   answered before the `Hello`; a wrong token closes the connection.
+//! - Like every YAK server, the port has a connection limit and an idle
+//!   timeout (`ServerArgs`); a connection stops reading at
+//!   [`MAX_IN_FLIGHT`] unanswered requests, so one client cannot queue
+//!   unbounded work.
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::CancellationToken,
+};
+use yak_protocol::{FrameError, Request, Response, codec};
+
+use crate::{
+    http::{batch::store_batch, error::ApiError},
+    node::Node,
+    replication::wire::token_matches,
+};
+
+/// Unanswered requests per connection before it stops reading.
+const MAX_IN_FLIGHT: usize = 1024;
+
+/// Accepts connections until `shutdown`; each is served on its own task.
+pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
+    let limits = &node.config().server;
+    let connections = Arc::new(Semaphore::new(limits.http_max_connections));
+    let idle = Duration::from_millis(match limits.http_keep_alive_ms {
+        0 => limits.http_request_timeout_ms,
+        ms => ms,
+    });
+    loop {
+        // Past the limit, new connections wait in the backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("binary port: accept failed: {e}");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let (node, shutdown) = (node.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = Connection::new(node, idle).run(stream, shutdown).await {
+                tracing::debug!(%peer, "binary port connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+struct Connection {
+    node: Node,
+    idle: Duration,
+    /// Whether this connection may produce (no token configured, or its
+    /// Hello carried the right one).
+    admitted: bool,
+}
+
+/// What one request frame leads to.
+enum Step {
+    Answer(u64, Response),
+    /// Answer, then close: the peer cannot be trusted with more.
+    Close(u64, Response),
+    Produce(u64, String, u32, Bytes),
+}
+
+impl Connection {
+    fn new(node: Node, idle: Duration) -> Self {
+        let admitted = node.config().client_token.is_none();
+        Self {
+            node,
+            idle,
+            admitted,
+        }
+    }
+
+    async fn run(mut self, stream: TcpStream, shutdown: CancellationToken) -> std::io::Result<()> {
+        // A frame holds a whole request body plus the request's own fields.
+        let max_frame = self.node.config().max_request_bytes + 64 * 1024;
+        let (read, write) = stream.into_split();
+        let mut frames = FramedRead::new(read, codec(max_frame));
+        let mut out = FramedWrite::new(write, codec(max_frame));
+        let mut in_flight = FuturesUnordered::new();
+        let mut reading = true;
+        while reading || !in_flight.is_empty() {
+            tokio::select! {
+                frame = tokio::time::timeout(self.idle, frames.next()),
+                    if reading && in_flight.len() < MAX_IN_FLIGHT =>
+                {
+                    let step = match frame {
+                        // Idle: close once what is in flight is answered.
+                        Err(_) if in_flight.is_empty() => break,
+                        Err(_) | Ok(None) => {
+                            reading = false;
+                            continue;
+                        }
+                        Ok(Some(Err(e))) => {
+                            // Too long, or the stream broke: the framing
+                            // cannot be trusted any further.
+                            reading = false;
+                            let e = ApiError::too_large("frame_invalid", e.to_string())
+                                .with("written", "no");
+                            Step::Close(0, error(&e))
+                        }
+                        Ok(Some(Ok(frame))) => self.step(frame.freeze()),
+                    };
+                    match step {
+                        Step::Answer(id, response) => out.send(response.encode(id)).await?,
+                        Step::Close(id, response) => {
+                            out.send(response.encode(id)).await?;
+                            reading = false;
+                        }
+                        Step::Produce(id, topic, partition, batch) => {
+                            let node = self.node.clone();
+                            in_flight.push(async move {
+                                (id, produce(&node, &topic, partition, &batch).await)
+                            });
+                        }
+                    }
+                }
+                Some((id, response)) = in_flight.next(), if !in_flight.is_empty() => {
+                    out.feed(response.encode(id)).await?;
+                    // Whatever else is ready goes out in the same write.
+                    while let Some(Some((id, response))) =
+                        futures_util::FutureExt::now_or_never(in_flight.next())
+                    {
+                        out.feed(response.encode(id)).await?;
+                    }
+                    SinkExt::<Bytes>::flush(&mut out).await?;
+                }
+                () = shutdown.cancelled(), if reading => reading = false,
+            }
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, frame: Bytes) -> Step {
+        match Request::decode(frame) {
+            Err((id, e)) => {
+                let e = invalid_frame(&e);
+                // Without an id the peer speaks something else: stop.
+                match id {
+                    Some(id) => Step::Answer(id, error(&e)),
+                    None => Step::Close(0, error(&e)),
+                }
+            }
+            Ok((id, Request::Hello { token })) => {
+                let configured = self.node.config().client_token.as_deref();
+                if token_matches(configured, Some(token.as_bytes())) || configured.is_none() {
+                    self.admitted = true;
+                    Step::Answer(id, Response::Ready)
+                } else {
+                    let e = ApiError::unauthorized("the Hello carried a wrong client token");
+                    Step::Close(id, error(&e.with("written", "no")))
+                }
+            }
+            Ok((id, Request::Produce { .. })) if !self.admitted => {
+                let e = ApiError::unauthorized(
+                    "this node needs a client token: send a Hello with it first",
+                );
+                Step::Close(id, error(&e.with("written", "no")))
+            }
+            Ok((
+                id,
+                Request::Produce {
+                    topic,
+                    partition,
+                    batch,
+                },
+            )) => Step::Produce(id, topic, partition, batch),
+        }
+    }
+}
+
+async fn produce(node: &Node, topic: &str, partition: u32, batch: &[u8]) -> Response {
+    match store_batch(node, topic, partition, batch, "").await {
+        Ok(stored) => Response::Stored {
+            offset: stored.offset,
+            count: stored.count,
+            epoch: stored.epoch,
+        },
+        Err(e) => error(&e),
+    }
+}
+
+fn invalid_frame(e: &FrameError) -> ApiError {
+    ApiError::bad_request("frame_invalid", e.to_string()).with("written", "no")
+}
+
+fn error(e: &ApiError) -> Response {
+    Response::Error {
+        status: actix_web::ResponseError::status_code(e).as_u16(),
+        body: Bytes::from(e.body().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn errors_carry_the_http_status_and_body() {
+        let e = ApiError::unknown_topic("t").with("written", "no");
+        let Response::Error { status, body } = error(&e) else {
+            panic!("an error answer");
+        };
+        assert_eq!(status, 404);
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "unknown_topic", "message": "topic \"t\" does not exist", "written": "no"})
+        );
+    }
+}
