@@ -293,3 +293,58 @@ impl NodeArgs {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    fn resolve(args: &[&str]) -> Result<NodeConfig, ConfigError> {
+        let argv = std::iter::once("broker").chain(args.iter().copied());
+        Cli::try_parse_from(argv)
+            .expect("valid flags")
+            .node
+            .resolve(StartAs::Candidate)
+    }
+
+    fn tcp(args: &[&str]) -> Option<(SocketAddr, String)> {
+        resolve(args).expect("a valid configuration").tcp
+    }
+
+    #[test]
+    fn the_binary_port_defaults_to_the_listen_port_plus_100() {
+        assert_eq!(
+            tcp(&[
+                "--listen",
+                "0.0.0.0:7000",
+                "--advertised-url",
+                "http://n1.example:7000"
+            ]),
+            Some((
+                "0.0.0.0:7100".parse().unwrap(),
+                "n1.example:7100".to_owned()
+            ))
+        );
+        assert_eq!(
+            tcp(&["--tcp-listen", "127.0.0.1:9", "--advertised-tcp", "lb:19"]),
+            Some(("127.0.0.1:9".parse().unwrap(), "lb:19".to_owned()))
+        );
+        assert_eq!(tcp(&["--tcp-listen", "off"]), None);
+    }
+
+    #[test]
+    fn the_binary_port_is_off_with_tls_and_refused_if_asked_for() {
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        assert_eq!(tcp(&tls), None);
+        let mut asked = tls.to_vec();
+        asked.extend(["--tcp-listen", "127.0.0.1:9"]);
+        assert!(matches!(resolve(&asked), Err(ConfigError::TcpWithTls)));
+    }
+}
