@@ -173,7 +173,7 @@ impl Connection {
             }
             Ok((id, Request::Hello { token })) => {
                 let configured = self.node.config().client_token.as_deref();
-                if token_matches(configured, Some(token.as_bytes())) || configured.is_none() {
+                if token_matches(configured, Some(token.as_bytes())) {
                     self.admitted = true;
                     Step::Answer(id, Response::Ready)
                 } else {

@@ -368,11 +368,7 @@ impl YakClient {
             Ok(Response::Ready) => transport("a Ready answer to a produce".to_owned()),
             Err(message) => transport(message),
         };
-        if matches!(error, ClientError::Transport { .. })
-            || error
-                .code()
-                .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
-        {
+        if error.leader_may_have_moved() {
             self.forget_leader();
         }
         Err(error)
@@ -467,10 +463,7 @@ impl YakClient {
                     }
                 },
                 Err(e) => {
-                    if matches!(e, ClientError::Transport { .. })
-                        || e.code()
-                            .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
-                    {
+                    if e.leader_may_have_moved() {
                         self.forget_leader();
                     }
                     return Err(e);

@@ -52,6 +52,15 @@ impl ClientError {
         }
     }
 
+    /// The node asked may no longer be (or never was) the leader: find it
+    /// again before the next attempt.
+    pub(crate) fn leader_may_have_moved(&self) -> bool {
+        matches!(self, ClientError::Transport { .. })
+            || self
+                .code()
+                .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
+    }
+
     /// The API error code, if the broker sent one.
     pub fn code(&self) -> Option<&str> {
         match self {
