@@ -171,6 +171,10 @@ impl Cluster {
             )
             .id(format!("node-{}", index + 1))
             .host(ip)
+            // Its clients produce JSON over HTTP, through the link proxies;
+            // a binary port would only be one more port to keep free
+            // across restarts.
+            .without_tcp()
             .lease_ttl_ms(cluster.config.lease_ttl_ms)
             .args([
                 "--advertised-url".to_owned(),

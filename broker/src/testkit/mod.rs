@@ -755,6 +755,8 @@ pub struct NodeOptions {
     pub tls: bool,
     /// `--client-token`, which the harness's own requests then send.
     pub client_token: Option<String>,
+    /// Opens the binary produce port (on a free port; never with TLS).
+    pub tcp: bool,
 }
 
 impl NodeOptions {
@@ -772,7 +774,15 @@ impl NodeOptions {
             env: Vec::new(),
             tls: false,
             client_token: None,
+            tcp: true,
         }
+    }
+
+    /// No binary produce port: one port fewer to find free and to keep
+    /// free across restarts.
+    pub fn without_tcp(mut self) -> Self {
+        self.tcp = false;
+        self
     }
 
     /// Serve HTTPS with the process's [`tls::test_ca`] certificate and
@@ -927,7 +937,7 @@ impl NodeProcess {
             .arg("--lease-ttl-ms")
             .arg(self.options.lease_ttl_ms.to_string())
             .arg("--tcp-listen")
-            .arg(if self.options.tls {
+            .arg(if self.options.tls || !self.options.tcp {
                 "off".to_owned()
             } else {
                 format!("{}:{}", self.options.host, self.tcp_port)
