@@ -697,6 +697,7 @@ mod tests {
             leader_url: url.map(str::to_owned),
             leader_tcp: None,
             epoch: 3,
+            lease_ttl_ms: None,
             nodes: Vec::new(),
         }
     }

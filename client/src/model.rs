@@ -128,6 +128,9 @@ pub struct LeaderInfo {
     #[serde(default)]
     pub leader_tcp: Option<String>,
     pub epoch: u64,
+    /// Time left on the leader's lease when the node answered.
+    #[serde(default)]
+    pub lease_ttl_ms: Option<u64>,
     pub nodes: Vec<NodeInfo>,
 }
 

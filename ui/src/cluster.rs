@@ -250,6 +250,7 @@ mod tests {
             leader_url: leader.map(str::to_owned),
             leader_tcp: None,
             epoch: 4,
+            lease_ttl_ms: None,
             nodes: Vec::new(),
         }
     }

@@ -1,0 +1,94 @@
+//! `yak bench` end to end: it starts its own cluster and baseline Redis,
+//! runs every scenario, and writes the figures and the chart. Only the
+//! presence and sanity of the figures are checked, never their size: tests
+//! do not assert on timings.
+
+use std::path::Path;
+
+use broker::testkit::{NodeKind, node_binary};
+use serde_json::Value;
+
+fn figure<'a>(results: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(results, |v, key| &v[key])
+}
+
+#[tokio::test]
+async fn quick_bench_writes_every_figure_and_the_chart() {
+    let bins = node_binary(NodeKind::Broker);
+    let bins = bins.parent().unwrap();
+    node_binary(NodeKind::Follower);
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chart) = (dir.path().join("r.json"), dir.path().join("r.svg"));
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
+        .args(["bench", "--quick", "--failovers", "2"])
+        .arg("--bin-dir")
+        .arg(bins)
+        .arg("--out")
+        .arg(&out)
+        .arg("--chart")
+        .arg(&chart)
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("yak bench runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "yak bench failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    let results: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    for key in [
+        "batched_produce.msgs_per_s",
+        "batched_produce.redis_msgs_per_s",
+        "unbatched_produce.msgs_per_s",
+        "unbatched_produce.p99_ms",
+        "unbatched_produce.redis_msgs_per_s",
+        "consume.msgs_per_s",
+        "failover.p50_ms",
+        "failover.max_ms",
+        "memory.broker_rss_mb",
+    ] {
+        let value = figure(&results, key).as_f64();
+        assert!(value.is_some_and(|v| v > 0.0), "{key} = {value:?}");
+    }
+    // Every failover is a measured kill, with the lease time left recorded.
+    let samples = figure(&results, "failover.samples_ms").as_array().unwrap();
+    let left = figure(&results, "failover.lease_left_ms")
+        .as_array()
+        .unwrap();
+    assert_eq!((samples.len(), left.len()), (2, 2), "{results:#}");
+    assert!(
+        left.iter().all(|l| l.as_f64().is_some_and(|l| l <= 2000.0)),
+        "{left:?}"
+    );
+    assert!(figure(&results, "git_commit").is_string());
+    assert!(stdout.contains("failover p50 / max"), "{stdout}");
+    assert_chart(&chart);
+}
+
+fn assert_chart(path: &Path) {
+    let svg = std::fs::read_to_string(path).expect("the chart is written");
+    assert!(
+        svg.contains("<svg"),
+        "not an SVG: {}",
+        &svg[..svg.len().min(200)]
+    );
+    for caption in ["Throughput (messages/s)", "Unbatched produce latency (ms)"] {
+        assert!(svg.contains(caption), "the chart lacks {caption:?}");
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_without_a_baseline_redis_is_refused() {
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
+        .args(["bench", "--bootstrap", "http://127.0.0.1:1"])
+        .env_remove("YAK_BENCH_REDIS_URL")
+        .output()
+        .await
+        .expect("yak bench runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("--redis-url"), "{stderr}");
+}
