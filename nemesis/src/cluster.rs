@@ -1,14 +1,21 @@
 //! The cluster under test: a real `redis-server` (append-only,
 //! `appendfsync always`), a `broker` and one or two `follower`s as real
 //! processes (from [`broker::testkit`]), each node on its own loopback
-//! address 127.0.0.(11+i) with its own temp dir, and a [`Proxy`] on every
-//! link that a fault can cut.
+//! address with its own temp dir, and a [`Proxy`] on every link that a
+//! fault can cut.
+//!
+//! ## Addresses
+//! Every cluster has a loopback /24 of its own, 127.a.b.0 ([`Subnet`]):
+//! Redis on .1, node i on .(11+i), clients on .100. Clusters that run at
+//! once (the scenarios do) never share an address, so a port that a killed
+//! node leaves free until it restarts can be taken only by its own
+//! cluster, never by another's node that clients would then reach.
 //!
 //! ## Links
-//! - `→ node i`: node i's advertised URL is its *front proxy*
-//!   (127.0.0.(11+i):p), so clients and peers (which learn URLs from Redis)
-//!   reach it only through the proxy. Node j connects from 127.0.0.(11+j)
-//!   (`--source-address`), clients from [`CLIENT_IP`], so the proxy tells
+//! - `→ node i`: node i's advertised URL is its *front proxy* (.(11+i):p),
+//!   so clients and peers (which learn URLs from Redis) reach it only
+//!   through the proxy. Node j connects from .(11+j) (`--source-address`),
+//!   clients from [`Cluster::client_ip`], so the proxy tells
 //!   `node j → node i` and `clients → node i` apart.
 //! - `node i ↔ redis`: node i's `--redis-url` is its own proxy to Redis.
 //!
@@ -23,6 +30,7 @@ use std::{
     fs,
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
+    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
@@ -34,12 +42,33 @@ use rand::Rng;
 
 use crate::proxy::{LinkMode, Proxy, ProxyError};
 
-/// The address every client connects from.
-pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 100));
+/// A cluster's loopback /24, 127.a.b.0: `a` from the process id, `b` from
+/// a counter, so concurrent clusters of one process never share one.
+#[derive(Debug, Clone, Copy)]
+struct Subnet(u8, u8);
 
-/// The loopback address node `index` lives on.
-pub fn node_ip(index: usize) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11 + index as u8))
+impl Subnet {
+    fn next() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self(1 + (std::process::id() % 254) as u8, n as u8)
+    }
+
+    fn ip(self, host: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, self.0, self.1, host))
+    }
+
+    fn redis(self) -> IpAddr {
+        self.ip(1)
+    }
+
+    fn node(self, index: usize) -> IpAddr {
+        self.ip(11 + index as u8)
+    }
+
+    fn clients(self) -> IpAddr {
+        self.ip(100)
+    }
 }
 
 /// How to build the cluster.
@@ -119,6 +148,7 @@ fn last_batch(segment: &[u8]) -> Option<usize> {
 pub struct Cluster {
     config: ClusterConfig,
     name: String,
+    subnet: Subnet,
     // Nodes are dropped (killed) before the proxies and Redis.
     nodes: Vec<NodeProcess>,
     fronts: Vec<Proxy>,
@@ -139,15 +169,18 @@ impl std::fmt::Debug for Cluster {
 impl Cluster {
     /// Starts Redis, the proxies and the nodes (not waiting for a leader).
     pub async fn start(config: ClusterConfig) -> Result<Self, ClusterError> {
+        let subnet = Subnet::next();
         let redis = RedisServer::builder()
             .appendonly(true)
             .appendfsync_always(true)
+            .host(subnet.redis())
             .start()
             .await;
         let name = unique_cluster_name("nemesis");
-        let redis_addr = SocketAddr::from(([127, 0, 0, 1], redis.port()));
+        let redis_addr = SocketAddr::new(subnet.redis(), redis.port());
         let mut cluster = Self {
             name,
+            subnet,
             nodes: Vec::new(),
             fronts: Vec::new(),
             redis_links: Vec::new(),
@@ -155,10 +188,10 @@ impl Cluster {
             config,
         };
         for index in 0..=cluster.config.followers {
-            let ip = node_ip(index);
+            let ip = subnet.node(index);
             let front = Proxy::start(SocketAddr::new(ip, 0), None).await?;
             let redis_link =
-                Proxy::start(SocketAddr::from(([127, 0, 0, 1], 0)), Some(redis_addr)).await?;
+                Proxy::start(SocketAddr::new(subnet.redis(), 0), Some(redis_addr)).await?;
             let kind = if index == 0 {
                 NodeKind::Broker
             } else {
@@ -215,6 +248,11 @@ impl Cluster {
         &mut self.redis
     }
 
+    /// The address every client connects from.
+    pub fn client_ip(&self) -> IpAddr {
+        self.subnet.clients()
+    }
+
     /// The URLs clients bootstrap from: the nodes' front proxies.
     pub fn client_urls(&self) -> Vec<String> {
         self.fronts
@@ -250,10 +288,10 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         match (from, to) {
             (Endpoint::Clients, Endpoint::Node(j)) | (Endpoint::Node(j), Endpoint::Clients) => {
-                self.fronts[j].set(Some(CLIENT_IP), mode);
+                self.fronts[j].set(Some(self.subnet.clients()), mode);
             }
             (Endpoint::Node(i), Endpoint::Node(j)) if i != j => {
-                self.fronts[j].set(Some(node_ip(i)), mode);
+                self.fronts[j].set(Some(self.subnet.node(i)), mode);
             }
             (Endpoint::Node(i), Endpoint::Redis) | (Endpoint::Redis, Endpoint::Node(i)) => {
                 self.redis_links[i].set(None, mode);

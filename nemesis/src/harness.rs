@@ -174,7 +174,7 @@ async fn drive(
     if leader_within(cluster, START_TIMEOUT).await.is_none() {
         return Err(RunError::NotReady("no leader after start".to_owned()));
     }
-    let client = workload::client(&cluster.client_urls())?;
+    let client = workload::client(&cluster.client_urls(), cluster.client_ip())?;
     match client.create_topic(&topic, Some(partitions)).await {
         Ok(_) => {}
         Err(e) if e.code() == Some("topic_exists") => {}
@@ -182,6 +182,7 @@ async fn drive(
     }
     let mut load = Workload::start(
         &cluster.client_urls(),
+        cluster.client_ip(),
         cluster.store()?,
         &WorkloadConfig {
             producers: config.producers,

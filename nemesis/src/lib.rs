@@ -1,8 +1,8 @@
 //! # nemesis — YAK's fault-injection suite
 //!
 //! Starts a real cluster (redis-server with `appendfsync always`, a
-//! `broker` and followers as processes on 127.0.0.x), puts a TCP proxy on
-//! every link, runs producers and consumers against it while a seeded
+//! `broker` and followers as processes, on a loopback /24 of its own), puts
+//! a TCP proxy on every link, runs producers and consumers against it while a seeded
 //! scheduler kills, pauses, cuts and corrupts, heals everything, reads
 //! every partition back from every node, and checks that nothing
 //! acknowledged was lost (the nine checks of [`check`]).

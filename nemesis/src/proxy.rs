@@ -2,7 +2,7 @@
 //! for one node), whose behaviour is set per source IP: the kernel here has
 //! no netem, so link faults are made in the harness.
 //!
-//! Every process of the cluster connects from its own 127.0.0.x (nodes via
+//! Every process of the cluster connects from its own loopback address (nodes via
 //! `--source-address`, clients via `YakClient::with_local_address`), so one
 //! proxy per destination and a mode per source IP give a *directed* link
 //! `source → destination`.

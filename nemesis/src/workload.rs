@@ -9,12 +9,13 @@
 //! - the observer: polls Redis (directly, not through a proxy) for the
 //!   latest epoch and every partition's HWM, and records each change.
 //!
-//! Invariant: clients connect from [`CLIENT_IP`] only through the nodes'
-//! front proxies, so client link faults reach them; every task stops when
+//! Invariant: clients connect from the cluster's client address, only
+//! through the nodes' front proxies, so client link faults reach them; every task stops when
 //! [`Workload::stop`] is called and finishes its operation in flight first
 //! (an operation is never abandoned half-recorded).
 
 use std::{
+    net::IpAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -29,10 +30,7 @@ use yak_client::{
     ClientConfig, ClientError, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient,
 };
 
-use crate::{
-    cluster::CLIENT_IP,
-    history::{Event, History, Op, Outcome, Read},
-};
+use crate::history::{Event, History, Op, Outcome, Read};
 
 /// How much load.
 #[derive(Debug, Clone)]
@@ -54,9 +52,9 @@ pub fn client_config() -> ClientConfig {
     }
 }
 
-/// A client through the front proxies, from [`CLIENT_IP`].
-pub fn client(urls: &[String]) -> Result<YakClient, ClientError> {
-    YakClient::with_config(urls.iter().cloned(), client_config())?.with_local_address(CLIENT_IP)
+/// A client through the front proxies `urls`, connecting from `from`.
+pub fn client(urls: &[String], from: IpAddr) -> Result<YakClient, ClientError> {
+    YakClient::with_config(urls.iter().cloned(), client_config())?.with_local_address(from)
 }
 
 /// The running workload.
@@ -69,9 +67,11 @@ pub struct Workload {
 }
 
 impl Workload {
-    /// Starts producers, consumers and the observer.
+    /// Starts producers, consumers and the observer; their clients reach
+    /// the front proxies `urls` from `from`.
     pub fn start(
         urls: &[String],
+        from: IpAddr,
         store: ClusterStore,
         config: &WorkloadConfig,
         history: &History,
@@ -82,7 +82,7 @@ impl Workload {
         let mut readers = JoinSet::new();
         for c in 0..config.producers {
             let producer = Producer::new(
-                client(urls)?,
+                client(urls, from)?,
                 ProducerConfig {
                     idempotent: true,
                     linger: Duration::ZERO,
@@ -98,8 +98,12 @@ impl Workload {
             ));
         }
         for partition in 0..config.partitions {
-            let consumer =
-                Consumer::new(client(urls)?, &config.topic, partition, StartAt::Offset(0));
+            let consumer = Consumer::new(
+                client(urls, from)?,
+                &config.topic,
+                partition,
+                StartAt::Offset(0),
+            );
             readers.spawn(consume(
                 consumer,
                 history.clone(),

@@ -62,7 +62,7 @@ use std::{
     fs::{self, OpenOptions},
     future::Future,
     io::{Read, Write},
-    net::{IpAddr, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     panic::Location,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Stdio},
@@ -210,8 +210,13 @@ where
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0 and
 /// read it back). Never 5001, 5002 or 6379.
 pub fn free_port() -> u16 {
+    free_port_on(Ipv4Addr::LOCALHOST.into())
+}
+
+/// A TCP port on `ip` that was free a moment ago.
+pub fn free_port_on(ip: IpAddr) -> u16 {
     loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0");
+        let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("binding {ip}:0: {e}"));
         let port = listener.local_addr().expect("local address").port();
         if ![5001, 5002, 6379].contains(&port) {
             return port;
@@ -330,6 +335,8 @@ pub struct RedisOptions {
     pub appendonly: bool,
     /// `--appendfsync always` (only meaningful with `appendonly`).
     pub appendfsync_always: bool,
+    /// The loopback address it listens on [default: 127.0.0.1].
+    pub host: Option<IpAddr>,
 }
 
 /// Builder of a [`RedisServer`].
@@ -348,6 +355,12 @@ impl RedisBuilder {
     /// fsync the append-only file on every write.
     pub fn appendfsync_always(mut self, on: bool) -> Self {
         self.options.appendfsync_always = on;
+        self
+    }
+
+    /// Listen on `host` instead of 127.0.0.1.
+    pub fn host(mut self, host: IpAddr) -> Self {
+        self.options.host = Some(host);
         self
     }
 
@@ -404,7 +417,7 @@ impl RedisServer {
         // Another process may take the port between our probe and Redis's
         // bind: try a few ports before giving up.
         for attempt in 1..=5 {
-            server.port = free_port();
+            server.port = free_port_on(server.host());
             match server.launch().await {
                 Ok(()) => return server,
                 Err(e) if attempt < 5 => eprintln!("testkit: redis start failed ({e}); retrying"),
@@ -438,7 +451,8 @@ impl RedisServer {
         command
             .arg("--port")
             .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1"])
+            .arg("--bind")
+            .arg(self.host().to_string())
             .arg("--dir")
             .arg(&self.path)
             .args(["--save", ""])
@@ -457,32 +471,36 @@ impl RedisServer {
             .map_err(|e| format!("spawning redis-server: {e}"))?;
         self.child = Some(child);
         self.paused = false;
-        let port = self.port;
+        let addr = SocketAddr::new(self.host(), self.port);
         let child = self.child.as_mut().expect("just spawned");
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if ping(port) {
+            if ping(addr) {
                 return Ok(());
             }
             if let Ok(Some(status)) = child.try_wait() {
                 self.child = None;
                 return Err(format!(
-                    "redis-server on port {port} exited with {status}; its log:\n{}",
+                    "redis-server on {addr} exited with {status}; its log:\n{}",
                     tail(&self.log_path(), 20)
                 ));
             }
             if Instant::now() >= deadline {
                 return Err(format!(
-                    "redis-server on port {port} did not answer PING within {START_TIMEOUT:?}"
+                    "redis-server on {addr} did not answer PING within {START_TIMEOUT:?}"
                 ));
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://<host>:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        format!("redis://{}:{}", self.host(), self.port)
+    }
+
+    pub fn host(&self) -> IpAddr {
+        self.options.host.unwrap_or(Ipv4Addr::LOCALHOST.into())
     }
 
     pub fn port(&self) -> u16 {
@@ -509,7 +527,7 @@ impl RedisServer {
 
     /// True if it answers `PING` right now.
     pub fn answers(&self) -> bool {
-        ping(self.port)
+        ping(SocketAddr::new(self.host(), self.port))
     }
 
     /// SIGKILL: dies at once; without AOF fsync, recent writes may be lost.
@@ -596,8 +614,7 @@ impl Drop for RedisServer {
 
 /// One `PING` over a raw connection: true if it answers `+PONG` (not
 /// `-LOADING` while it reads its AOF).
-fn ping(port: u16) -> bool {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+fn ping(addr: SocketAddr) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -884,8 +901,8 @@ impl NodeProcess {
             path,
         };
         for attempt in 1..=5 {
-            node.port = free_port();
-            node.tcp_port = free_port();
+            node.port = free_port_on(node.options.host);
+            node.tcp_port = free_port_on(node.options.host);
             let scheme = if node.options.tls { "https" } else { "http" };
             node.url = format!("{scheme}://{}:{}", node.options.host, node.port);
             match node.launch().await {
