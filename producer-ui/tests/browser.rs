@@ -1,7 +1,8 @@
 //! Browser tests of the producer page's error paths, in real headless
 //! Chromium against a real cluster: bad sends (invalid JSON, a bad topic
 //! name) and bad uploads (binary, empty, ragged rows) show their messages,
-//! and the good rows of a ragged file still go through. The harness is the
+//! and the good rows of a ragged file still go through; the form does not
+//! move while the page settles after an upload. The harness is the
 //! consumer UI's (`consumer-ui/tests/common`), shared by path.
 
 #[path = "../../consumer-ui/tests/common/mod.rs"]
@@ -9,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use broker::testkit::{Cluster, StatusCode, http_client, send};
+use broker::testkit::{Cluster, StatusCode, http_client, send, wait_until};
 use common::{Browser, Ui, UiProcess};
 use serde_json::json;
 use yak_client::{Consumer, StartAt, YakClient};
@@ -127,6 +128,21 @@ async fn bad_sends_and_bad_uploads_show_their_messages() {
     browser
         .wait_text("#file-meta", WAIT, |t| t.contains("ragged.csv"))
         .await;
+    // The finished upload bar fades out without moving the form below it:
+    // a click on its way to "Send all rows" must land there.
+    let start_top = "return document.querySelector('#batch-start').getBoundingClientRect().top;";
+    let before = browser.eval(start_top, vec![]).await;
+    wait_until(WAIT, async || {
+        let faded = "return getComputedStyle(document.querySelector('#upload-progress')).visibility === 'hidden' \
+                     || document.querySelector('#upload-progress').hidden;";
+        (browser.eval(faded, vec![]).await == json!(true)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        browser.eval(start_top, vec![]).await,
+        before,
+        "the form moved"
+    );
     let ragged_cells = browser
         .eval(
             "return document.querySelectorAll('#preview td.ragged').length;",

@@ -179,8 +179,10 @@
     }
     const button = $("#upload-button");
     const bar = $("#upload-bar");
+    const progress = $("#upload-progress");
     button.disabled = true;
-    $("#upload-progress").hidden = false;
+    progress.hidden = false;
+    progress.style.visibility = "";
     bar.style.width = "0%";
     show(result, "busy", "Uploading " + file.name + "…");
     try {
@@ -192,13 +194,16 @@
       showMapping(info);
     } catch (e) {
       showError(result, e);
-      $("#upload-progress").hidden = true;
+      progress.hidden = true;
       $("#mapping").hidden = true;
       upload = null;
     } finally {
       button.disabled = false;
+      // Fade the finished bar out but keep its room: were the form below to
+      // move up now, a click already on its way to "Send all rows" would
+      // land on something else.
       setTimeout(() => {
-        $("#upload-progress").hidden = true;
+        progress.style.visibility = "hidden";
       }, 600);
     }
   });
