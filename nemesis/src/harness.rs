@@ -17,6 +17,7 @@ use std::{
 };
 
 use broker::testkit::{StatusCode, http_client, try_send};
+use num_format::{Locale, ToFormattedString};
 
 use crate::{
     check::{self, FinalState, NodePartition, Report},
@@ -129,15 +130,7 @@ pub fn count(n: u64) -> String {
     if n >= 1_000_000 {
         return format!("{:.1} M", n as f64 / 1e6);
     }
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    n.to_formatted_string(&Locale::en)
 }
 
 /// Runs one nemesis run.

@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use num_format::{Locale, ToFormattedString};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -324,15 +325,7 @@ impl ActiveClock {
 
 /// `12345` as `12,345`, as the page writes numbers.
 pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    n.to_formatted_string(&Locale::en)
 }
 
 /// Seconds left at the average speed so far.
