@@ -213,7 +213,7 @@ pub fn free_port() -> u16 {
     free_port_on(Ipv4Addr::LOCALHOST.into())
 }
 
-/// A TCP port on `ip` that was free a moment ago.
+/// A TCP port on `ip` that was free a moment ago; never 5001, 5002 or 6379.
 pub fn free_port_on(ip: IpAddr) -> u16 {
     loop {
         let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("binding {ip}:0: {e}"));
@@ -471,7 +471,7 @@ impl RedisServer {
             .map_err(|e| format!("spawning redis-server: {e}"))?;
         self.child = Some(child);
         self.paused = false;
-        let addr = SocketAddr::new(self.host(), self.port);
+        let addr = self.addr();
         let child = self.child.as_mut().expect("just spawned");
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -503,6 +503,10 @@ impl RedisServer {
         self.options.host.unwrap_or(Ipv4Addr::LOCALHOST.into())
     }
 
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host(), self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -527,7 +531,7 @@ impl RedisServer {
 
     /// True if it answers `PING` right now.
     pub fn answers(&self) -> bool {
-        ping(SocketAddr::new(self.host(), self.port))
+        ping(self.addr())
     }
 
     /// SIGKILL: dies at once; without AOF fsync, recent writes may be lost.

@@ -189,7 +189,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "unbatched_clients": sizes.clients,
             "unbatched_seconds": sizes.unbatched_for.as_secs(),
             "failovers": failover.as_ref().map(|f| f.samples_ms.len()),
-            "failover_kill": "at a random moment (0-TTL after every ISR is full again), exactly as a crash picks no moment",
+            "failover_kill": "at a random moment of the lease renewal cycle: a random wait of 0 to one lease TTL once every ISR is full again",
             "produce_transport": "binary batches over the leader's binary port (yak-protocol) when it has one, else POST /produce/batch; one connection per unbatched client",
             "cluster": if own.is_some() { "started by the bench: redis-server (AOF), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
             "cluster_redis_appendfsync": if own.is_some() { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
