@@ -304,7 +304,7 @@ async fn a_tls_cluster_replicates_and_refuses_plain_http() {
     assert_eq!(read["records"][19]["payload"]["i"], 19);
 
     // Plain HTTP to the TLS port gets no HTTP answer.
-    let plain = format!("http://127.0.0.1:{}/health", leader.port());
+    let plain = format!("http://{}/health", leader.addr());
     match try_send(http_client().get(&plain)).await {
         Err(_) => {}
         Ok(reply) => panic!("plain HTTP got an answer: {} {}", reply.status, reply.text),

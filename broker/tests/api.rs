@@ -3,7 +3,10 @@
 //! topic administration, auto-creation, idempotent retries, health and
 //! readiness, and durability across a restart.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::{
+    net::SocketAddr,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use broker::testkit::{
     Cluster, StatusCode, consume, consume_all, consume_with, create_topic, describe_topic,
@@ -226,11 +229,9 @@ async fn keyed_records_land_on_kafkas_murmur2_partition() {
 
 /// Sends a GET by hand and returns once the request bytes are written, with
 /// a task that reads the whole reply (`Connection: close`).
-async fn start_raw_get(port: u16, path: &str) -> tokio::task::JoinHandle<(u16, Value)> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+async fn start_raw_get(addr: SocketAddr, path: &str) -> tokio::task::JoinHandle<(u16, Value)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     stream.flush().await.expect("flush");
     tokio::spawn(async move {
@@ -272,7 +273,7 @@ async fn long_poll_returns_the_record_that_arrives() {
 
     // A long poll at the HWM, in flight before the produce is sent.
     let pending = start_raw_get(
-        cluster.broker().port(),
+        cluster.broker().addr(),
         "/consume?topic=lp&partition=0&offset=1&wait_ms=5000",
     )
     .await;

@@ -8,7 +8,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::{Duration, Instant},
+};
 
 use broker::testkit::{
     Cluster, ClusterBuilder, NodeProcess, StatusCode, create_topic, describe_topic, get_json,
@@ -221,20 +224,24 @@ async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() 
     }
 }
 
-/// Bytes that have reached the kernel for the process listening on `port`
+/// Bytes that have reached the kernel for the process listening on `addr`
 /// but that it has not read yet (the receive queues of its accepted
 /// connections, from `/proc/net/tcp`): how a test sees a request arrive at
 /// a paused node.
-fn unread_bytes_at(port: u16) -> u64 {
+fn unread_bytes_at(addr: SocketAddr) -> u64 {
     let table = std::fs::read_to_string("/proc/net/tcp").expect("reading /proc/net/tcp");
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let local_port = u16::from_str_radix(fields.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let (ip, port) = fields.get(1)?.split_once(':')?;
+            // The address is printed as the u32 in memory: network order
+            // read as a native integer.
+            let ip = Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes());
+            let port = u16::from_str_radix(port, 16).ok()?;
             let rx_queue = u64::from_str_radix(fields.get(4)?.split(':').nth(1)?, 16).ok()?;
-            (local_port == port).then_some(rx_queue)
+            (SocketAddr::from((ip, port)) == addr).then_some(rx_queue)
         })
         .sum()
 }
@@ -273,9 +280,9 @@ async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
         (info["log_end_offset"].as_u64()? > info["high_water_mark"].as_u64()?).then_some(())
     })
     .await;
-    let follower_port = cluster.followers()[0].port();
+    let follower_addr = cluster.followers()[0].addr();
     wait_for("the push to reach the paused follower", WAIT, || async {
-        (unread_bytes_at(follower_port) > 0).then_some(())
+        (unread_bytes_at(follower_addr) > 0).then_some(())
     })
     .await;
     cluster.broker_mut().kill9();

@@ -14,7 +14,10 @@
 //! The cases come from proptest strategies drawn by a deterministic
 //! runner, so a failure is reproducible; the failing input is printed.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
 
 use broker::testkit::{
     Cluster, NodeProcess, Reply, StatusCode, http_client, node_snapshot, post_json, produce,
@@ -241,10 +244,8 @@ async fn stored(node: &NodeProcess) -> (Vec<Vec<u8>>, Value) {
 
 /// Sends `bytes` on a fresh connection and reads until the server closes
 /// it (or `limit` passes): the raw answer.
-async fn raw_exchange(port: u16, bytes: &[u8], limit: Duration) -> Vec<u8> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
+async fn raw_exchange(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let _ = stream.write_all(bytes).await;
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(limit, stream.read_to_end(&mut answer)).await;
@@ -252,9 +253,9 @@ async fn raw_exchange(port: u16, bytes: &[u8], limit: Duration) -> Vec<u8> {
 }
 
 /// `GET path` sent verbatim on a fresh connection.
-async fn raw_get(port: u16, path: &str) -> Reply {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    let answer = raw_exchange(port, request.as_bytes(), Duration::from_secs(5)).await;
+async fn raw_get(addr: SocketAddr, path: &str) -> Reply {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let answer = raw_exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;
     let text = String::from_utf8_lossy(&answer).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -369,12 +370,12 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
     lap("consume");
     // Paths go on the wire as written (an HTTP client would resolve
     // `%2E%2E` segments itself).
-    let port = node.port();
+    let addr = node.addr();
     for name in draw(&mut runner, bad_topic(), 40) {
         // `/topics/` is `/topics`, the list (a trailing slash is ignored).
         if !name.is_empty() {
             let path = format!("/topics/{}", encode(&name));
-            raw_get(port, &path)
+            raw_get(addr, &path)
                 .await
                 .assert_json_error(&format!("describe {name:?}"));
         }
@@ -394,7 +395,7 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
         "/static/%2e%2e/%2e%2e/Cargo.toml",
         "/static/..%2f..%2fCargo.toml",
     ] {
-        raw_get(port, path).await.assert_json_error(path);
+        raw_get(addr, path).await.assert_json_error(path);
     }
     for body in draw(&mut runner, any_json(), 40) {
         let request = http_client()
@@ -424,7 +425,7 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
     let answers = futures_util::future::join_all(
         garbage
             .iter()
-            .map(|bytes| raw_exchange(node.port(), bytes, Duration::from_secs(5))),
+            .map(|bytes| raw_exchange(node.addr(), bytes, Duration::from_secs(5))),
     )
     .await;
     for (bytes, answer) in garbage.iter().zip(answers) {
@@ -445,9 +446,8 @@ async fn bad_input_gets_json_errors_and_changes_nothing() {
     // cuts each off after the head timeout and serves others meanwhile.
     let slow: Vec<_> = (0..8)
         .map(|_| {
-            let port = node.port();
             tokio::spawn(slow_client(
-                port,
+                node.addr(),
                 Duration::from_millis(HEAD_TIMEOUT_MS * 5),
             ))
         })
@@ -509,13 +509,11 @@ async fn connections_past_the_limit_wait_until_one_closes() {
         .extra_args(["--http-max-connections", "1"])
         .start()
         .await;
-    let port = cluster.broker().port();
+    let addr = cluster.broker().addr();
     let mut held = Vec::new();
     let mut waiting = None;
     for _ in 0..16 {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
         if health_answered(&mut stream, Duration::from_secs(2)).await {
             held.push(stream);
         } else {

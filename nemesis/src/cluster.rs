@@ -5,11 +5,12 @@
 //! fault can cut.
 //!
 //! ## Addresses
-//! Every cluster has a loopback /24 of its own, 127.a.b.0 ([`Subnet`]):
-//! Redis on .1, node i on .(11+i), clients on .100. Clusters that run at
-//! once (the scenarios do) never share an address, so a port that a killed
-//! node leaves free until it restarts can be taken only by its own
-//! cluster, never by another's node that clients would then reach.
+//! Every cluster has a loopback /24 of its own, 127.a.b.0
+//! ([`broker::testkit::Subnet`]): Redis on .1, node i on .(11+i), clients
+//! on .100. Clusters that run at once (the scenarios do) never share an
+//! address, so a port that a killed node leaves free until it restarts can
+//! be taken only by its own cluster, never by another's node that clients
+//! would then reach.
 //!
 //! ## Links
 //! - `→ node i`: node i's advertised URL is its *front proxy* (.(11+i):p),
@@ -28,48 +29,21 @@
 
 use std::{
     fs,
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::PathBuf,
-    sync::atomic::{AtomicU32, Ordering},
     time::Duration,
 };
 
 use broker::{
     store::ClusterStore,
-    testkit::{NodeKind, NodeOptions, NodeProcess, RedisServer, unique_cluster_name},
+    testkit::{NodeKind, NodeOptions, NodeProcess, RedisServer, Subnet, unique_cluster_name},
 };
 use rand::Rng;
 
 use crate::proxy::{LinkMode, Proxy, ProxyError};
 
-/// A cluster's loopback /24, 127.a.b.0: `a` from the process id, `b` from
-/// a counter, so concurrent clusters of one process never share one.
-#[derive(Debug, Clone, Copy)]
-struct Subnet(u8, u8);
-
-impl Subnet {
-    fn next() -> Self {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Self(1 + (std::process::id() % 254) as u8, n as u8)
-    }
-
-    fn ip(self, host: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(127, self.0, self.1, host))
-    }
-
-    fn redis(self) -> IpAddr {
-        self.ip(1)
-    }
-
-    fn node(self, index: usize) -> IpAddr {
-        self.ip(11 + index as u8)
-    }
-
-    fn clients(self) -> IpAddr {
-        self.ip(100)
-    }
-}
+/// The last byte of the address clients connect from.
+const CLIENTS: u8 = 100;
 
 /// How to build the cluster.
 #[derive(Debug, Clone)]
@@ -250,7 +224,7 @@ impl Cluster {
 
     /// The address every client connects from.
     pub fn client_ip(&self) -> IpAddr {
-        self.subnet.clients()
+        self.subnet.ip(CLIENTS)
     }
 
     /// The URLs clients bootstrap from: the nodes' front proxies.
@@ -288,7 +262,7 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         match (from, to) {
             (Endpoint::Clients, Endpoint::Node(j)) | (Endpoint::Node(j), Endpoint::Clients) => {
-                self.fronts[j].set(Some(self.subnet.clients()), mode);
+                self.fronts[j].set(Some(self.client_ip()), mode);
             }
             (Endpoint::Node(i), Endpoint::Node(j)) if i != j => {
                 self.fronts[j].set(Some(self.subnet.node(i)), mode);

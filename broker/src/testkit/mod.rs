@@ -224,6 +224,39 @@ pub fn free_port_on(ip: IpAddr) -> u16 {
     }
 }
 
+/// A loopback /24 of its own, 127.a.b.0: `a` from the process id, `b`
+/// from a counter, so that clusters running at once (the tests of one
+/// binary run in parallel) never share an address. A port that a stopped
+/// node leaves free until its restart can then be taken only within its own
+/// cluster: never by another test's node, which its clients would reach
+/// instead, and never as the source port of another test's connections
+/// (those leave from 127.0.0.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet(u8, u8);
+
+impl Subnet {
+    pub fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        Self(1 + (std::process::id() % 254) as u8, n as u8)
+    }
+
+    /// 127.a.b.`host`.
+    pub fn ip(self, host: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(127, self.0, self.1, host))
+    }
+
+    /// Where a cluster's Redis listens.
+    pub fn redis(self) -> IpAddr {
+        self.ip(1)
+    }
+
+    /// Where node `index` (0 is the broker) listens.
+    pub fn node(self, index: usize) -> IpAddr {
+        self.ip(u8::try_from(11 + index).expect("at most 245 nodes"))
+    }
+}
+
 /// A cluster name (Redis key prefix) unique to this process and call.
 pub fn unique_cluster_name(hint: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -764,8 +797,8 @@ pub struct NodeOptions {
     pub cluster: String,
     /// `--lease-ttl-ms`.
     pub lease_ttl_ms: u64,
-    /// The loopback address it listens on (default 127.0.0.1), so that
-    /// nodes can live on distinct 127.0.0.x addresses.
+    /// The loopback address it listens on (default 127.0.0.1; a
+    /// [`Cluster`]'s nodes live on its [`Subnet`]).
     pub host: IpAddr,
     /// Further flags, passed as they are after the ones above.
     pub args: Vec<String>,
@@ -1033,6 +1066,11 @@ impl NodeProcess {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Where its HTTP port listens.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.options.host, self.port)
     }
 
     pub fn options(&self) -> &NodeOptions {
@@ -1389,7 +1427,13 @@ impl ClusterBuilder {
     }
 
     /// Options for node `index` (0 is the broker).
-    fn node_options(&self, redis_url: &str, name: &str, index: usize) -> NodeOptions {
+    fn node_options(
+        &self,
+        redis_url: &str,
+        name: &str,
+        subnet: Option<Subnet>,
+        index: usize,
+    ) -> NodeOptions {
         let (kind, id) = match index {
             0 => (NodeKind::Broker, "broker".to_owned()),
             i => (NodeKind::Follower, format!("follower-{i}")),
@@ -1398,6 +1442,9 @@ impl ClusterBuilder {
             .id(id)
             .lease_ttl_ms(self.lease_ttl_ms)
             .args(self.args.iter().cloned());
+        if let Some(subnet) = subnet {
+            options = options.host(subnet.node(index));
+        }
         if let Some(n) = self.min_insync {
             options = options.args(["--min-insync-replicas".to_owned(), n.to_string()]);
         }
@@ -1413,21 +1460,29 @@ impl ClusterBuilder {
 
     /// Starts Redis, the broker, then the followers, and returns once a
     /// leader is elected and acknowledging (its `/health` says `leader`).
+    /// Everything listens on a [`Subnet`] of its own, except with TLS: the
+    /// test certificate names 127.0.0.1.
     pub async fn start(self) -> Cluster {
-        let redis = RedisServer::start_with(self.redis).await;
+        let subnet = (!self.tls).then(Subnet::next);
+        let redis = RedisServer::start_with(RedisOptions {
+            host: subnet.map(Subnet::redis),
+            ..self.redis
+        })
+        .await;
         let name = self
             .name
             .clone()
             .unwrap_or_else(|| unique_cluster_name("cluster"));
         let mut nodes = Vec::with_capacity(self.followers + 1);
         for index in 0..=self.followers {
-            let options = self.node_options(&redis.url(), &name, index);
+            let options = self.node_options(&redis.url(), &name, subnet, index);
             nodes.push(NodeProcess::start(options).await);
         }
         let cluster = Cluster {
             nodes,
             redis,
             name,
+            subnet,
             template: self.clone(),
         };
         cluster.wait_for_leader(self.leader_timeout, |_| true).await;
@@ -1452,6 +1507,7 @@ pub struct Cluster {
     nodes: Vec<NodeProcess>,
     redis: RedisServer,
     name: String,
+    subnet: Option<Subnet>,
     /// How the nodes were configured, for [`Cluster::add_node`].
     template: ClusterBuilder,
 }
@@ -1645,7 +1701,7 @@ impl Cluster {
         );
         let mut options = self
             .template
-            .node_options(&self.redis.url(), &self.name, 1)
+            .node_options(&self.redis.url(), &self.name, self.subnet, self.nodes.len())
             .id(id);
         options.kind = kind;
         self.nodes.push(NodeProcess::start(options).await);
@@ -1985,12 +2041,12 @@ pub struct SlowClient {
     pub answer: String,
 }
 
-/// Connects to `127.0.0.1:port` and sends a request head one byte every
-/// 100 ms, never ending it, until the server closes the connection.
-/// Panics if it is still open after `limit`.
-pub async fn slow_client(port: u16, limit: Duration) -> SlowClient {
+/// Connects to `addr` and sends a request head one byte every 100 ms,
+/// never ending it, until the server closes the connection. Panics if it
+/// is still open after `limit`.
+pub async fn slow_client(addr: SocketAddr, limit: Duration) -> SlowClient {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let mut stream = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connecting");
     let start = Instant::now();
