@@ -310,10 +310,7 @@ impl YakClient {
         batch: Bytes,
         retry: impl Fn(&ClientError) -> bool,
     ) -> Result<ProducedBatch> {
-        let body = Body {
-            bytes: batch,
-            content_type: BATCH_CONTENT_TYPE,
-        };
+        let body = Body::batch(batch);
         let path = format!(
             "/produce/batch?topic={}&partition={partition}",
             encode(topic)
@@ -665,7 +662,7 @@ impl Body {
     }
 
     /// A record batch in the storage format, for `POST /produce/batch`.
-    pub fn batch(bytes: Vec<u8>) -> Self {
+    pub fn batch(bytes: impl Into<Bytes>) -> Self {
         Self {
             bytes: bytes.into(),
             content_type: BATCH_CONTENT_TYPE,

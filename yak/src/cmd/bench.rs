@@ -21,6 +21,7 @@
 //!    connections, and XRANGE read-back.
 
 use std::{
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -605,18 +606,22 @@ async fn failovers(
     value: &str,
     n: usize,
 ) -> anyhow::Result<Failover> {
-    // When each write was acknowledged, and at which leader epoch.
-    let acks: Arc<Mutex<Vec<(Instant, u64)>>> = Arc::default();
+    // When the first write at each leader epoch was acknowledged.
+    let first_acks: Arc<Mutex<BTreeMap<u64, Instant>>> = Arc::default();
     let running = Arc::new(AtomicBool::new(true));
     let producing = {
-        let (acks, running) = (Arc::clone(&acks), Arc::clone(&running));
+        let (first_acks, running) = (Arc::clone(&first_acks), Arc::clone(&running));
         let producer = Producer::new(client.clone(), ProducerConfig::default());
         let record = Record::new(topic, Value::String(value.to_owned()));
         tokio::spawn(async move {
             while running.load(Ordering::Relaxed) {
                 if let Ok(produced) = producer.send(record.clone()).await {
                     let epoch = produced.epoch.unwrap_or(0);
-                    acks.lock().unwrap().push((Instant::now(), epoch));
+                    first_acks
+                        .lock()
+                        .unwrap()
+                        .entry(epoch)
+                        .or_insert_with(Instant::now);
                 }
             }
         })
@@ -642,7 +647,13 @@ async fn failovers(
         let took = loop {
             // The epoch, not the time: an answer the old leader sent just
             // before the kill may be read just after it.
-            if let Some((first, _)) = acks.lock().unwrap().iter().find(|(_, e)| *e > info.epoch) {
+            let first = first_acks
+                .lock()
+                .unwrap()
+                .range(info.epoch + 1..)
+                .next()
+                .map(|(_, t)| *t);
+            if let Some(first) = first {
                 break first.duration_since(killed);
             }
             if Instant::now() > deadline {
