@@ -48,6 +48,8 @@ pub struct PartitionStats {
     pub high_water_mark: u64,
     pub size_bytes: u64,
     pub isr: Vec<String>,
+    /// Live nodes, each a replica of every partition.
+    pub replicas: usize,
     pub followers: Vec<FollowerStatus>,
 }
 
@@ -194,6 +196,7 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
                 high_water_mark: hwm,
                 size_bytes: size,
                 isr,
+                replicas: cluster.nodes.len(),
                 followers: status.followers,
             });
         }

@@ -13,6 +13,7 @@ use std::{
 };
 
 use partition_log::{LogConfig, LogError};
+use tokio::sync::watch;
 
 use crate::partition::{Partition, WriterContext};
 
@@ -53,6 +54,9 @@ pub struct TopicRegistry {
     log_config: LogConfig,
     ctx: WriterContext,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// How many topics are open; bumped by every opening, so that a
+    /// follower starts replicating a new topic at once, not at its next scan.
+    opened: watch::Sender<usize>,
 }
 
 impl TopicRegistry {
@@ -62,6 +66,7 @@ impl TopicRegistry {
             log_config,
             ctx,
             topics: RwLock::default(),
+            opened: watch::Sender::new(0),
         }
     }
 
@@ -102,6 +107,11 @@ impl TopicRegistry {
         self.topics.read().unwrap().values().cloned().collect()
     }
 
+    /// Changes whenever a topic is opened.
+    pub fn watch_opened(&self) -> watch::Receiver<usize> {
+        self.opened.subscribe()
+    }
+
     /// Opens (creating if needed) the local logs of a topic. `known_hwm`
     /// gives each partition's last known HWM.
     pub fn open(
@@ -136,6 +146,7 @@ impl TopicRegistry {
             partitions,
         });
         topics.insert(name.to_owned(), Arc::clone(&topic));
+        self.opened.send_replace(topics.len());
         tracing::info!(
             topic = name,
             partitions = topic.partitions.len(),

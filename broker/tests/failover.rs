@@ -132,6 +132,61 @@ async fn the_follower_takes_over_from_a_leader_killed_under_load_losing_nothing(
 }
 
 #[tokio::test]
+async fn a_new_topic_is_replicated_from_its_first_write_and_survives_a_kill_right_after() {
+    let mut cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(TTL_MS)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    cluster.wait_for_leader(WAIT, |l| l.id == "broker").await;
+    let leader = cluster.broker().url().to_owned();
+    let follower = cluster.followers()[0].url().to_owned();
+
+    // Created and written at once, with no wait for the follower to open it:
+    // one topic created explicitly, one by its first produce.
+    create_topic(&leader, "fresh", 2).await;
+    for p in 0..2 {
+        let info = partition_info(&leader, "fresh", p).await;
+        assert_eq!(
+            isr_of(&info),
+            ["broker", "follower-1"],
+            "before any write: {info}"
+        );
+        assert_eq!(info["under_replicated"], false, "{info}");
+    }
+    let mut acked = Vec::new();
+    for (topic, partition) in [("fresh", 0), ("fresh", 1), ("auto", 0)] {
+        let payload = json!({"first": format!("{topic}/{partition}")});
+        let (record, _) = produce_one(&leader, topic, partition, payload).await;
+        // Synchronous: the follower held it before the leader acknowledged.
+        let info = partition_info(&follower, topic, partition).await;
+        assert!(
+            info["log_end_offset"].as_u64().unwrap() > record.offset,
+            "{topic}/{partition}@{} acknowledged, but the follower's log is {info}",
+            record.offset
+        );
+        acked.push((topic, record));
+    }
+
+    // The leader dies right after those first acknowledgements: the
+    // follower, in every ISR, takes over with every record.
+    cluster.broker_mut().kill9();
+    cluster
+        .wait_for_leader(TAKEOVER + WAIT, |l| l.id == "follower-1")
+        .await;
+    for topic in ["fresh", "auto"] {
+        let records: Vec<Acked> = acked
+            .iter()
+            .filter(|(t, _)| *t == topic)
+            .map(|(_, r)| r.clone())
+            .collect();
+        let partitions = if topic == "fresh" { 2 } else { 3 };
+        assert_acked_readable(&follower, topic, partitions, &records).await;
+    }
+}
+
+#[tokio::test]
 async fn a_restarted_old_leader_truncates_its_uncommitted_tail_and_catches_up() {
     // A long lag time: the leader waits for the paused follower rather than
     // dropping it from the ISR, so the follower may still lead.

@@ -430,3 +430,68 @@ async fn rounds_replicate_while_an_earlier_round_waits_for_its_hwm_commit() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_new_partition_starts_with_every_live_replica_and_drops_one_that_never_answers() {
+    let cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(TTL_MS)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let leader = cluster.broker().url();
+    // A registered node that never answers: a replica that exists but
+    // cannot keep up, as one that crashed just after its last heartbeat.
+    let ghost = broker::store::NodeInfo {
+        id: "ghost".to_owned(),
+        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
+        tcp: None,
+        role: "follower".to_owned(),
+        epoch: 0,
+        heartbeat_ms: broker::node::now_ms(),
+    };
+    let store = cluster.store();
+    store
+        .heartbeat(&ghost, Duration::from_secs(300))
+        .await
+        .expect("redis answers");
+    // The dashboard's snapshot shows the node's own view of the registry,
+    // refreshed with the peers that a new partition's ISR is taken from.
+    wait_for("the broker to see the ghost node", WAIT, || async {
+        let (_, body) = broker::testkit::get_json(&format!("{leader}/stats")).await;
+        let nodes = body["nodes"].as_array()?.len();
+        (nodes == 3).then_some(())
+    })
+    .await;
+    create_topic(leader, "wide", 1).await;
+    let info = partition_info(leader, "wide", 0).await;
+    let mut isr = isr_of(&info);
+    isr.sort();
+    assert_eq!(isr, ["broker", "follower-1", "ghost"], "{info}");
+
+    // The first write waits for the ghost like any slow follower, drops it
+    // from the ISR in Redis, and only then is acknowledged.
+    let acked = produce_n(leader, "wide", 0, 0, 1).await;
+    let stored = store
+        .isr("wide", 0)
+        .await
+        .expect("redis answers")
+        .expect("an ISR is stored");
+    assert_eq!(
+        stored,
+        ["broker", "follower-1"],
+        "ISR in redis after the ack"
+    );
+    let info = partition_info(leader, "wide", 0).await;
+    assert_eq!(info["replicas"], 3, "{info}");
+    assert_eq!(info["under_replicated"], true, "{info}");
+    wait_for("the drop in the broker's activity log", WAIT, || async {
+        let found = cluster.broker().activity("isr_shrink").await;
+        found
+            .iter()
+            .any(|a| a["message"].as_str().is_some_and(|m| m.contains("ghost")))
+            .then_some(())
+    })
+    .await;
+    assert_acked_readable(cluster.followers()[0].url(), "wide", 1, &acked).await;
+}

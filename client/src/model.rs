@@ -157,8 +157,20 @@ pub struct PartitionDetail {
     pub size_bytes: u64,
     #[serde(default)]
     pub isr: Vec<String>,
+    /// Live nodes, each a replica of every partition (0 from nodes that do
+    /// not say).
+    #[serde(default)]
+    pub replicas: usize,
     #[serde(default)]
     pub followers: Vec<FollowerDetail>,
+}
+
+impl PartitionDetail {
+    /// Fewer replicas in sync than there are live nodes: a write is
+    /// acknowledged with fewer copies than the cluster could hold.
+    pub fn under_replicated(&self) -> bool {
+        self.isr.len() < self.replicas
+    }
 }
 
 /// `GET /topics/{name}`, as one node sees it.

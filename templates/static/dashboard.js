@@ -65,7 +65,10 @@
           el("td", { class: "num", text: fmt.int(p.log_start_offset) }),
           el("td", { class: "num log-end", text: fmt.int(p.log_end_offset) }),
           el("td", { class: "num hwm", text: fmt.int(p.high_water_mark) }),
-          el("td", { class: "mono isr", text: p.isr.join(", ") || "–" }),
+          el("td", { class: "mono isr" }, p.isr.join(", ") || "–",
+            p.isr.length < p.replicas
+              ? el("span", { class: "badge under-replicated", "data-state": "under-replicated", title: "fewer replicas in sync than live nodes", text: p.isr.length + " of " + p.replicas + " in sync" })
+              : ""),
           el("td", { class: "mono", text: followers }),
           el("td", { class: "num", text: fmt.bytes(p.size_bytes) })));
       }

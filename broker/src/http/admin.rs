@@ -80,6 +80,7 @@ pub async fn describe(
         .topic(&name)
         .await?
         .ok_or_else(|| ApiError::unknown_topic(&name))?;
+    let replicas = node.cluster().nodes.len();
     let mut partitions = Vec::with_capacity(topic.partitions.len());
     for p in &topic.partitions {
         // The leader knows each follower's progress; any node can read the
@@ -99,7 +100,9 @@ pub async fn describe(
             "log_end_offset": p.reader().end_offset(),
             "high_water_mark": p.hwm(),
             "size_bytes": p.reader().size_bytes(),
+            "under_replicated": isr.len() < replicas,
             "isr": isr,
+            "replicas": replicas,
             "followers": status.followers,
         }));
     }

@@ -324,6 +324,15 @@ pub async fn create_topic(
     let topic = node
         .open_topic(name, partitions)
         .map_err(ApiError::storage)?;
+    if created {
+        // Store each partition's ISR (every live replica) now, so that the
+        // topic is replicated, and shown so, from its first write on. A
+        // failure here is retried by the first write.
+        let prepared = join_all(topic.partitions.iter().map(|p| p.prepare())).await;
+        if let Some(Err(e)) = prepared.into_iter().find(Result::is_err) {
+            tracing::warn!(topic = name, "cannot prepare the new partitions yet: {e}");
+        }
+    }
     Ok((topic, created))
 }
 

@@ -188,6 +188,10 @@ enum Command {
         hwm: u64,
         reply: Reply<Result<u64, WriteError>>,
     },
+    /// Lead at the gate's epoch now if not yet (a partition just created).
+    Prepare {
+        reply: Reply<Result<(), WriteError>>,
+    },
     StopLeading,
     FetchCheck {
         epoch: u64,
@@ -237,6 +241,13 @@ pub struct Peers(Arc<RwLock<std::collections::HashMap<String, String>>>);
 impl Peers {
     pub fn url(&self, id: &str) -> Option<String> {
         self.0.read().unwrap().get(id).cloned()
+    }
+
+    /// Every live node's id, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.0.read().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids
     }
 
     pub fn replace(&self, peers: std::collections::HashMap<String, String>) {
@@ -345,6 +356,15 @@ impl Partition {
     /// for it. Returns the HWM it leads with.
     pub async fn lead(&self, epoch: u64, hwm: u64) -> Result<u64, WriteError> {
         self.ask(|reply| Command::Lead { epoch, hwm, reply })
+            .await
+            .unwrap_or(Err(WriteError::Closed))
+    }
+
+    /// Leads at the current epoch now, if this node leads and the
+    /// partition does not yet: a new partition's ISR is then stored (and
+    /// shown) from its creation rather than from its first write.
+    pub async fn prepare(&self) -> Result<(), WriteError> {
+        self.ask(|reply| Command::Prepare { reply })
             .await
             .unwrap_or(Err(WriteError::Closed))
     }
@@ -489,6 +509,13 @@ impl Writer {
                 Command::Lead { epoch, hwm, reply } => {
                     let _ = reply.send(self.lead(epoch, hwm).await);
                 }
+                Command::Prepare { reply } => {
+                    let prepared = match self.ctx.gate.epoch() {
+                        Some(epoch) => self.ensure_leading(epoch).await,
+                        None => Err(WriteError::NotLeader),
+                    };
+                    let _ = reply.send(prepared);
+                }
                 Command::CommitTail => {
                     // The tail beyond the HWM may hold writes whose outcome a
                     // client saw as unknown: commit it once the ISR has it.
@@ -582,15 +609,20 @@ impl Writer {
         }
         self.rebuild_producers()?;
         let me = &self.ctx.node_id;
-        let mut isr = self
-            .ctx
-            .store
-            .isr(&self.topic, self.id)
-            .await?
-            .unwrap_or_default();
-        if !isr.contains(me) {
-            isr.insert(0, me.clone());
-        }
+        let stored = self.ctx.store.isr(&self.topic, self.id).await?;
+        let mut isr = match stored {
+            Some(isr) => isr,
+            // A partition that never had a write starts with every live
+            // replica in sync, as Kafka creates partitions: an empty log is
+            // trivially caught up, and synchronous replication must hold
+            // from the first write, not from when followers happen to open
+            // the topic. One that is slow to open it is dropped by the usual
+            // lag rule, in Redis, before anything is acknowledged.
+            None if end == 0 => self.ctx.peers.ids(),
+            None => Vec::new(),
+        };
+        isr.retain(|id| id != me);
+        isr.insert(0, me.clone());
         self.ctx
             .store
             .set_isr(&self.topic, self.id, epoch, &isr)
@@ -646,20 +678,23 @@ impl Writer {
         }
     }
 
+    /// Leads at `epoch` unless it already does: a partition opened after
+    /// the election (a new topic) prepares when it is created, or at the
+    /// latest on its first write.
+    async fn ensure_leading(&mut self, epoch: u64) -> Result<(), WriteError> {
+        if self.leading_epoch() != Some(epoch) {
+            let hwm = self.ctx.store.hwm(&self.topic, self.id).await?;
+            self.lead(epoch, hwm).await?;
+        }
+        Ok(())
+    }
+
     async fn commit_round(&mut self, round: Vec<Pending>) {
         let Some(epoch) = self.ctx.gate.epoch() else {
             return reply_all(round, WriteError::NotLeader);
         };
-        // A partition opened after the election (a new topic) prepares on
-        // its first write.
-        if self.leading_epoch() != Some(epoch) {
-            let prepared = match self.ctx.store.hwm(&self.topic, self.id).await {
-                Ok(hwm) => self.lead(epoch, hwm).await,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = prepared {
-                return reply_all(round, e.before_append());
-            }
+        if let Err(e) = self.ensure_leading(epoch).await {
+            return reply_all(round, e.before_append());
         }
         if let Mode::Leading { replicas, .. } = &self.mode {
             let (isr, min) = (replicas.isr().len(), self.ctx.min_insync_replicas);

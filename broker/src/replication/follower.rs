@@ -46,7 +46,9 @@ impl FollowerSession {
 /// Starts a follow task for every partition, including topics created later.
 async fn supervise(node: Node, leader: String, cancel: CancellationToken) {
     let mut started = HashSet::new();
+    let mut opened = node.topics().watch_opened();
     loop {
+        opened.mark_unchanged();
         for topic in node.topics().all() {
             for partition in &topic.partitions {
                 if started.insert((topic.name.clone(), partition.id)) {
@@ -62,6 +64,7 @@ async fn supervise(node: Node, leader: String, cancel: CancellationToken) {
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
+            _ = opened.changed() => {}
             _ = tokio::time::sleep(NEW_TOPICS_EVERY) => {}
         }
     }

@@ -130,10 +130,9 @@ pub async fn produce_n(
     acked
 }
 
-/// Writes one record to every partition (a partition of a topic created
-/// after the election starts leading on its first write, and only then can
-/// followers join its ISR), then waits until every node in `members` is in
-/// the ISR of every partition.
+/// Writes one record to every partition, then waits until every node in
+/// `members` is in the ISR of every partition (a new partition starts with
+/// every live node in it; this also covers nodes that joined since).
 pub async fn open_partitions(
     leader: &str,
     topic: &str,

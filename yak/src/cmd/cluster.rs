@@ -45,8 +45,17 @@ pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
                 .iter()
                 .map(|f| format!("{} lag {}", f.id, f.lag))
                 .collect();
+            let warning = if p.under_replicated() {
+                format!(
+                    " UNDER-REPLICATED ({} of {} replicas in sync)",
+                    p.isr.len(),
+                    p.replicas
+                )
+            } else {
+                String::new()
+            };
             out(format!(
-                "  p{:<3} hwm {:<10} end {:<10} isr [{}] {}",
+                "  p{:<3} hwm {:<10} end {:<10} isr [{}]{warning} {}",
                 p.partition,
                 p.high_water_mark,
                 p.log_end_offset,
