@@ -126,3 +126,46 @@ async fn a_guarded_node_asks_for_its_token() {
     browser.wait_text("#login h2", WAIT, str::is_empty).await;
     browser.screenshot("dashboard-with-token").await;
 }
+
+/// A partition whose ISR is smaller than the live nodes is flagged: here a
+/// registered node that never answers is dropped from a new partition's
+/// ISR by its first write.
+#[tokio::test]
+async fn the_dashboard_flags_an_under_replicated_partition() {
+    let cluster = Cluster::builder().start().await;
+    let url = cluster.broker().url().to_owned();
+    let ghost = broker::store::NodeInfo {
+        id: "ghost".to_owned(),
+        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
+        tcp: None,
+        role: "follower".to_owned(),
+        epoch: 0,
+        heartbeat_ms: broker::node::now_ms(),
+    };
+    cluster
+        .store()
+        .heartbeat(&ghost, Duration::from_secs(300))
+        .await
+        .expect("redis answers");
+    let browser = Browser::start().await;
+    browser.open(&format!("{url}/")).await;
+    browser
+        .wait_text("#nodes", WAIT, |t| t.contains("ghost"))
+        .await;
+    let (status, body) = produce(
+        &url,
+        &json!({"topic": "thin", "partition": 0, "payload": 1}),
+    )
+    .await;
+    assert!(status.is_success(), "{body}");
+    let isr = browser
+        .wait_text(
+            "#partitions tr[data-topic='thin'][data-partition='0'] .isr",
+            WAIT,
+            |t| t.to_lowercase().contains("in sync"),
+        )
+        .await;
+    assert!(isr.to_lowercase().contains("1 of 2 in sync"), "{isr}");
+    browser.screenshot("dashboard-under-replicated").await;
+    browser.close().await;
+}

@@ -341,9 +341,10 @@ async fn acknowledged_records_survive_a_leader_hand_over() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    // Until the follower has joined the ISR of both partitions, writes are
-    // refused (503 not_enough_replicas); retrying with the same producer id
-    // and sequences never stores a record twice.
+    // Both nodes are in a new partition's ISR; should a write still be
+    // refused (503 not_enough_replicas, e.g. the follower was slow to open
+    // the topic and dropped), retrying with the same producer id and
+    // sequences never stores a record twice.
     let records: Vec<_> = (0..20)
         .map(|i| {
             json!({"topic": "kept", "partition": i % 2, "payload": {"i": i},
