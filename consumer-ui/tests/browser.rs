@@ -201,9 +201,9 @@ async fn a_message_sent_in_the_producer_page_arrives_in_the_consumer_page() {
 async fn a_csv_upload_is_sent_with_live_progress_and_reaches_the_consumer_page() {
     let path = std::fs::canonicalize(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/data/server_metrics.csv"
+        "/../examples/data/server_metrics.csv"
     ))
-    .expect("../shared/data/server_metrics.csv");
+    .expect("examples/data/server_metrics.csv");
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 10_001, "a header and 10,000 rows");
     let last: Vec<&str> = text.lines().last().unwrap().split(',').collect();

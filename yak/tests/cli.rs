@@ -24,8 +24,9 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn shared(path: &str) -> String {
-    format!("{}/../../shared/{path}", env!("CARGO_MANIFEST_DIR"))
+/// A file of the repository's sample data (`examples/data/`).
+fn sample(name: &str) -> String {
+    format!("{}/../examples/data/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 #[tokio::test]
@@ -72,7 +73,7 @@ async fn topics_produce_consume_and_status() {
     assert_eq!(line["key"], "alice");
     assert_eq!(line["offset"], 0);
 
-    let csv = shared("data/invoices.csv");
+    let csv = sample("invoices.csv");
     let sent = yak(
         &cluster,
         &[

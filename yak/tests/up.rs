@@ -3,12 +3,15 @@
 
 use std::{process::Stdio, time::Duration};
 
-use broker::testkit::{free_port, wait_until};
+use broker::testkit::{build_bins, free_port, wait_until};
 use nix::{sys::signal::Signal, unistd::Pid};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn up_serves_every_url_and_stops_on_sigint() {
+    // `yak up` runs the binaries next to its own; `cargo test -p yak`
+    // builds none but yak's.
+    build_bins(&["broker", "follower", "producer-ui", "consumer-ui"]);
     let data = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     let mut yak = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))

@@ -723,6 +723,15 @@ pub fn node_binary(kind: NodeKind) -> PathBuf {
 }
 
 fn build_binaries() {
+    build_bins(&["broker", "follower"]);
+}
+
+/// Builds the binaries of the workspace `packages` into the running test's
+/// target directory (a no-op when they are up to date), unless
+/// `YAK_BIN_DIR` is set: `cargo test -p <crate>` builds no binary of
+/// another package. Failures are reported and the binaries used as they
+/// are; finding them is [`bin_dir`]'s job.
+pub fn build_bins(packages: &[&str]) {
     if std::env::var_os("YAK_BIN_DIR").is_some() {
         return;
     }
@@ -744,7 +753,8 @@ fn build_binaries() {
         .arg("build")
         .arg("--manifest-path")
         .arg(&workspace)
-        .args(["-p", "broker", "-p", "follower", "--bins"])
+        .args(packages.iter().flat_map(|p| ["-p", p]))
+        .arg("--bins")
         // The same features as the test build, so the library is reused.
         .args(["--features", "broker/testkit"])
         .env("CARGO_TARGET_DIR", target_dir);
@@ -758,18 +768,15 @@ fn build_binaries() {
         }
     }
     let started = Instant::now();
+    let what = packages.join(", ");
     match command.output() {
         Ok(out) if out.status.success() => {
             if started.elapsed() > Duration::from_secs(2) {
-                eprintln!(
-                    "testkit: built broker and follower in {:?}",
-                    started.elapsed()
-                );
+                eprintln!("testkit: built {what} in {:?}", started.elapsed());
             }
         }
         Ok(out) => eprintln!(
-            "testkit: `cargo build -p broker -p follower` failed ({}); using the binaries \
-             in {} as they are:\n{}",
+            "testkit: building {what} failed ({}); using the binaries in {} as they are:\n{}",
             out.status,
             dir.display(),
             String::from_utf8_lossy(&out.stderr)

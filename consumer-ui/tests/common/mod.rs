@@ -27,14 +27,16 @@
 
 use std::{
     fs::OpenOptions,
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::{Child, Command, Stdio},
     sync::OnceLock,
     time::{Duration, Instant},
 };
 
 pub use broker::testkit::browser::Browser;
-use broker::testkit::{LOG_TAIL_LINES, bin_dir, free_port, http_client, tail, try_send};
+use broker::testkit::{
+    LOG_TAIL_LINES, bin_dir, build_bins, free_port, http_client, tail, try_send,
+};
 use nix::{
     sys::signal::{Signal, kill},
     unistd::Pid,
@@ -71,7 +73,7 @@ pub fn ui_binary(ui: Ui) -> PathBuf {
         return PathBuf::from(path);
     }
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| build(ui));
+    BUILT.get_or_init(|| build_bins(&[ui.binary_name()]));
     let path = bin_dir().join(ui.binary_name());
     assert!(
         path.is_file(),
@@ -81,52 +83,6 @@ pub fn ui_binary(ui: Ui) -> PathBuf {
         ui.binary_name()
     );
     path
-}
-
-fn build(ui: Ui) {
-    if std::env::var_os("YAK_BIN_DIR").is_some() {
-        return;
-    }
-    let dir = bin_dir();
-    let Some(target_dir) = dir.parent() else {
-        return;
-    };
-    let profile = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the UI crates live in the workspace")
-        .join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .arg("build")
-        .arg("--manifest-path")
-        .arg(&workspace)
-        .args(["-p", ui.binary_name(), "--bins"])
-        .env("CARGO_TARGET_DIR", target_dir);
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            command.arg("--release");
-        }
-        other => {
-            command.args(["--profile", other]);
-        }
-    }
-    match command.output() {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => eprintln!(
-            "ui harness: building {} failed ({}); using the binary in {} as it is:\n{}",
-            ui.binary_name(),
-            out.status,
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        Err(e) => eprintln!("ui harness: cannot run cargo ({e})"),
-    }
 }
 
 /// A running UI process on its own port. Killed on drop; its output is
