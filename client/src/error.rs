@@ -15,7 +15,8 @@ pub enum ClientError {
         /// `Some(false)` when the records are certainly not stored,
         /// `Some(true)`/unknown otherwise (see `docs/api.md`).
         not_written: bool,
-        body: Value,
+        /// The whole answer (boxed: errors travel in every `Result`).
+        body: Box<Value>,
     },
     /// No node answered, or the connection failed.
     #[error("transport error talking to {url}: {message}")]
@@ -112,7 +113,7 @@ impl ClientError {
             code: text("error"),
             message: text("message"),
             not_written,
-            body,
+            body: Box::new(body),
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - `tcp`: the shared connection to the leader's binary produce port
 //!   (`yak-protocol`), which [`Producer::send_records`] uses when it can.
 //! - [`model`]: the API's request and response shapes.
+//! - [`fields`]: how a row's text fields (a CSV line) become a JSON payload,
+//!   shared by `yak produce --csv` and the producer UI.
 //! - `error`: [`ClientError`].
 //!
 //! ```no_run
@@ -35,6 +37,7 @@
 pub mod cluster;
 pub mod consumer;
 mod error;
+pub mod fields;
 pub mod model;
 pub mod producer;
 mod tcp;

@@ -351,7 +351,26 @@ async fn a_csv_upload_is_sent_with_live_progress_and_reaches_the_consumer_page()
                     == last[0]
         })
         .unwrap_or_else(|| panic!("the file's last row is not shown: {shown:?}"));
-    let payload: Value = serde_json::from_str(last_row["payload"].as_str().unwrap()).unwrap();
+    // As the page shows it: numbers unquoted, columns in the file's order.
+    let raw = last_row["payload"].as_str().unwrap();
+    let at: Vec<usize> = [
+        "ts",
+        "server_id",
+        "cpu_pct",
+        "mem_pct",
+        "net_in",
+        "net_out",
+        "disk_io",
+    ]
+    .iter()
+    .map(|k| raw.find(&format!("\"{k}\"")).expect(k))
+    .collect();
+    assert!(at.is_sorted(), "columns out of the file's order: {raw}");
+    assert!(
+        !raw.contains(&format!("\"{}\"", last[2])),
+        "cpu_pct is not a number on the page: {raw}"
+    );
+    let payload: Value = serde_json::from_str(raw).unwrap();
     assert_eq!(
         payload,
         json!({

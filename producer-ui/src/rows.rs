@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use yak_client::fields::field_value;
 
 /// How rows become records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +21,13 @@ pub struct MappingChoice {
     /// The key column's header, or none.
     #[serde(default)]
     pub key_column: Option<String>,
-    /// The payload's columns; absent means every column. (A JSON object
-    /// has no order: the payload's keys come out sorted.)
+    /// The payload's columns, in this order; absent means every column, in
+    /// the file's order.
     #[serde(default)]
     pub columns: Option<Vec<String>>,
     /// Numbers and `true`/`false` become JSON numbers and booleans
-    /// (default), otherwise every value is a string.
+    /// (default; see [`yak_client::fields`]), otherwise every value is a
+    /// string.
     #[serde(default = "yes")]
     pub typed: bool,
 }
@@ -97,60 +99,10 @@ impl RowMapping {
         let key = self.key.map(text).transpose()?.map(str::to_owned);
         let mut payload = Map::with_capacity(self.columns.len());
         for &i in &self.columns {
-            let value = text(i)?;
-            let value = if self.typed {
-                typed_value(value)
-            } else {
-                Value::String(value.to_owned())
-            };
-            payload.insert(self.headers[i].clone(), value);
+            payload.insert(self.headers[i].clone(), field_value(text(i)?, self.typed));
         }
         Ok((key, Value::Object(payload)))
     }
-}
-
-/// `true`/`false` as booleans, and numbers whose text JSON would write the
-/// same way back (`92.4`, `-3`, `48.0`) as numbers; everything else, such as
-/// `007`, `1e5`, `NaN` or an empty field, stays a string, so no value is
-/// silently changed.
-pub fn typed_value(s: &str) -> Value {
-    match s {
-        "true" => return Value::Bool(true),
-        "false" => return Value::Bool(false),
-        _ => {}
-    }
-    if let Ok(n) = s.parse::<i64>()
-        && n.to_string() == s
-    {
-        return Value::from(n);
-    }
-    if let Ok(f) = s.parse::<f64>()
-        && let Some(n) = serde_json::Number::from_f64(f)
-        && n.to_string() == s
-    {
-        return Value::Number(n);
-    }
-    Value::String(s.to_owned())
-}
-
-/// Makes header names usable as JSON keys: blank ones become `column_<n>`
-/// and repeats get a suffix (`name`, `name_2`).
-pub fn unique_headers(raw: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for (i, h) in raw.into_iter().enumerate() {
-        let base = match h.trim() {
-            "" => format!("column_{}", i + 1),
-            t => t.to_owned(),
-        };
-        let mut name = base.clone();
-        let mut n = 2;
-        while out.contains(&name) {
-            name = format!("{base}_{n}");
-            n += 1;
-        }
-        out.push(name);
-    }
-    out
 }
 
 /// A row that was not sent.
@@ -263,26 +215,6 @@ mod tests {
         };
         let m = RowMapping::new(&headers(), &only_ts).unwrap();
         assert!(m.map_row(&row(&[b"a", b"\xff", b"1", b"2"])).is_ok());
-    }
-
-    #[test]
-    fn typing_never_changes_a_value() {
-        assert_eq!(typed_value("92.4"), json!(92.4));
-        assert_eq!(typed_value("48.0"), json!(48.0));
-        assert_eq!(typed_value("-3"), json!(-3));
-        assert_eq!(typed_value("24789"), json!(24789));
-        assert_eq!(typed_value("false"), json!(false));
-        for kept in [
-            "007", "1e5", "NaN", "inf", "", " 1", "+1", "True", "-0", "1.50",
-        ] {
-            assert_eq!(typed_value(kept), json!(kept), "{kept:?}");
-        }
-    }
-
-    #[test]
-    fn headers_become_unique_keys() {
-        let h = unique_headers(["a", "", "a", " b ", "a"].map(str::to_owned));
-        assert_eq!(h, ["a", "column_2", "a_2", "b", "a_3"]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use yak_ui::UiError;
 
-use crate::rows::unique_headers;
+use yak_client::fields::unique_headers;
 
 /// Rows shown in the preview.
 pub const PREVIEW_ROWS: usize = 10;

@@ -174,7 +174,7 @@ mod tests {
             code: "invalid_topic".to_owned(),
             message: "topic name may only contain ...".to_owned(),
             not_written: true,
-            body: serde_json::Value::Null,
+            body: Box::new(serde_json::Value::Null),
         };
         let ui = UiError::from(e);
         assert_eq!(ui.status(), StatusCode::BAD_REQUEST);

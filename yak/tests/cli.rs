@@ -105,6 +105,29 @@ async fn topics_produce_consume_and_status() {
         .filter(|l| l["payload"]["invoice_id"].is_string())
         .count();
     assert_eq!(invoices, 5000);
+    // Values are typed where that keeps their text, and columns keep the
+    // file's order.
+    let first = lines
+        .iter()
+        .find(|l| l["payload"]["invoice_id"] == "INV-100000")
+        .expect("the first invoice");
+    let payload = first["payload"].as_object().unwrap();
+    let columns: Vec<&str> = payload.keys().map(String::as_str).collect();
+    assert_eq!(
+        columns,
+        [
+            "invoice_id",
+            "customer",
+            "amount",
+            "currency",
+            "issued_at",
+            "valid"
+        ]
+    );
+    assert_eq!(payload["amount"], serde_json::json!(3181.84));
+    assert_eq!(payload["valid"], serde_json::json!(false));
+    assert_eq!(payload["currency"], serde_json::json!(""));
+    assert_eq!(first["key"], "Soylent");
     // A key always lands in the same partition.
     let wayne: std::collections::BTreeSet<_> = lines
         .iter()
@@ -130,6 +153,102 @@ async fn topics_produce_consume_and_status() {
     let text = stdout(&status);
     assert!(text.contains(&format!("leader: {}", leader.id)), "{text}");
     assert!(text.contains("topic orders:"), "{text}");
+}
+
+#[tokio::test]
+async fn csv_types_can_be_kept_as_strings_and_bad_rows_are_named_by_line() {
+    let cluster = Cluster::builder().start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("mixed.csv");
+    std::fs::write(&csv, "zone,count,ok\nb,007,true\na,12,false\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let sent = yak(
+        &cluster,
+        &["produce", "kept", "--csv", csv, "--csv-types", "string"],
+    )
+    .await;
+    assert!(sent.status.success(), "{}", stderr(&sent));
+    let typed = yak(&cluster, &["produce", "typed", "--csv", csv]).await;
+    assert!(typed.status.success(), "{}", stderr(&typed));
+    // Unkeyed records may land in any partition: read them all.
+    let all = |topic: &'static str| {
+        let cluster = &cluster;
+        async move {
+            let out = yak(cluster, &["consume", topic]).await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            let mut payloads: Vec<String> = stdout(&out)
+                .lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["payload"].to_string()
+                })
+                .collect();
+            payloads.sort();
+            payloads
+        }
+    };
+    assert_eq!(
+        all("kept").await,
+        [
+            r#"{"zone":"a","count":"12","ok":"false"}"#,
+            r#"{"zone":"b","count":"007","ok":"true"}"#
+        ]
+    );
+    assert_eq!(
+        all("typed").await,
+        [
+            r#"{"zone":"a","count":12,"ok":false}"#,
+            r#"{"zone":"b","count":"007","ok":true}"#
+        ]
+    );
+
+    // A ragged row is named by its line (the header is line 1); the rest
+    // is sent and the exit says some were not.
+    let ragged = dir.path().join("ragged.csv");
+    std::fs::write(&ragged, "a,b\n1,2\n3\n4,5\n").unwrap();
+    let out = yak(
+        &cluster,
+        &["produce", "ragged", "--csv", ragged.to_str().unwrap()],
+    )
+    .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(stdout(&out).contains("sent 2 records"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn cluster_status_flags_an_under_replicated_partition() {
+    let cluster = Cluster::builder().start().await;
+    // A registered node that never answers: in a new partition's ISR until
+    // the first write drops it.
+    let ghost = broker::store::NodeInfo {
+        id: "ghost".to_owned(),
+        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
+        tcp: None,
+        role: "follower".to_owned(),
+        epoch: 0,
+        heartbeat_ms: broker::node::now_ms(),
+    };
+    cluster
+        .store()
+        .heartbeat(&ghost, std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
+    let text = broker::testkit::wait_for(
+        "cluster status to flag the partition",
+        std::time::Duration::from_secs(15),
+        || async {
+            let produced = yak(&cluster, &["produce", "thin", "1", "--partition", "0"]).await;
+            assert!(produced.status.success(), "{}", stderr(&produced));
+            let status = yak(&cluster, &["cluster", "status"]).await;
+            let text = stdout(&status);
+            text.contains("UNDER-REPLICATED").then_some(text)
+        },
+    )
+    .await;
+    assert!(
+        text.contains("isr [broker] UNDER-REPLICATED (1 of 2 replicas in sync)"),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -22,7 +22,9 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    extra: Map<String, Value>,
+    /// Fields after `error` and `message`, in the order added (a `Vec`:
+    /// an error travels in every `Result`, and few have any).
+    extra: Vec<(String, Value)>,
     location: Option<String>,
 }
 
@@ -38,7 +40,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            extra: Map::new(),
+            extra: Vec::new(),
             location: None,
         }
     }
@@ -70,7 +72,8 @@ impl ApiError {
 
     /// Adds a field to the JSON body.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(key.to_owned(), value.into());
+        self.extra.retain(|(k, _)| k != key);
+        self.extra.push((key.to_owned(), value.into()));
         self
     }
 

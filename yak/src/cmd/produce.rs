@@ -1,5 +1,6 @@
 //! `yak produce`: a value, every line of a file, or every row of a CSV file
-//! (as a JSON object keyed by the header), sent in batches by an idempotent
+//! (as a JSON object keyed by the header, in the file's column order, values
+//! typed as `yak_client::fields` says), sent in batches by an idempotent
 //! producer.
 
 use std::{path::PathBuf, time::Instant};
@@ -7,7 +8,7 @@ use std::{path::PathBuf, time::Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Map, Value};
-use yak_client::{Producer, ProducerConfig, Record};
+use yak_client::{Producer, ProducerConfig, Record, fields};
 
 use super::{Bootstrap, out};
 
@@ -32,6 +33,11 @@ pub struct ProduceArgs {
     /// With --csv: the column whose value is each record's key.
     #[arg(long, requires = "csv")]
     key_column: Option<String>,
+    /// With --csv: `infer` makes numbers and true/false JSON numbers and
+    /// booleans (only where that keeps the text: `007` stays a string);
+    /// `string` keeps every value a string.
+    #[arg(long, env = "YAK_CSV_TYPES", value_enum, default_value_t = CsvTypes::Infer)]
+    csv_types: CsvTypes,
     /// Send to this partition instead of choosing by key.
     #[arg(long)]
     partition: Option<u32>,
@@ -71,7 +77,8 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
     } else if let Some(path) = &args.csv {
         let mut reader =
             csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-        let headers = reader.headers()?.clone();
+        let headers = fields::unique_headers(reader.headers()?.iter().map(str::to_owned));
+        let typed = args.csv_types == CsvTypes::Infer;
         let key_index = match &args.key_column {
             Some(column) => Some(
                 headers
@@ -81,19 +88,23 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
             ),
             None => None,
         };
-        for (line, row) in reader.records().enumerate() {
+        for row in reader.records() {
+            // csv's own positions: a quoted field may span lines.
             let row = match row {
                 Ok(row) => row,
                 Err(e) => {
                     counts.failed += 1;
-                    eprintln!("yak: line {}: {e}", line + 2);
+                    match e.position() {
+                        Some(at) => eprintln!("yak: line {}: {e}", at.line()),
+                        None => eprintln!("yak: {e}"),
+                    }
                     continue;
                 }
             };
             let object: Map<String, Value> = headers
                 .iter()
                 .zip(row.iter())
-                .map(|(h, v)| (h.to_owned(), Value::String(v.to_owned())))
+                .map(|(h, v)| (h.clone(), fields::field_value(v, typed)))
                 .collect();
             let key = key_index.and_then(|i| row.get(i)).map(str::to_owned);
             batch.push(make(Value::Object(object), key));
@@ -118,6 +129,13 @@ pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
         bail!("{failed} records were not sent");
     }
     Ok(())
+}
+
+/// How CSV values are typed (see `yak_client::fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CsvTypes {
+    Infer,
+    String,
 }
 
 #[derive(Default)]
