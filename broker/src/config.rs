@@ -185,6 +185,11 @@ pub struct NodeArgs {
     /// Log output format.
     #[arg(long, env = "YAK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// The local supervisor's control URL (set by `yak up`): the dashboard
+    /// then offers Kill -9 and Restart buttons that call it.
+    #[arg(long, env = "YAK_DEMO_CONTROL_URL")]
+    pub demo_control_url: Option<String>,
 }
 
 /// A node's resolved configuration.
@@ -215,6 +220,7 @@ pub struct NodeConfig {
     pub max_payload_bytes: usize,
     pub max_request_bytes: usize,
     pub source_address: Option<IpAddr>,
+    pub demo_control_url: Option<String>,
 }
 
 /// Longest accepted record key, in bytes.
@@ -290,6 +296,10 @@ impl NodeArgs {
             max_payload_bytes: self.max_payload_bytes,
             max_request_bytes: self.max_request_bytes,
             source_address: self.source_address,
+            demo_control_url: self
+                .demo_control_url
+                .filter(|u| !u.is_empty())
+                .map(|u| u.trim_end_matches('/').to_owned()),
         })
     }
 }

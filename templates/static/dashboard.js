@@ -172,6 +172,38 @@
     $("#down").hidden = false;
   }
 
+  // The client token, once typed in (the control calls of a guarded
+  // cluster carry it too).
+  let clientToken = sessionStorage.getItem("yak-token");
+
+  /**
+   * Demo controls (a `yak up` cluster only): kill -9 or restart this node
+   * through yak up's supervisor, which answers while this node is dead.
+   */
+  function demoControls() {
+    const card = $("#demo");
+    if (!card) return;
+    const base = card.dataset.controlUrl + "/procs/" + encodeURIComponent(card.dataset.node);
+    const call = async (action, button) => {
+      button.disabled = true;
+      text("demo-status", action === "kill" ? "killing…" : "restarting…");
+      try {
+        const headers = clientToken ? { Authorization: "Bearer " + clientToken } : {};
+        const answer = await fetch(base + "/" + action, { method: "POST", headers });
+        const body = await answer.json().catch(() => ({}));
+        text("demo-status", answer.ok
+          ? (action === "kill" ? "killed (pid " + body.pid + "); the page turns DOWN in a few seconds" : "restarted (pid " + body.pid + ")")
+          : (body.message || "the supervisor answered " + answer.status));
+      } catch (_) {
+        text("demo-status", "yak up's supervisor is not reachable at " + card.dataset.controlUrl);
+      } finally {
+        button.disabled = false;
+      }
+    };
+    $("#demo-kill").addEventListener("click", (e) => call("kill", e.currentTarget));
+    $("#demo-restart").addEventListener("click", (e) => call("restart", e.currentTarget));
+  }
+
   // A node started with --client-token answers 401 without it. EventSource
   // cannot send headers, so the page asks for the token once and trades it
   // at POST /session for an HttpOnly cookie that the stream then carries.
@@ -193,6 +225,8 @@
       const token = $("#login-token").value;
       const answer = await fetch("/session", { method: "POST", headers: { Authorization: "Bearer " + token } });
       if (answer.ok) {
+        clientToken = token;
+        sessionStorage.setItem("yak-token", token);
         login.hidden = true;
         Yak.connect("/events", { stats: render });
       } else {
@@ -201,6 +235,7 @@
     });
   }
 
+  demoControls();
   start();
   setInterval(watchdog, 1000);
 })();

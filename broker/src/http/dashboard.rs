@@ -23,6 +23,8 @@ const PAGE_ASSETS: &[Asset] = &[Asset::js(
 struct DashboardPage<'a> {
     shell: Shell,
     node_id: &'a str,
+    /// `yak up`'s control URL: the page shows Kill -9 and Restart.
+    demo_control_url: Option<&'a str>,
 }
 
 /// `GET /` and `GET /leader`.
@@ -38,6 +40,7 @@ pub async fn page(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
             scripts: vec!["dashboard.js"],
         },
         node_id: &node.config().node_id,
+        demo_control_url: node.config().demo_control_url.as_deref(),
     };
     let html = page
         .render()

@@ -2,9 +2,14 @@
 //! (append-only file, `appendfsync always`, a private port, data under the
 //! data directory) unless `--redis-url` is given, one broker, `--followers`
 //! followers, the producer UI and the consumer UI, each its own process.
-//! It prints every URL, streams every log line with the process's name,
-//! restarts nothing (a process that exits is reported, loudly), and stops
-//! everything on Ctrl-C or SIGTERM.
+//! It prints every URL and streams every log line with the process's name;
+//! its [`supervise`] task reports a process that exits (and how), restarts
+//! it after `--restart-after` if asked to, and serves the node dashboards'
+//! demo controls (Kill -9, Restart) through [`control`] on `127.0.0.1`.
+//! Ctrl-C or SIGTERM stops everything.
+
+mod control;
+mod supervise;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -17,6 +22,7 @@ use tokio::{
 };
 
 use crate::local::{self, Durability, Logs, Proc};
+use supervise::Supervisor;
 
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -55,6 +61,17 @@ pub struct UpArgs {
     /// The nodes' cluster token [default: random, with --client-token].
     #[arg(long, env = "YAK_CLUSTER_TOKEN", hide_env_values = true)]
     cluster_token: Option<String>,
+    /// Restart a process this long after it exits (e.g. `3s`) [default:
+    /// never; the dashboards' Restart button does it on request].
+    #[arg(long, env = "YAK_RESTART_AFTER", value_parser = humantime::parse_duration)]
+    restart_after: Option<Duration>,
+    /// Port of the demo controls (Kill -9 and Restart on the node
+    /// dashboards), served on 127.0.0.1 only.
+    #[arg(long, env = "YAK_CONTROL_PORT", default_value_t = 5000)]
+    control_port: u16,
+    /// Offer the demo controls on the node dashboards.
+    #[arg(long, env = "YAK_DEMO_CONTROLS", default_value_t = true, action = clap::ArgAction::Set)]
+    demo_controls: bool,
 }
 
 impl UpArgs {
@@ -102,34 +119,59 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     });
     let logs = Logs::Prefixed(printer);
+    let (requests, served) = mpsc::channel(16);
+    let control = match args.demo_controls {
+        true => Some(format!("http://127.0.0.1:{}", args.control_port)),
+        false => None,
+    };
     let mut procs: Vec<Proc> = Vec::new();
-    if let Err(e) = start_all(&args, &data_dir, &binaries, &logs, &mut procs).await {
-        local::stop_all(&mut procs, &logs).await;
-        return Err(e);
-    }
+    let started = start_all(
+        &args,
+        &data_dir,
+        &binaries,
+        control.as_deref(),
+        &logs,
+        &mut procs,
+    )
+    .await;
+    let server = match (&started, &control) {
+        (Err(_), _) | (Ok(_), None) => Ok(None),
+        (Ok((node_urls, _)), Some(url)) => {
+            let access = control::Access::for_urls(node_urls, args.client_token.clone());
+            let addr = ([127, 0, 0, 1], args.control_port).into();
+            control::serve(addr, access, requests)
+                .map(|handle| {
+                    logs.say(format!("demo controls on {url} (Kill -9 and Restart on every node dashboard)"));
+                    Some(handle)
+                })
+                .with_context(|| format!("serving the demo controls on {addr} (choose another --control-port, or --demo-controls false)"))
+        }
+    };
+    let server = match (started, server) {
+        (Ok((_, banner)), Ok(server)) => {
+            logs.say(banner);
+            server
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            local::stop_all(&mut procs, &logs).await;
+            return Err(e);
+        }
+    };
 
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
-    let mut reported = vec![false; procs.len()];
-    let mut check = tokio::time::interval(Duration::from_millis(200));
-    loop {
+    let stop = async move {
         tokio::select! {
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
-            _ = check.tick() => {
-                for (i, p) in procs.iter_mut().enumerate() {
-                    if !reported[i] && let Some(status) = p.exited() {
-                        reported[i] = true;
-                        logs.say(format!(
-                            "!!! {} exited ({status}); it is not restarted. Stop with Ctrl-C and run `yak up` again to bring it back.",
-                            p.name
-                        ));
-                    }
-                }
-            }
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
+    };
+    let supervisor = Supervisor::new(procs, args.restart_after, logs.clone());
+    let mut procs = supervisor.run(served, stop).await;
     logs.say("stopping everything…");
+    if let Some(server) = server {
+        server.stop(false).await;
+    }
     local::stop_all(&mut procs, &logs).await;
     logs.say("stopped");
     drop(logs);
@@ -137,13 +179,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts every process and waits until each is healthy; returns the
+/// nodes' URLs and the banner to print once everything serves.
 async fn start_all(
     args: &UpArgs,
     data_dir: &std::path::Path,
     [broker, follower, producer_ui, consumer_ui]: &[PathBuf; 4],
+    control: Option<&str>,
     logs: &Logs,
     procs: &mut Vec<Proc>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(Vec<String>, String)> {
     let host = &args.host;
     let redis_url = match &args.redis_url {
         Some(url) => url.clone(),
@@ -168,11 +213,14 @@ async fn start_all(
         let mut node_args =
             local::node_args(name, host, *port, data_dir, &redis_url, args.lease_ttl_ms);
         node_args.extend(node_tokens.iter().cloned());
+        if let Some(control) = control {
+            node_args.extend(["--demo-control-url".to_owned(), control.to_owned()]);
+        }
         procs.push(Proc::spawn(name, bin, &node_args, logs)?);
         urls.push((name.clone(), format!("http://{host}:{port}")));
     }
-    let bootstrap: Vec<String> = urls.iter().map(|(_, u)| u.clone()).collect();
-    let bootstrap = bootstrap.join(",");
+    let node_urls: Vec<String> = urls.iter().map(|(_, u)| u.clone()).collect();
+    let bootstrap = node_urls.join(",");
     for (name, bin, port) in [
         ("producer-ui", producer_ui, args.producer_ui_port),
         ("consumer-ui", consumer_ui, args.consumer_ui_port),
@@ -205,7 +253,12 @@ async fn start_all(
     }
     banner.push_str(&format!("  {:<12} {redis_url}\n", "redis"));
     banner.push_str(&format!("  data in {}\n", data_dir.display()));
+    match control {
+        Some(_) => banner.push_str(
+            "Kill the leader from its dashboard (or kill -9 its pid), watch a follower take over, then Restart it\n",
+        ),
+        None => banner.push_str("restart a killed node with `yak up --restart-after 3s`\n"),
+    }
     banner.push_str("Ctrl-C stops everything");
-    logs.say(banner);
-    Ok(())
+    Ok((node_urls, banner))
 }
