@@ -14,6 +14,8 @@ use clap::{Args, ValueEnum};
 use partition_log::FsyncPolicy;
 use yak_ui::server::ServerArgs;
 
+use crate::topics::TopicConfig;
+
 /// A configuration the node cannot start with.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -142,6 +144,17 @@ pub struct NodeArgs {
     #[arg(long, env = "YAK_FSYNC", default_value = "interval:100ms")]
     pub fsync: FsyncPolicy,
 
+    /// Default retention by size: delete a partition's oldest closed,
+    /// committed segments while it is larger than this many bytes [default:
+    /// unlimited]. Stored with each topic created, which may override it.
+    #[arg(long, env = "YAK_RETENTION_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_bytes: Option<u64>,
+
+    /// Default retention by age: delete closed, committed segments last
+    /// written longer ago than this many milliseconds [default: unlimited].
+    #[arg(long, env = "YAK_RETENTION_MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub retention_ms: Option<u64>,
+
     /// Segment size in bytes before a partition log rolls.
     #[arg(long, env = "YAK_SEGMENT_BYTES", default_value_t = 128 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(4096..=(1u64 << 31)))]
     pub segment_bytes: u64,
@@ -211,6 +224,8 @@ pub struct NodeConfig {
     pub replica_lag_time: Duration,
     pub fsync: FsyncPolicy,
     pub segment_bytes: u64,
+    /// What a topic created here gets unless it says otherwise.
+    pub retention: TopicConfig,
     pub cluster_token: Option<String>,
     pub client_token: Option<String>,
     /// PEM certificates of `--tls-ca`, trusted when calling other nodes.
@@ -288,6 +303,10 @@ impl NodeArgs {
             replica_lag_time: Duration::from_millis(self.replica_lag_time_ms),
             fsync: self.fsync,
             segment_bytes: self.segment_bytes,
+            retention: TopicConfig {
+                retention_bytes: self.retention_bytes,
+                retention_ms: self.retention_ms,
+            },
             cluster_token,
             client_token,
             tls_ca_pem,

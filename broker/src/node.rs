@@ -319,16 +319,20 @@ impl Node {
             .open(name, partitions, |p| checkpoint.hwm(name, p))
     }
 
-    /// Opens locally every topic the cluster metadata lists.
+    /// Opens locally every topic the cluster metadata lists, and gives
+    /// each its stored config.
     async fn sync_topics(&self) -> Result<(), NodeError> {
+        let mut configs = self.store().topic_configs().await?;
         for (name, partitions) in self.store().topics().await? {
-            if self.topics().get(&name).is_none() {
-                if crate::topics::validate_topic_name(&name).is_err() {
+            let topic = match self.topics().get(&name) {
+                Some(topic) => topic,
+                None if crate::topics::validate_topic_name(&name).is_err() => {
                     tracing::warn!(topic = %name, "ignoring invalid topic name in redis");
                     continue;
                 }
-                self.open_topic(&name, partitions)?;
-            }
+                None => self.open_topic(&name, partitions)?,
+            };
+            topic.set_config(configs.remove(&name).unwrap_or_default());
         }
         Ok(())
     }
@@ -369,7 +373,12 @@ impl Node {
         // A Redis that lost its data learns the topics back from the leader.
         for topic in self.topics().all() {
             let partitions = topic.partitions.len() as u32;
-            if self.store().create_topic(&topic.name, partitions).await? {
+            let config = topic.config();
+            if self
+                .store()
+                .create_topic(&topic.name, partitions, &config)
+                .await?
+            {
                 self.activity("topic", format!("restored topic {} in redis", topic.name));
             }
         }

@@ -20,6 +20,7 @@ use crate::{
     partition::FollowerStatus,
     role::Role,
     store::NodeInfo,
+    topics::TopicConfig,
 };
 
 /// Seconds of history kept for the charts.
@@ -56,6 +57,8 @@ pub struct PartitionStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct TopicStats {
     pub name: String,
+    /// Its retention rule.
+    pub config: TopicConfig,
     pub partitions: Vec<PartitionStats>,
 }
 
@@ -202,6 +205,7 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
         }
         topic_stats.push(TopicStats {
             name: topic.name.clone(),
+            config: topic.config(),
             partitions,
         });
     }

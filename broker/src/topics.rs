@@ -10,9 +10,11 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
+    time::Duration,
 };
 
-use partition_log::{LogConfig, LogError};
+use partition_log::{LogConfig, LogError, Retention};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::partition::{Partition, WriterContext};
@@ -42,10 +44,55 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What a topic stores beside its partition count: its retention rule,
+/// fixed when it is created (the creating leader's defaults fill what the
+/// request leaves out) so that every replica applies the same one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+}
+
+impl TopicConfig {
+    /// The request's fields where given, else `defaults`'.
+    pub fn or(self, defaults: TopicConfig) -> TopicConfig {
+        TopicConfig {
+            retention_bytes: self.retention_bytes.or(defaults.retention_bytes),
+            retention_ms: self.retention_ms.or(defaults.retention_ms),
+        }
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention {
+            max_bytes: self.retention_bytes,
+            max_age: self.retention_ms.map(Duration::from_millis),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Topic {
     pub name: String,
     pub partitions: Vec<Partition>,
+    /// The rule as stored in Redis; unlimited until it is known.
+    config: watch::Sender<TopicConfig>,
+}
+
+impl Topic {
+    pub fn config(&self) -> TopicConfig {
+        *self.config.borrow()
+    }
+
+    /// Takes the stored rule (from the metadata sync or the creation).
+    pub fn set_config(&self, config: TopicConfig) {
+        self.config.send_if_modified(|current| {
+            let changed = *current != config;
+            *current = config;
+            changed
+        });
+    }
 }
 
 #[derive(Debug)]
@@ -128,6 +175,7 @@ impl TopicRegistry {
         if let Some(topic) = topics.get(name) {
             return Ok(Arc::clone(topic));
         }
+        let config = watch::Sender::new(TopicConfig::default());
         let partitions = (0..partitions)
             .map(|p| {
                 let dir = self.dir.join(name).join(p.to_string());
@@ -137,6 +185,7 @@ impl TopicRegistry {
                     &dir,
                     self.log_config,
                     known_hwm(p),
+                    config.subscribe(),
                     self.ctx.clone(),
                 )
             })
@@ -144,6 +193,7 @@ impl TopicRegistry {
         let topic = Arc::new(Topic {
             name: name.to_owned(),
             partitions,
+            config,
         });
         topics.insert(name.to_owned(), Arc::clone(&topic));
         self.opened.send_replace(topics.len());

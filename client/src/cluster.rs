@@ -19,7 +19,7 @@ use yak_protocol::{Request, Response};
 
 use crate::{
     error::{ClientError, Result},
-    model::{Consumed, Fetch, LeaderInfo, ProducedBatch, TopicDetail, TopicSummary},
+    model::{Consumed, Fetch, LeaderInfo, ProducedBatch, TopicConfig, TopicDetail, TopicSummary},
     tcp::Connection,
 };
 
@@ -533,7 +533,25 @@ impl YakClient {
 
     /// Creates a topic; `Err` with code `topic_exists` if it exists.
     pub async fn create_topic(&self, name: &str, partitions: Option<u32>) -> Result<TopicSummary> {
-        let body = Body::json(&serde_json::json!({ "name": name, "partitions": partitions }));
+        self.create_topic_with(name, partitions, &TopicConfig::default())
+            .await
+    }
+
+    /// Creates a topic with its own retention rule (what `config` leaves
+    /// out is the leader's default).
+    pub async fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: Option<u32>,
+        config: &TopicConfig,
+    ) -> Result<TopicSummary> {
+        let mut request = serde_json::json!({ "name": name, "partitions": partitions });
+        if let (Some(object), Ok(serde_json::Value::Object(config))) =
+            (request.as_object_mut(), serde_json::to_value(config))
+        {
+            object.extend(config);
+        }
+        let body = Body::json(&request);
         self.call(Method::POST, "/topics", Some(&body), None, |e| {
             e.is_not_written()
         })

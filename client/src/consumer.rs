@@ -1,7 +1,10 @@
 //! [`Consumer`]: reads one topic-partition in order from a starting point,
 //! long-polling for new records. Its position only moves past records it
 //! has returned, so across a failover it resumes at the next offset with
-//! nothing skipped or repeated.
+//! nothing skipped or repeated. The one exception is retention: records
+//! the cluster deleted cannot be read, and a consumer told to (the default
+//! when it starts from the earliest record) moves on to the log start and
+//! says so ([`Consumer::take_skipped`]).
 
 use std::time::Duration;
 
@@ -44,6 +47,17 @@ pub struct Consumer {
     start: StartAt,
     next: Option<u64>,
     max_records: usize,
+    skip_deleted: bool,
+    skipped: Option<Skipped>,
+}
+
+/// Records deleted by retention before the consumer read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped {
+    /// Where the consumer was.
+    pub from: u64,
+    /// The log start it moved to.
+    pub to: u64,
 }
 
 impl Consumer {
@@ -60,7 +74,23 @@ impl Consumer {
             start,
             next: None,
             max_records: 1000,
+            skip_deleted: start == StartAt::Earliest,
+            skipped: None,
         }
+    }
+
+    /// Whether to move on to the log start when the records at the
+    /// position were deleted by retention (default: only when starting
+    /// from the earliest record; otherwise `poll` returns the error, whose
+    /// [`ClientError::log_start`] says where the log starts now).
+    pub fn skip_deleted(mut self, skip: bool) -> Self {
+        self.skip_deleted = skip;
+        self
+    }
+
+    /// The records deleted under the consumer since the last call, if any.
+    pub fn take_skipped(&mut self) -> Option<Skipped> {
+        self.skipped.take()
     }
 
     /// At most this many records per poll (1 to 10,000).
@@ -114,10 +144,28 @@ impl Consumer {
                 offset
             }
         };
-        let fetch = self
+        let fetched = self
             .client
             .fetch(&self.topic, self.partition, offset, self.max_records, wait)
-            .await?;
+            .await;
+        let (offset, fetch) = match fetched {
+            Ok(fetch) => (offset, fetch),
+            Err(e) => match e.log_start().filter(|&start| start > offset) {
+                Some(start) if self.skip_deleted => {
+                    self.skipped = Some(Skipped {
+                        from: offset,
+                        to: start,
+                    });
+                    self.next = Some(start);
+                    let fetch = self
+                        .client
+                        .fetch(&self.topic, self.partition, start, self.max_records, wait)
+                        .await?;
+                    (start, fetch)
+                }
+                _ => return Err(e),
+            },
+        };
         let contiguous = fetch
             .records
             .iter()

@@ -62,6 +62,17 @@ impl ClientError {
                 .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
     }
 
+    /// The partition's first stored offset, when the broker refused a read
+    /// below it (`offset_out_of_range`: retention deleted those records).
+    pub fn log_start(&self) -> Option<u64> {
+        match self {
+            ClientError::Api { code, body, .. } if code == "offset_out_of_range" => {
+                body.get("log_start_offset").and_then(Value::as_u64)
+            }
+            _ => None,
+        }
+    }
+
     /// The API error code, if the broker sent one.
     pub fn code(&self) -> Option<&str> {
         match self {

@@ -43,9 +43,10 @@ pub mod producer;
 mod tcp;
 
 pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
-pub use consumer::{Consumer, StartAt};
+pub use consumer::{Consumer, Skipped, StartAt};
 pub use error::{ClientError, Result};
 pub use model::{
-    Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicDetail, TopicSummary,
+    Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicConfig, TopicDetail,
+    TopicSummary,
 };
 pub use producer::{Producer, ProducerConfig};

@@ -230,8 +230,11 @@ impl Subscription {
             .map(|p| p.partition)
             .collect();
         for partition in partitions {
+            // A page cannot read deleted records either way: it moves on
+            // to the log start and says so.
             let consumer = Consumer::new(client.clone(), self.topic.clone(), partition, self.start)
-                .max_records(MAX_RECORDS);
+                .max_records(MAX_RECORDS)
+                .skip_deleted(true);
             tokio::spawn(follow(self.clone(), consumer));
         }
         tokio::spawn(tick(self.clone()));
@@ -466,6 +469,15 @@ async fn follow(sub: Arc<Subscription>, mut consumer: Consumer) {
             _ = paused.changed() => continue,
             () = sub.cancel.cancelled() => return,
         };
+        if let Some(skipped) = consumer.take_skipped() {
+            sub.note(
+                NoteLevel::Warn,
+                format!(
+                    "partition {partition}: older records were deleted (retention): offsets {}..{} are gone; continuing at offset {}",
+                    skipped.from, skipped.to, skipped.to
+                ),
+            );
+        }
         match polled {
             Ok(records) => {
                 backoff = Backoff::new();

@@ -37,6 +37,9 @@ pub enum LogError {
     #[error("cannot truncate to {offset}: below the log start offset {start}")]
     TruncateBelowStart { offset: u64, start: u64 },
 
+    #[error("cannot restart the log at {offset}: it holds records up to {end}")]
+    ResetBelowEnd { offset: u64, end: u64 },
+
     #[error("offset {0} is inside a batch; the log can only be cut between batches")]
     NotBatchBoundary(u64),
 

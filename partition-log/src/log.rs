@@ -21,7 +21,7 @@ use std::{
 
 use crate::{
     batch::{Batch, BatchHeader},
-    config::{FsyncPolicy, LogConfig},
+    config::{FsyncPolicy, LogConfig, Retention},
     epoch::{self, EpochEntry, EpochHistory},
     error::{LogError, Result},
     index::IndexEntry,
@@ -532,20 +532,84 @@ impl PartitionLog {
             total -= segment.size();
             doomed.push(Arc::clone(segment));
         }
-        if doomed.is_empty() {
+        self.delete_first(doomed.len())
+    }
+
+    /// The rule [`apply_retention`](Self::apply_retention) applies.
+    pub fn retention(&self) -> Retention {
+        self.config.retention
+    }
+
+    /// Replaces the retention rule (a topic's rule may change after open).
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.config.retention = retention;
+    }
+
+    /// Deletes the closed segments that hold only offsets below `offset`,
+    /// oldest first: a follower's log start following its leader's. Never
+    /// the active segment. Returns the base offsets of the deleted segments.
+    pub fn delete_below(&mut self, offset: u64) -> Result<Vec<u64>> {
+        let count = {
+            let view = self.reader.shared.view.read().unwrap();
+            view.segments
+                .windows(2)
+                .take_while(|pair| pair[1].base_offset <= offset)
+                .count()
+        };
+        self.delete_first(count)
+    }
+
+    /// Removes the first `count` segments (never all of them).
+    fn delete_first(&mut self, count: usize) -> Result<Vec<u64>> {
+        if count == 0 {
             return Ok(Vec::new());
         }
-        {
+        let doomed: Vec<Arc<Segment>> = {
             let mut view = self.reader.shared.view.write().unwrap();
-            view.segments.drain(..doomed.len());
+            let doomed = view.segments.drain(..count).collect();
             view.start_offset = view.segments[0].base_offset;
-        }
+            doomed
+        };
         for segment in &doomed {
             remove_segment_files(segment)?;
         }
         let bases: Vec<u64> = doomed.iter().map(|s| s.base_offset).collect();
-        tracing::info!(segments = ?bases, "retention deleted segments");
+        tracing::info!(segments = ?bases, "deleted segments below the log start");
         Ok(bases)
+    }
+
+    /// Empties the log and starts it again at `offset`, at or beyond its end:
+    /// a replica whose whole log is below its leader's log start (the leader
+    /// deleted those records) continues from there. The leader-epoch history
+    /// is cleared with the records it described.
+    pub fn reset_to(&mut self, offset: u64) -> Result<()> {
+        let end = self.end_offset();
+        if offset < end {
+            return Err(LogError::ResetBelowEnd { offset, end });
+        }
+        let old = std::mem::take(&mut self.reader.shared.view.write().unwrap().segments);
+        // Old files first: a crash in between leaves an empty directory,
+        // which opens as an empty log at 0, still below the leader's start.
+        for segment in &old {
+            remove_segment_files(segment)?;
+        }
+        let dir = self.reader.shared.dir.clone();
+        let active = Arc::new(Segment::create(&dir, offset)?);
+        if self.config.fsync != FsyncPolicy::Never {
+            sync_dir(&dir)?;
+        }
+        {
+            let mut view = self.reader.shared.view.write().unwrap();
+            view.segments = vec![Arc::clone(&active)];
+            view.start_offset = offset;
+            view.end_offset = offset;
+        }
+        self.index_file = active.index.open_for_append()?;
+        self.active = active;
+        self.epochs.truncate_from(0)?;
+        self.publish_epochs();
+        tracing::info!(offset, "log reset to start at the leader's log start");
+        Ok(())
     }
 }
 

@@ -846,3 +846,54 @@ fn concurrent_readers_see_only_whole_committed_batches() {
     assert_eq!(log.end_offset(), total);
     assert!(segment_bases(dir.path()).len() > 3);
 }
+
+#[test]
+fn delete_below_removes_closed_segments_wholly_below_an_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, bases) = retention_log(dir.path(), Retention::default());
+    let end = log.end_offset();
+    // Inside the third segment: the first two go, the third stays.
+    assert_eq!(log.delete_below(bases[2] + 1).unwrap(), bases[..2]);
+    assert_eq!(log.start_offset(), bases[2]);
+    assert_eq!(segment_bases(dir.path()), bases[2..]);
+    // Nothing below the start: nothing to do.
+    assert!(log.delete_below(bases[2]).unwrap().is_empty());
+    // Never the active segment, whatever the offset.
+    let last = *bases.last().unwrap();
+    let deleted = log.delete_below(u64::MAX).unwrap();
+    assert_eq!(deleted, bases[2..bases.len() - 1]);
+    assert_eq!((log.start_offset(), log.end_offset()), (last, end));
+    // Appends go on.
+    fill(&mut log, 2, 4, 100, 1);
+    assert_eq!(log.end_offset(), end + 8);
+}
+
+#[test]
+fn reset_to_restarts_an_outdated_log_at_a_later_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = retention_log(dir.path(), Retention::default());
+    let end = log.end_offset();
+    assert!(matches!(
+        log.reset_to(end - 1),
+        Err(LogError::ResetBelowEnd { .. })
+    ));
+    assert_eq!(log.end_offset(), end, "a refused reset changes nothing");
+
+    let at = end + 1000;
+    log.reset_to(at).unwrap();
+    assert_eq!((log.start_offset(), log.end_offset()), (at, at));
+    assert_eq!(log.latest_epoch(), None, "the epochs went with the records");
+    assert_eq!(segment_bases(dir.path()), [at]);
+    assert!(matches!(
+        log.read(0, u64::MAX, 1024),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // It continues at `at`, with the leader's batches, and survives a reopen.
+    let batch = batch_at(at, 3, 4, 100);
+    log.append(&batch).unwrap();
+    drop(log);
+    let log = open(dir.path(), config(2_048));
+    assert_eq!((log.start_offset(), log.end_offset()), (at, at + 4));
+    assert_eq!(log.latest_epoch(), Some(3));
+    assert!(read_all(&log.reader()) == batch);
+}

@@ -52,6 +52,14 @@
     $("#nodes").replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 5, class: "table-empty", text: "no nodes registered (is Redis reachable?)" }))]));
   }
 
+  /** A topic's retention rule, in words. */
+  function retentionRule(config) {
+    const parts = [];
+    if (config && config.retention_bytes) parts.push("≤ " + fmt.bytes(config.retention_bytes));
+    if (config && config.retention_ms) parts.push("≤ " + (config.retention_ms / 1000).toLocaleString() + " s old");
+    return parts.length ? "keeps " + parts.join(", ") : "keeps everything";
+  }
+
   function renderPartitions(s) {
     const rows = [];
     for (const t of s.topics) {
@@ -60,7 +68,7 @@
           ? p.followers.map((f) => f.id + " @" + fmt.int(f.offset) + " lag " + fmt.int(f.lag) + (f.in_sync ? "" : " (out of ISR)")).join(", ")
           : s.node.role === "leader" ? "none" : "(known to the leader)";
         rows.push(el("tr", { "data-topic": t.name, "data-partition": p.partition },
-          el("td", { text: t.name }),
+          el("td", {}, t.name, p.partition === 0 ? el("div", { class: "card-sub retention", text: retentionRule(t.config) }) : ""),
           el("td", { class: "num", text: p.partition }),
           el("td", { class: "num", text: fmt.int(p.log_start_offset) }),
           el("td", { class: "num log-end", text: fmt.int(p.log_end_offset) }),

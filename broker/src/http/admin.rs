@@ -8,7 +8,10 @@ use super::{
     error::{ApiError, parse_json},
     produce::{create_topic, path_and_query},
 };
-use crate::{node::Node, topics::validate_topic_name};
+use crate::{
+    node::Node,
+    topics::{TopicConfig, validate_topic_name},
+};
 
 const MAX_PARTITIONS: u32 = 1024;
 
@@ -18,6 +21,11 @@ struct CreateTopic {
     name: String,
     #[serde(default)]
     partitions: Option<u32>,
+    /// Overrides of the leader's `--retention-bytes` / `--retention-ms`.
+    #[serde(default)]
+    retention_bytes: Option<u64>,
+    #[serde(default)]
+    retention_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -53,10 +61,27 @@ pub async fn create(
             format!("partitions must be 1 to {MAX_PARTITIONS}, got {partitions}"),
         ));
     }
+    for (field, value) in [
+        ("retention_bytes", body.retention_bytes),
+        ("retention_ms", body.retention_ms),
+    ] {
+        if value == Some(0) {
+            return Err(ApiError::bad_request(
+                "invalid_retention",
+                format!(
+                    "{field} must be a positive integer (leave it out for the cluster default)"
+                ),
+            ));
+        }
+    }
     if node.gate().epoch().is_none() {
         return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
     }
-    let (topic, created) = create_topic(&node, &body.name, partitions).await?;
+    let config = TopicConfig {
+        retention_bytes: body.retention_bytes,
+        retention_ms: body.retention_ms,
+    };
+    let (topic, created) = create_topic(&node, &body.name, partitions, config).await?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -64,10 +89,11 @@ pub async fn create(
             format!("topic {:?} already exists", body.name),
         ));
     }
-    Ok(HttpResponse::Created().json(TopicSummary {
-        name: topic.name.clone(),
-        partitions: topic.partitions.len() as u32,
-    }))
+    Ok(HttpResponse::Created().json(json!({
+        "name": topic.name,
+        "partitions": topic.partitions.len(),
+        "config": topic.config(),
+    })))
 }
 
 /// `GET /topics/{name}`: per partition, the log range and HWM on this node.
@@ -109,6 +135,7 @@ pub async fn describe(
     Ok(HttpResponse::Ok().json(json!({
         "name": topic.name,
         "node_id": node.config().node_id,
+        "config": topic.config(),
         "partitions": partitions,
     })))
 }

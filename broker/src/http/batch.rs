@@ -18,7 +18,12 @@ use super::{
     error::ApiError,
     produce::{create_topic, invalid_partition, path_and_query},
 };
-use crate::{config::MAX_KEY_BYTES, metrics::Metrics, node::Node, topics::validate_topic_name};
+use crate::{
+    config::MAX_KEY_BYTES,
+    metrics::Metrics,
+    node::Node,
+    topics::{TopicConfig, validate_topic_name},
+};
 
 /// The media type of a binary batch body.
 pub const CONTENT_TYPE: &str = "application/vnd.yak.batch";
@@ -89,7 +94,7 @@ pub async fn store_batch<'a>(
             if partition >= default {
                 return Err(not_written(invalid_partition(topic, partition, default)));
             }
-            create_topic(node, topic, default)
+            create_topic(node, topic, default, TopicConfig::default())
                 .await
                 .map_err(not_written)?
                 .0

@@ -123,12 +123,20 @@ async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiE
     let mut hwm = partition.hwm();
     let start = reader.start_offset();
     if q.offset < start || q.offset > hwm {
+        let why = if q.offset < start {
+            format!(
+                "records below {start} of {}/{} were deleted by retention; the earliest offset is {start}",
+                q.topic, q.partition
+            )
+        } else {
+            format!(
+                "offset {} is beyond the committed records of {}/{} (high-water mark {hwm})",
+                q.offset, q.topic, q.partition
+            )
+        };
         return Err(ApiError::bad_request(
             "offset_out_of_range",
-            format!(
-                "offset {} is outside the readable range [{start}, {hwm}] of {}/{}",
-                q.offset, q.topic, q.partition
-            ),
+            format!("{why}; read from an offset in [{start}, {hwm}]"),
         )
         .with("log_start_offset", start)
         .with("high_water_mark", hwm));

@@ -11,8 +11,8 @@ use crate::{
     node::Node,
     partition::{FetchVerdict, Partition, ReplicaError},
     replication::wire::{
-        EpochEndParams, FetchParams, HWM_HEADER, IN_SYNC_HEADER, LOG_END_HEADER, Refusal,
-        ReplicateParams,
+        EpochEndParams, FetchParams, HWM_HEADER, IN_SYNC_HEADER, LOG_END_HEADER, LOG_START_HEADER,
+        LeaderPosition, Refusal, ReplicateParams,
     },
 };
 
@@ -22,6 +22,7 @@ impl From<Refusal> for ApiError {
         match r {
             Refusal::StaleEpoch { current } => e.with("epoch", current),
             Refusal::NeedsTruncation { end } | Refusal::NonContiguous { end } => e.with("end", end),
+            Refusal::BelowLogStart { start } => e.with("start", start),
             Refusal::NotLeader => e,
         }
     }
@@ -52,7 +53,11 @@ pub async fn replicate(
     }
     node.observe_leader(&q.leader, q.epoch);
     let partition = partition(&node, &q.topic, q.partition).await?;
-    match partition.replicate(q.epoch, q.prev, body, q.hwm).await {
+    let leader = LeaderPosition {
+        hwm: q.hwm,
+        log_start: q.log_start,
+    };
+    match partition.replicate(q.epoch, q.prev, body, leader).await {
         Ok(end) => Ok(HttpResponse::Ok().json(serde_json::json!({ "end": end }))),
         Err(ReplicaError::Refused(r)) => Err(r.into()),
         Err(e) => Err(ApiError::storage(e)),
@@ -77,9 +82,17 @@ pub async fn fetch(
             Ok(HttpResponse::Ok()
                 .insert_header((IN_SYNC_HEADER, "1"))
                 .insert_header((HWM_HEADER, partition.hwm().to_string()))
+                .insert_header((
+                    LOG_START_HEADER,
+                    partition.reader().start_offset().to_string(),
+                ))
                 .finish())
         }
         FetchVerdict::Behind { end } => {
+            let start = partition.reader().start_offset();
+            if q.offset < start {
+                return Err(Refusal::BelowLogStart { start }.into());
+            }
             let bytes = partition
                 .reader()
                 .read(q.offset, end, q.max_bytes.clamp(1, 16 * 1024 * 1024))
@@ -87,6 +100,7 @@ pub async fn fetch(
             Ok(HttpResponse::Ok()
                 .insert_header((HWM_HEADER, partition.hwm().to_string()))
                 .insert_header((LOG_END_HEADER, end.to_string()))
+                .insert_header((LOG_START_HEADER, start.to_string()))
                 .content_type("application/octet-stream")
                 .body(bytes))
         }

@@ -16,7 +16,7 @@ use crate::{
     node::{Node, now_ms},
     partition::Written,
     partitioner::{Spreader, partition_for_key},
-    topics::{Topic, validate_topic_name},
+    topics::{Topic, TopicConfig, validate_topic_name},
 };
 
 /// A record as the request holds it: strings and the payload are borrowed
@@ -275,7 +275,8 @@ async fn resolve_topics<'a>(
         }
     }
     for name in missing {
-        let (topic, _) = create_topic(node, name, node.config().default_partitions).await?;
+        let partitions = node.config().default_partitions;
+        let (topic, _) = create_topic(node, name, partitions, TopicConfig::default()).await?;
         known.insert(name, topic);
     }
     // A topic created concurrently with another partition count.
@@ -305,8 +306,10 @@ pub async fn create_topic(
     node: &Node,
     name: &str,
     partitions: u32,
+    config: TopicConfig,
 ) -> Result<(std::sync::Arc<Topic>, bool), ApiError> {
-    let created = node.store().create_topic(name, partitions).await?;
+    let config = config.or(node.config().retention);
+    let created = node.store().create_topic(name, partitions, &config).await?;
     let partitions = if created {
         node.activity(
             "topic",
@@ -325,6 +328,7 @@ pub async fn create_topic(
         .open_topic(name, partitions)
         .map_err(ApiError::storage)?;
     if created {
+        topic.set_config(config);
         // Store each partition's ISR (every live replica) now, so that the
         // topic is replicated, and shown so, from its first write on. A
         // failure here is retried by the first write.

@@ -45,12 +45,15 @@ use crate::{
     producers::{Dedup, ProducerTable},
     replication::{
         leader::{self, ReplicaSet},
-        wire::{EpochEnd, PeerClient, Refusal},
+        wire::{EpochEnd, LeaderPosition, PeerClient, Refusal},
     },
     role::Event,
     store::{ClusterStore, StoreError},
+    topics::TopicConfig,
 };
 
+/// How often a leader applies its topics' retention rules.
+const RETENTION_EVERY: Duration = Duration::from_secs(1);
 /// Largest group-commit round, in bytes of batches.
 const MAX_ROUND_BYTES: usize = 8 * 1024 * 1024;
 /// How far back (in records) the producer table is rebuilt from the log.
@@ -211,7 +214,13 @@ enum Command {
         prev: u64,
         bytes: Bytes,
         leader_hwm: u64,
+        leader_start: u64,
         reply: Reply<Result<u64, ReplicaError>>,
+    },
+    /// Start the (following) log again at the leader's log start.
+    ResetTo {
+        offset: u64,
+        reply: Reply<Result<(), ReplicaError>>,
     },
 }
 
@@ -274,6 +283,7 @@ impl Partition {
         dir: &std::path::Path,
         config: LogConfig,
         known_hwm: u64,
+        topic_config: watch::Receiver<TopicConfig>,
         ctx: WriterContext,
     ) -> Result<Self, LogError> {
         let (log, report) = PartitionLog::open(dir, config)?;
@@ -301,6 +311,7 @@ impl Partition {
             mode: Mode::Idle,
             hwm: hwm.clone(),
             status: status_tx,
+            topic_config,
             ctx,
             rx,
         };
@@ -418,23 +429,33 @@ impl Partition {
         .unwrap_or(Err(ReplicaError::Closed))
     }
 
-    /// Appends bytes sent by the leader of `epoch`, starting at `prev`.
+    /// Appends bytes sent by the leader of `epoch`, starting at `prev`, and
+    /// deletes the closed segments below the leader's log start.
     pub async fn replicate(
         &self,
         epoch: u64,
         prev: u64,
         bytes: Bytes,
-        leader_hwm: u64,
+        leader: LeaderPosition,
     ) -> Result<u64, ReplicaError> {
         self.ask(|reply| Command::Replicate {
             epoch,
             prev,
             bytes,
-            leader_hwm,
+            leader_hwm: leader.hwm,
+            leader_start: leader.log_start,
             reply,
         })
         .await
         .unwrap_or(Err(ReplicaError::Closed))
+    }
+
+    /// Restarts this follower's log at `offset`, the leader's log start,
+    /// when everything it holds is below it (deleted by retention there).
+    pub async fn reset_to(&self, offset: u64) -> Result<(), ReplicaError> {
+        self.ask(|reply| Command::ResetTo { offset, reply })
+            .await
+            .unwrap_or(Err(ReplicaError::Closed))
     }
 }
 
@@ -453,6 +474,8 @@ struct Writer {
     mode: Mode,
     hwm: watch::Sender<u64>,
     status: watch::Sender<ReplicaStatus>,
+    /// The topic's stored config: its retention rule.
+    topic_config: watch::Receiver<TopicConfig>,
     ctx: WriterContext,
     rx: mpsc::Receiver<Command>,
 }
@@ -470,6 +493,8 @@ impl Writer {
         };
         let mut sync_timer = tokio::time::interval(sync_every);
         sync_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retention_timer = tokio::time::interval(RETENTION_EVERY);
+        retention_timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut deferred = None;
         loop {
             let command = match deferred.take() {
@@ -483,6 +508,10 @@ impl Writer {
                         if let Err(e) = self.log.sync_if_due() {
                             tracing::error!(topic = %self.topic, partition = self.id, "fsync failed: {e}");
                         }
+                        continue;
+                    }
+                    _ = retention_timer.tick() => {
+                        self.enforce_retention();
                         continue;
                     }
                 },
@@ -550,9 +579,17 @@ impl Writer {
                     prev,
                     bytes,
                     leader_hwm,
+                    leader_start,
                     reply,
                 } => {
-                    let _ = reply.send(self.replicate(epoch, prev, &bytes, leader_hwm));
+                    let result = self.replicate(epoch, prev, &bytes, leader_hwm);
+                    if result.is_ok() {
+                        self.follow_log_start(leader_start);
+                    }
+                    let _ = reply.send(result);
+                }
+                Command::ResetTo { offset, reply } => {
+                    let _ = reply.send(self.reset_to(offset));
                 }
             }
         }
@@ -1062,6 +1099,75 @@ impl Writer {
         }
         self.set_hwm(leader_hwm);
         Ok(self.log.end_offset())
+    }
+}
+
+// ---- retention ------------------------------------------------------------
+
+impl Writer {
+    /// On the leader: deletes closed segments below the HWM that the topic's
+    /// rule lets go. Followers delete what their leader deleted instead
+    /// ([`Writer::follow_log_start`]), so that every replica's log start
+    /// follows one rule applied in one place.
+    fn enforce_retention(&mut self) {
+        if self.leading_epoch().is_none() {
+            return;
+        }
+        let rule = self.topic_config.borrow().retention();
+        if rule == partition_log::Retention::default() {
+            return;
+        }
+        self.log.set_retention(rule);
+        let hwm = *self.hwm.borrow();
+        match self.write(|log| log.apply_retention(hwm, std::time::SystemTime::now())) {
+            Ok(deleted) if !deleted.is_empty() => self.report_deleted(&deleted),
+            Ok(_) => {}
+            Err(e) => tracing::error!(partition = %self.name(), "retention failed: {e}"),
+        }
+    }
+
+    /// On a follower: deletes the closed segments wholly below the leader's
+    /// log start, never at or above this node's own HWM.
+    fn follow_log_start(&mut self, leader_start: u64) {
+        let below = leader_start.min(*self.hwm.borrow());
+        if below <= self.log.start_offset() {
+            return;
+        }
+        match self.write(|log| log.delete_below(below)) {
+            Ok(deleted) if !deleted.is_empty() => self.report_deleted(&deleted),
+            Ok(_) => {}
+            Err(e) => tracing::error!(partition = %self.name(), "cannot delete below {below}: {e}"),
+        }
+    }
+
+    fn report_deleted(&self, bases: &[u64]) {
+        self.ctx.activity.push(
+            "retention",
+            format!(
+                "{}: deleted {} segment(s); the log now starts at {}",
+                self.name(),
+                bases.len(),
+                self.log.start_offset()
+            ),
+        );
+    }
+
+    fn reset_to(&mut self, offset: u64) -> Result<(), ReplicaError> {
+        if !matches!(self.mode, Mode::Following { .. }) {
+            return Err(ReplicaError::Refused(Refusal::NotLeader));
+        }
+        let end = self.log.end_offset();
+        self.write(|log| log.reset_to(offset))
+            .map_err(|e| ReplicaError::Storage(e.to_string()))?;
+        self.ctx.activity.push(
+            "truncation",
+            format!(
+                "{}: the leader deleted everything up to {offset} (retention); dropped {}..{end} and continue at {offset}",
+                self.name(),
+                self.log.start_offset().min(end)
+            ),
+        );
+        Ok(())
     }
 }
 

@@ -135,6 +135,7 @@ async fn step(
         }
     }
     let offset = partition.reader().end_offset();
+    let topic_name = partition.topic.clone();
     let params = FetchParams {
         topic,
         partition: partition.id,
@@ -144,12 +145,23 @@ async fn step(
         max_bytes: FETCH_BYTES,
         wait_ms: FETCH_WAIT.as_millis() as u64,
     };
-    let (bytes, hwm) = match client.fetch(&url, &params).await {
-        Ok(Fetched::InSync { hwm }) => (bytes::Bytes::new(), hwm),
-        Ok(Fetched::Data { bytes, hwm }) => (bytes, hwm),
+    let (bytes, leader) = match client.fetch(&url, &params).await {
+        Ok(Fetched::InSync { leader }) => (bytes::Bytes::new(), leader),
+        Ok(Fetched::Data { bytes, leader }) => (bytes, leader),
         Err(CallError::Refused(Refusal::NotLeader | Refusal::StaleEpoch { .. })) => {
             *synced = None;
             return Some(Duration::from_millis(100));
+        }
+        // The leader deleted (retention) everything this log lacks: start
+        // again at its log start.
+        Err(CallError::Refused(Refusal::BelowLogStart { start })) => {
+            return match partition.reset_to(start).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(%topic_name, partition = partition.id, "cannot reset to {start}: {e}");
+                    Some(Duration::from_millis(200))
+                }
+            };
         }
         Err(CallError::Refused(_)) => {
             *synced = None;
@@ -161,7 +173,7 @@ async fn step(
         }
     };
     let caught_up = !bytes.is_empty();
-    match partition.replicate(epoch, offset, bytes, hwm).await {
+    match partition.replicate(epoch, offset, bytes, leader).await {
         Ok(end) if caught_up && end > offset => {
             tracing::debug!(
                 partition = partition.id,

@@ -191,6 +191,7 @@ pub async fn push_round(
             epoch: round.epoch,
             prev: round.start,
             hwm: round.hwm,
+            log_start: reader.start_offset(),
             leader: replicas.me.clone(),
         };
         async move {

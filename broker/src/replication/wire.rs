@@ -23,6 +23,15 @@ pub const TOKEN_HEADER: &str = "x-yak-cluster-token";
 pub const HWM_HEADER: &str = "x-yak-hwm";
 pub const LOG_END_HEADER: &str = "x-yak-log-end";
 pub const IN_SYNC_HEADER: &str = "x-yak-in-sync";
+pub const LOG_START_HEADER: &str = "x-yak-log-start";
+
+/// What a follower learns of its leader's log with each round or fetch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LeaderPosition {
+    pub hwm: u64,
+    /// The leader's first stored offset: the follower deletes below it.
+    pub log_start: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +42,9 @@ pub struct ReplicateParams {
     /// Offset of the first record in the body (the follower's expected end).
     pub prev: u64,
     pub hwm: u64,
+    /// The leader's log start: the follower deletes below it.
+    #[serde(default)]
+    pub log_start: u64,
     /// The leader's node id.
     pub leader: String,
 }
@@ -94,6 +106,10 @@ pub enum Refusal {
     /// The node asked is not the leader at that epoch.
     #[error("not the leader at this epoch")]
     NotLeader,
+    /// The fetch starts below the leader's log start (retention deleted
+    /// those records): the follower starts its log again at `start`.
+    #[error("below the leader's log start {start}")]
+    BelowLogStart { start: u64 },
 }
 
 impl Refusal {
@@ -103,6 +119,7 @@ impl Refusal {
             Refusal::NeedsTruncation { .. } => "needs_truncation",
             Refusal::NonContiguous { .. } => "non_contiguous",
             Refusal::NotLeader => "not_leader",
+            Refusal::BelowLogStart { .. } => "below_log_start",
         }
     }
 
@@ -116,6 +133,9 @@ impl Refusal {
             "needs_truncation" => Refusal::NeedsTruncation { end: field("end")? },
             "non_contiguous" => Refusal::NonContiguous { end: field("end")? },
             "not_leader" => Refusal::NotLeader,
+            "below_log_start" => Refusal::BelowLogStart {
+                start: field("start")?,
+            },
             _ => return None,
         })
     }
@@ -155,9 +175,12 @@ pub struct PeerClient {
 #[derive(Debug)]
 pub enum Fetched {
     /// The follower is in the ISR: data comes by push.
-    InSync { hwm: u64 },
+    InSync { leader: LeaderPosition },
     /// Batches starting at the requested offset (maybe none yet).
-    Data { bytes: Bytes, hwm: u64 },
+    Data {
+        bytes: Bytes,
+        leader: LeaderPosition,
+    },
 }
 
 impl PeerClient {
@@ -229,12 +252,16 @@ impl PeerClient {
         };
         let hwm = header(HWM_HEADER)
             .ok_or_else(|| CallError::Failed("fetch answer without an HWM".to_owned()))?;
+        let leader = LeaderPosition {
+            hwm,
+            log_start: header(LOG_START_HEADER).unwrap_or(0),
+        };
         if header(IN_SYNC_HEADER) == Some(1) {
-            return Ok(Fetched::InSync { hwm });
+            return Ok(Fetched::InSync { leader });
         }
         Ok(Fetched::Data {
             bytes: response.bytes().await?,
-            hwm,
+            leader,
         })
     }
 

@@ -18,6 +18,8 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
+use crate::topics::TopicConfig;
+
 /// Errors talking to Redis.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -325,10 +327,42 @@ impl ClusterStore {
         Ok(conn.hgetall(self.key("topics")).await?)
     }
 
-    /// Records a topic; `false` if it already exists (nothing changed).
-    pub async fn create_topic(&self, name: &str, partitions: u32) -> Result<bool, StoreError> {
+    /// Records a topic with its config, in one step; `false` if it already
+    /// exists (nothing changed).
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: u32,
+        config: &TopicConfig,
+    ) -> Result<bool, StoreError> {
         let mut conn = self.conn().await?;
-        Ok(conn.hset_nx(self.key("topics"), name, partitions).await?)
+        let json = serde_json::to_string(config).expect("a config serializes");
+        let created: i64 = scripts::CREATE_TOPIC
+            .key(self.key("topics"))
+            .key(self.key("topic-configs"))
+            .arg(name)
+            .arg(partitions)
+            .arg(json)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(created == 1)
+    }
+
+    /// Every topic's config (topics created before configs existed have
+    /// none: no retention).
+    pub async fn topic_configs(&self) -> Result<BTreeMap<String, TopicConfig>, StoreError> {
+        let mut conn = self.conn().await?;
+        let key = self.key("topic-configs");
+        let raw: BTreeMap<String, String> = conn.hgetall(&key).await?;
+        raw.into_iter()
+            .map(|(name, json)| {
+                let config = serde_json::from_str(&json).map_err(|e| StoreError::Malformed {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+                Ok((name, config))
+            })
+            .collect()
     }
 
     /// Publishes this node in the registry for `ttl`.

@@ -88,3 +88,15 @@ return 1
 "#,
     )
 });
+
+/// KEYS: topics, topic-configs. ARGV: name, partitions, config JSON.
+/// 1 if created (with its config), 0 if the topic existed (nothing changed).
+pub static CREATE_TOPIC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});

@@ -2,6 +2,8 @@
 
 use clap::{Args, Subcommand};
 
+use yak_client::TopicConfig;
+
 use super::{Bootstrap, out};
 
 #[derive(Debug, Args)]
@@ -22,8 +24,17 @@ enum TopicsCommand {
         /// Partitions [default: the cluster's default].
         #[arg(long)]
         partitions: Option<u32>,
+        /// Keep at most this many bytes per partition (oldest closed
+        /// segments are deleted) [default: the leader's --retention-bytes].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        retention_bytes: Option<u64>,
+        /// Delete closed segments older than this many milliseconds
+        /// [default: the leader's --retention-ms].
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        retention_ms: Option<u64>,
     },
-    /// Per partition: log range, HWM, ISR, follower lag.
+    /// The retention rule, and per partition: log range, size, HWM, ISR,
+    /// follower lag.
     Describe { name: String },
 }
 
@@ -39,8 +50,17 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
                 out(format!("{:<40} {} partitions", t.name, t.partitions));
             }
         }
-        TopicsCommand::Create { name, partitions } => {
-            let t = client.create_topic(&name, partitions).await?;
+        TopicsCommand::Create {
+            name,
+            partitions,
+            retention_bytes,
+            retention_ms,
+        } => {
+            let config = TopicConfig {
+                retention_bytes,
+                retention_ms,
+            };
+            let t = client.create_topic_with(&name, partitions, &config).await?;
             out(format!(
                 "created {} with {} partitions",
                 t.name, t.partitions
@@ -49,8 +69,8 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
         TopicsCommand::Describe { name } => {
             let detail = client.describe_topic(&name).await?;
             out(format!(
-                "topic {} (as {} sees it)",
-                detail.name, detail.node_id
+                "topic {} (as {} sees it): {}",
+                detail.name, detail.node_id, detail.config
             ));
             out(format!(
                 "{:>9} {:>12} {:>12} {:>12} {:>12}  isr / follower lag",
