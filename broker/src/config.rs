@@ -369,6 +369,22 @@ mod tests {
     }
 
     #[test]
+    fn retention_defaults_to_keeping_everything_and_refuses_zero() {
+        assert_eq!(resolve(&[]).unwrap().retention, TopicConfig::default());
+        let set = resolve(&["--retention-bytes", "1048576", "--retention-ms", "60000"]);
+        let retention = set.unwrap().retention.retention();
+        assert_eq!(retention.max_bytes, Some(1_048_576));
+        assert_eq!(retention.max_age, Some(Duration::from_secs(60)));
+        let argv = ["broker", "--retention-ms", "0"];
+        assert!(
+            Cli::try_parse_from(argv).is_err(),
+            "0 would delete everything"
+        );
+        let argv = ["broker", "--retention-bytes", "-1"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
     fn the_binary_port_is_off_with_tls_and_refused_if_asked_for() {
         let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
         assert_eq!(tcp(&tls), None);

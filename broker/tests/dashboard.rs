@@ -134,19 +134,7 @@ async fn a_guarded_node_asks_for_its_token() {
 async fn the_dashboard_flags_an_under_replicated_partition() {
     let cluster = Cluster::builder().start().await;
     let url = cluster.broker().url().to_owned();
-    let ghost = broker::store::NodeInfo {
-        id: "ghost".to_owned(),
-        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
-        tcp: None,
-        role: "follower".to_owned(),
-        epoch: 0,
-        heartbeat_ms: broker::node::now_ms(),
-    };
-    cluster
-        .store()
-        .heartbeat(&ghost, Duration::from_secs(300))
-        .await
-        .expect("redis answers");
+    cluster.register_ghost("ghost").await;
     let browser = Browser::start().await;
     browser.open(&format!("{url}/")).await;
     browser

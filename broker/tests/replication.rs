@@ -432,21 +432,8 @@ async fn a_new_partition_starts_with_every_live_replica_and_drops_one_that_never
         .await;
     cluster.wait_for_peers(WAIT).await;
     let leader = cluster.broker().url();
-    // A registered node that never answers: a replica that exists but
-    // cannot keep up, as one that crashed just after its last heartbeat.
-    let ghost = broker::store::NodeInfo {
-        id: "ghost".to_owned(),
-        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
-        tcp: None,
-        role: "follower".to_owned(),
-        epoch: 0,
-        heartbeat_ms: broker::node::now_ms(),
-    };
+    cluster.register_ghost("ghost").await;
     let store = cluster.store();
-    store
-        .heartbeat(&ghost, Duration::from_secs(300))
-        .await
-        .expect("redis answers");
     // The dashboard's snapshot shows the node's own view of the registry,
     // refreshed with the peers that a new partition's ISR is taken from.
     wait_for("the broker to see the ghost node", WAIT, || async {

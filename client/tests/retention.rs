@@ -22,6 +22,17 @@ async fn partition(url: &str, topic: &str) -> Value {
     body["partitions"][0].clone()
 }
 
+/// Writes `count` records of about 330 bytes to partition 0, one request
+/// each, every one acknowledged.
+async fn fill(leader: &str, topic: &str, count: u64) {
+    let filler = "x".repeat(300);
+    for i in 0..count {
+        let record = json!({"topic": topic, "partition": 0, "payload": {"i": i, "filler": filler}});
+        let (status, body) = produce(leader, &record).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
 #[tokio::test]
 async fn a_small_topic_keeps_within_its_limit_on_every_replica() {
     let cluster = Cluster::builder()
@@ -60,15 +71,7 @@ async fn a_small_topic_keeps_within_its_limit_on_every_replica() {
     assert_eq!(configs["short"].retention_bytes, Some(LIMIT));
 
     // Data flows: about 40 segments' worth.
-    let filler = "x".repeat(300);
-    for i in 0..400 {
-        let (status, body) = produce(
-            &leader,
-            &json!({"topic": "short", "partition": 0, "payload": {"i": i, "filler": filler}}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    fill(&leader, "short", 400).await;
     // Retention runs every second: the leader deletes down to the limit
     // (closed segments only, so at most the limit plus the active one).
     let start = wait_for("the leader to apply retention", WAIT, || async {
@@ -158,15 +161,7 @@ async fn a_follower_behind_the_leaders_log_start_starts_again_there() {
     // The follower is down while the leader writes and deletes: when it
     // returns, everything it would fetch from is gone.
     cluster.node_mut(1).kill9();
-    let filler = "y".repeat(300);
-    for i in 0..300 {
-        let (status, body) = produce(
-            &leader,
-            &json!({"topic": "gone", "partition": 0, "payload": {"i": i, "filler": filler}}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
+    fill(&leader, "gone", 300).await;
     let start = wait_for("the leader to apply retention", WAIT, || async {
         let p = partition(&leader, "gone").await;
         p["log_start_offset"].as_u64().filter(|&s| s > 0)

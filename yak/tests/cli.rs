@@ -220,19 +220,7 @@ async fn cluster_status_flags_an_under_replicated_partition() {
     let cluster = Cluster::builder().start().await;
     // A registered node that never answers: in a new partition's ISR until
     // the first write drops it.
-    let ghost = broker::store::NodeInfo {
-        id: "ghost".to_owned(),
-        url: format!("http://127.0.0.1:{}", broker::testkit::free_port()),
-        tcp: None,
-        role: "follower".to_owned(),
-        epoch: 0,
-        heartbeat_ms: broker::node::now_ms(),
-    };
-    cluster
-        .store()
-        .heartbeat(&ghost, std::time::Duration::from_secs(300))
-        .await
-        .unwrap();
+    cluster.register_ghost("ghost").await;
     let text = broker::testkit::wait_for(
         "cluster status to flag the partition",
         std::time::Duration::from_secs(15),

@@ -22,6 +22,10 @@
 //!   in Redis under this node's epoch, and the lease gate is still open.
 //! - The published HWM never exceeds the log end and never goes down; a log
 //!   is never truncated below it.
+//! - Retention deletes only closed segments below the HWM: the leader by its
+//!   topic's rule, a follower below its leader's log start. A follower's log
+//!   is emptied (and restarted at the leader's start) only when all of it is
+//!   below that start.
 
 use std::{
     sync::{Arc, RwLock},
@@ -213,8 +217,7 @@ enum Command {
         epoch: u64,
         prev: u64,
         bytes: Bytes,
-        leader_hwm: u64,
-        leader_start: u64,
+        leader: LeaderPosition,
         reply: Reply<Result<u64, ReplicaError>>,
     },
     /// Start the (following) log again at the leader's log start.
@@ -442,8 +445,7 @@ impl Partition {
             epoch,
             prev,
             bytes,
-            leader_hwm: leader.hwm,
-            leader_start: leader.log_start,
+            leader,
             reply,
         })
         .await
@@ -578,13 +580,12 @@ impl Writer {
                     epoch,
                     prev,
                     bytes,
-                    leader_hwm,
-                    leader_start,
+                    leader,
                     reply,
                 } => {
-                    let result = self.replicate(epoch, prev, &bytes, leader_hwm);
+                    let result = self.replicate(epoch, prev, &bytes, leader.hwm);
                     if result.is_ok() {
-                        self.follow_log_start(leader_start);
+                        self.follow_log_start(leader.log_start);
                     }
                     let _ = reply.send(result);
                 }

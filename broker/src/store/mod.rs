@@ -307,16 +307,24 @@ impl ClusterStore {
 
     /// Every partition's ISR (`"topic:partition"` → node ids), in one read.
     pub async fn isr_index(&self) -> Result<BTreeMap<String, Vec<String>>, StoreError> {
+        self.json_hash("isr-index").await
+    }
+
+    /// A hash whose values are JSON, decoded.
+    async fn json_hash<T: serde::de::DeserializeOwned>(
+        &self,
+        suffix: &str,
+    ) -> Result<BTreeMap<String, T>, StoreError> {
         let mut conn = self.conn().await?;
-        let key = self.key("isr-index");
+        let key = self.key(suffix);
         let raw: BTreeMap<String, String> = conn.hgetall(&key).await?;
         raw.into_iter()
-            .map(|(partition, json)| {
-                let isr = serde_json::from_str(&json).map_err(|e| StoreError::Malformed {
+            .map(|(field, json)| {
+                let value = serde_json::from_str(&json).map_err(|e| StoreError::Malformed {
                     key: key.clone(),
                     reason: e.to_string(),
                 })?;
-                Ok((partition, isr))
+                Ok((field, value))
             })
             .collect()
     }
@@ -351,18 +359,7 @@ impl ClusterStore {
     /// Every topic's config (topics created before configs existed have
     /// none: no retention).
     pub async fn topic_configs(&self) -> Result<BTreeMap<String, TopicConfig>, StoreError> {
-        let mut conn = self.conn().await?;
-        let key = self.key("topic-configs");
-        let raw: BTreeMap<String, String> = conn.hgetall(&key).await?;
-        raw.into_iter()
-            .map(|(name, json)| {
-                let config = serde_json::from_str(&json).map_err(|e| StoreError::Malformed {
-                    key: key.clone(),
-                    reason: e.to_string(),
-                })?;
-                Ok((name, config))
-            })
-            .collect()
+        self.json_hash("topic-configs").await
     }
 
     /// Publishes this node in the registry for `ttl`.

@@ -1555,6 +1555,24 @@ impl Cluster {
             .expect("a redis URL the nodes use parses")
     }
 
+    /// Registers a node `id` that never answers (its URL is a free port) in
+    /// the cluster's registry for five minutes: a replica that exists but
+    /// cannot keep up, as one that crashed just after its last heartbeat.
+    pub async fn register_ghost(&self, id: &str) {
+        let ghost = crate::store::NodeInfo {
+            id: id.to_owned(),
+            url: format!("http://127.0.0.1:{}", free_port()),
+            tcp: None,
+            role: "follower".to_owned(),
+            epoch: 0,
+            heartbeat_ms: crate::node::now_ms(),
+        };
+        self.store()
+            .heartbeat(&ghost, Duration::from_secs(300))
+            .await
+            .expect("redis answers");
+    }
+
     /// Every node; index 0 is the broker, then the followers.
     pub fn nodes(&self) -> &[NodeProcess] {
         &self.nodes
