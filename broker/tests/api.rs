@@ -301,7 +301,10 @@ async fn topics_are_created_listed_and_described() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body, json!({"name": "orders", "partitions": 4}));
+    assert_eq!(
+        body,
+        json!({"name": "orders", "partitions": 4, "config": {}})
+    );
     for again in [
         json!({"name": "orders", "partitions": 4}),
         json!({"name": "orders"}),
@@ -315,8 +318,8 @@ async fn topics_are_created_listed_and_described() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(
         body,
-        json!({"name": "plain", "partitions": 3}),
-        "default count"
+        json!({"name": "plain", "partitions": 3, "config": {}}),
+        "default count, and no retention limit"
     );
 
     let (status, list) = get_json(&format!("{url}/topics")).await;
@@ -340,6 +343,7 @@ async fn topics_are_created_listed_and_described() {
     assert_eq!(status, StatusCode::OK, "{described}");
     assert_eq!(described["name"], "orders");
     assert_eq!(described["node_id"], "broker");
+    assert_eq!(described["config"], json!({}), "keeps everything");
     let partitions = described["partitions"].as_array().unwrap();
     assert_eq!(partitions.len(), 4);
     for (i, p) in partitions.iter().enumerate() {

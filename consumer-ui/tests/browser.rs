@@ -501,3 +501,77 @@ async fn a_subscription_rides_out_a_leader_failover_with_consecutive_offsets() {
     browser.screenshot("failover").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_below_the_log_start_says_older_records_were_deleted() {
+    let cluster = Cluster::builder()
+        .extra_args(["--segment-bytes", "4096"])
+        .start()
+        .await;
+    let nodes = bootstrap(&cluster);
+    let client = YakClient::new(nodes.clone()).unwrap();
+    let rule = yak_client::TopicConfig {
+        retention_bytes: Some(8192),
+        retention_ms: None,
+    };
+    client
+        .create_topic_with("trimmed", Some(1), &rule)
+        .await
+        .expect("creating the topic");
+    let producer = Producer::new(client.clone(), ProducerConfig::default());
+    let filler = "z".repeat(300);
+    for i in 0..200 {
+        let record = Record::new("trimmed", json!({"i": i, "filler": filler})).partition(0);
+        producer.send(record).await.expect("acknowledged");
+    }
+    let start = wait_for("retention to delete the oldest records", WAIT, || async {
+        let detail = client.describe_topic("trimmed").await.ok()?;
+        let start = detail.partitions[0].log_start_offset;
+        (start > 0).then_some(start)
+    })
+    .await;
+
+    let consumer = UiProcess::start(Ui::Consumer, &nodes).await;
+    let browser = Browser::start().await;
+    browser.open(consumer.url()).await;
+    wait_for("the topic in the subscribe form", WAIT, || async {
+        let options = browser
+            .eval(
+                "return [...document.querySelectorAll('#sub-topic option')].map(o => o.value);",
+                vec![],
+            )
+            .await;
+        options
+            .as_array()?
+            .iter()
+            .any(|o| o == "trimmed")
+            .then_some(())
+    })
+    .await;
+    browser.select("#sub-topic", "trimmed").await;
+    browser.click("label:has(#start-offset) span").await;
+    browser.fill("#sub-offset", "0").await;
+    browser.click("#sub-button").await;
+    let note = browser
+        .wait_text(".sub-notes", WAIT, |t| {
+            t.contains("older records were deleted")
+        })
+        .await;
+    let at: u64 = note
+        .split("continuing at offset ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no offset in the note: {note}"));
+    assert!(
+        at >= start,
+        "continued at {at}, below the log start {start}: {note}"
+    );
+    // It reads on from there to the last record.
+    let want = (200 - at).to_string();
+    browser
+        .wait_text(".sub .sub-count", WAIT, |t| t == want)
+        .await;
+    browser.screenshot("consumer-retention-note").await;
+    browser.close().await;
+}
