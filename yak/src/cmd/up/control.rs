@@ -32,14 +32,23 @@ pub struct Access {
 }
 
 impl Access {
-    /// The dashboards' origins for node URLs, as `127.0.0.1` and as
-    /// `localhost` (a person may type either).
+    /// The dashboards' origins for node URLs: each as given, and its port
+    /// on `127.0.0.1` and `localhost` (a person may type either, and a
+    /// node bound to `--host 0.0.0.0` is opened through one of them).
     pub fn for_urls(urls: &[String], token: Option<String>) -> Self {
         let mut origins = Vec::new();
         for url in urls {
             origins.push(url.clone());
-            origins.push(url.replace("://127.0.0.1:", "://localhost:"));
+            if let Some((scheme, rest)) = url.split_once("://")
+                && let Some((_, port)) = rest.rsplit_once(':')
+            {
+                for host in ["127.0.0.1", "localhost"] {
+                    origins.push(format!("{scheme}://{host}:{port}"));
+                }
+            }
         }
+        origins.sort();
+        origins.dedup();
         Self { origins, token }
     }
 }
@@ -244,4 +253,29 @@ pub fn serve(
     let handle = server.handle();
     tokio::spawn(server);
     Ok(handle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dashboards_are_reached_by_loopback_name_or_address() {
+        let urls = [
+            "http://0.0.0.0:5001".to_owned(),
+            "http://127.0.0.1:5002".to_owned(),
+        ];
+        let access = Access::for_urls(&urls, None);
+        for origin in [
+            "http://0.0.0.0:5001",
+            "http://127.0.0.1:5001",
+            "http://localhost:5001",
+            "http://127.0.0.1:5002",
+            "http://localhost:5002",
+        ] {
+            assert!(access.origins.iter().any(|o| o == origin), "{origin}");
+        }
+        assert!(!access.origins.iter().any(|o| o.ends_with(":5003")));
+        assert_eq!(access.origins.len(), 5, "{:?}", access.origins);
+    }
 }
