@@ -9,7 +9,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::node::now_ms;
+use crate::clock::now_ms;
 
 const CAPACITY: usize = 200;
 

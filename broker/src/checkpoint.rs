@@ -11,6 +11,7 @@ use std::{
     fs,
     io::{self, Write},
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,39 @@ impl Checkpoint {
         fs::rename(&tmp, &self.path)?;
         self.written = self.state.clone();
         Ok(())
+    }
+}
+
+/// The checkpoint, shared by the tasks that learn epochs (the lease
+/// driver, follower sessions, replication requests) and the node's upkeep,
+/// which records HWMs.
+#[derive(Debug, Clone)]
+pub struct SharedCheckpoint(Arc<Mutex<Checkpoint>>);
+
+impl SharedCheckpoint {
+    pub fn new(checkpoint: Checkpoint) -> Self {
+        Self(Arc::new(Mutex::new(checkpoint)))
+    }
+
+    /// Highest epoch this node has seen.
+    pub fn highest_epoch(&self) -> u64 {
+        self.lock().state().highest_epoch
+    }
+
+    /// Remembers an epoch seen in Redis or from a peer, on disk at once
+    /// when it is new, so that it is never handed out again.
+    pub fn see_epoch(&self, epoch: u64) {
+        let mut checkpoint = self.lock();
+        if checkpoint.see_epoch(epoch)
+            && let Err(e) = checkpoint.flush()
+        {
+            tracing::error!("cannot persist the node state: {e}");
+        }
+    }
+
+    /// The checkpoint itself, for several reads or updates at once.
+    pub fn lock(&self) -> MutexGuard<'_, Checkpoint> {
+        self.0.lock().unwrap()
     }
 }
 

@@ -12,9 +12,9 @@ use std::{
 
 use clap::{Args, ValueEnum};
 use partition_log::FsyncPolicy;
-use yak_ui::server::ServerArgs;
+use yak_web::ServerArgs;
 
-use crate::topics::TopicConfig;
+use yak_protocol::TopicConfig;
 
 /// A configuration the node cannot start with.
 #[derive(Debug, thiserror::Error)]
@@ -372,7 +372,7 @@ mod tests {
     fn retention_defaults_to_keeping_everything_and_refuses_zero() {
         assert_eq!(resolve(&[]).unwrap().retention, TopicConfig::default());
         let set = resolve(&["--retention-bytes", "1048576", "--retention-ms", "60000"]);
-        let retention = set.unwrap().retention.retention();
+        let retention = crate::partition::retention(&set.unwrap().retention);
         assert_eq!(retention.max_bytes, Some(1_048_576));
         assert_eq!(retention.max_age, Some(Duration::from_secs(60)));
         let argv = ["broker", "--retention-ms", "0"];

@@ -12,7 +12,12 @@
 
 use std::{
     collections::VecDeque,
-    sync::atomic::{AtomicU64, Ordering},
+    fmt::Display,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -20,10 +25,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    checkpoint::SharedCheckpoint,
     config::StartAs,
-    node::Node,
+    metrics::Metrics,
     role::{Action, Event, Role, transition},
-    store::Acquire,
+    store::{Acquire, ClusterStore},
 };
 
 /// Longest pause between a follower's looks at the lease.
@@ -87,8 +93,47 @@ impl LeaseGate {
     }
 }
 
-pub(crate) struct LeaseDriver {
-    node: Node,
+/// What the driver asks of the rest of the node: whether it may lead, and
+/// the work a role change starts. The node implements it; the driver sees
+/// nothing else of the node.
+pub trait Duties: Send + Sync + 'static {
+    type Error: Display + Send;
+
+    /// True if this node's logs hold everything Redis says is committed:
+    /// a node that is behind must not take the lease.
+    fn holds_everything_committed(&self) -> impl Future<Output = bool> + Send;
+    /// Prepares every partition to lead at `epoch`.
+    fn prepare_leadership(
+        &self,
+        epoch: u64,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+    /// Commits what the partitions hold beyond their HWMs.
+    fn commit_tails(&self) -> impl Future<Output = ()> + Send;
+    /// Stops every partition writer from leading.
+    fn stop_leading(&self) -> impl Future<Output = ()> + Send;
+    /// Follows `leader` (replacing any other follow), or stops following.
+    fn follow(&self, leader: Option<String>);
+    /// Records a role change (metrics, logs, activity).
+    fn transitioned(&self, from: &Role, to: &Role, event: &Event);
+    /// Adds a line to the activity log.
+    fn activity(&self, kind: &'static str, message: String);
+}
+
+/// The settings the driver runs by.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    pub node_id: String,
+    pub ttl: Duration,
+    pub start_as: StartAs,
+}
+
+pub(crate) struct LeaseDriver<D> {
+    duties: D,
+    settings: LeaseSettings,
+    store: ClusterStore,
+    gate: Arc<LeaseGate>,
+    checkpoint: SharedCheckpoint,
+    metrics: Arc<Metrics>,
     role: watch::Sender<Role>,
     events: mpsc::Receiver<Event>,
     /// Local deadline of the lease as last acquired or renewed.
@@ -96,15 +141,40 @@ pub(crate) struct LeaseDriver {
     may_acquire_at: Instant,
 }
 
-impl LeaseDriver {
-    pub fn new(node: Node, role: watch::Sender<Role>, events: mpsc::Receiver<Event>) -> Self {
+/// What a driver is made of besides its duties.
+pub(crate) struct DriverParts {
+    pub settings: LeaseSettings,
+    pub store: ClusterStore,
+    pub gate: Arc<LeaseGate>,
+    pub checkpoint: SharedCheckpoint,
+    pub metrics: Arc<Metrics>,
+    pub role: watch::Sender<Role>,
+    pub events: mpsc::Receiver<Event>,
+}
+
+impl<D: Duties> LeaseDriver<D> {
+    pub fn new(duties: D, parts: DriverParts) -> Self {
+        let DriverParts {
+            settings,
+            store,
+            gate,
+            checkpoint,
+            metrics,
+            role,
+            events,
+        } = parts;
         let now = Instant::now();
-        let may_acquire_at = match node.config().start_as {
+        let may_acquire_at = match settings.start_as {
             StartAs::Candidate => now,
-            StartAs::Follower => now + node.config().lease_ttl,
+            StartAs::Follower => now + settings.ttl,
         };
         Self {
-            node,
+            duties,
+            settings,
+            store,
+            gate,
+            checkpoint,
+            metrics,
             role,
             events,
             deadline: now,
@@ -141,30 +211,28 @@ impl LeaseDriver {
     /// for the lease if there is none. Returns what it saw and when to look
     /// again: every TTL/3, or just after the leader's lease would expire.
     async fn poll(&mut self) -> (Option<Event>, Duration) {
-        let ttl = self.node.config().lease_ttl;
-        let mut wait = ttl / 3;
+        let mut wait = self.settings.ttl / 3;
         let event = self.observe(&mut wait).await;
         (event, wait)
     }
 
     async fn observe(&mut self, wait: &mut Duration) -> Option<Event> {
-        let config = self.node.config();
-        let (id, ttl) = (config.node_id.clone(), config.lease_ttl);
-        let store = self.node.store();
+        let (id, ttl) = (self.settings.node_id.as_str(), self.settings.ttl);
+        let store = &self.store;
         let bounded = ttl / 3;
         match self.current() {
             Role::Leader { epoch } | Role::Fenced { epoch } => {
                 let sent = Instant::now();
-                match tokio::time::timeout(bounded, store.renew(&id, epoch, ttl)).await {
+                match tokio::time::timeout(bounded, store.renew(id, epoch, ttl)).await {
                     Ok(Ok(true)) => {
                         self.deadline = sent + ttl.mul_f64(0.9);
-                        self.node.gate().extend(self.deadline);
-                        self.node.metrics().lease_renewals.inc();
+                        self.gate.extend(self.deadline);
+                        self.metrics.lease_renewals.inc();
                         Some(Event::Renewed { epoch })
                     }
                     Ok(Ok(false)) => Some(Event::LeaseLost),
                     failed => {
-                        self.node.metrics().lease_renewal_failures.inc();
+                        self.metrics.lease_renewal_failures.inc();
                         let reason = match failed {
                             Ok(Err(e)) => e.to_string(),
                             _ => "timed out".to_owned(),
@@ -186,7 +254,7 @@ impl LeaseDriver {
                     }
                     Err(_) => return None,
                 };
-                self.node.see_epoch(epoch);
+                self.checkpoint.see_epoch(epoch);
                 match holder {
                     Some(h) if h.node_id != id => {
                         // Look again right after it would expire.
@@ -204,20 +272,17 @@ impl LeaseDriver {
     }
 
     async fn try_acquire(&mut self) -> Option<Event> {
-        if !self.node.holds_everything_committed().await {
+        if !self.duties.holds_everything_committed().await {
             return Some(Event::LeaderSeen { leader: None });
         }
-        let config = self.node.config();
+        let LeaseSettings { node_id, ttl, .. } = &self.settings;
         let sent = Instant::now();
-        let floor = self.node.highest_epoch();
-        let attempt = self
-            .node
-            .store()
-            .acquire(&config.node_id, config.lease_ttl, floor);
-        match tokio::time::timeout(config.lease_ttl / 3, attempt).await {
+        let floor = self.checkpoint.highest_epoch();
+        let attempt = self.store.acquire(node_id, *ttl, floor);
+        match tokio::time::timeout(*ttl / 3, attempt).await {
             Ok(Ok(Acquire::Won { epoch })) => {
-                self.deadline = sent + config.lease_ttl.mul_f64(0.9);
-                self.node.see_epoch(epoch);
+                self.deadline = sent + ttl.mul_f64(0.9);
+                self.checkpoint.see_epoch(epoch);
                 Some(Event::Acquired { epoch })
             }
             Ok(Ok(Acquire::Held)) => None,
@@ -243,7 +308,7 @@ impl LeaseDriver {
             let (to, actions) = transition(&from, &event);
             if to != from {
                 tracing::info!(from = %from, to = %to, ?event, "role transition");
-                self.node.record_transition(&from, &to, &event);
+                self.duties.transitioned(&from, &to, &event);
             }
             // Publish a stepped-down role before the slow actions run.
             if to.leader_epoch().is_none() {
@@ -259,36 +324,34 @@ impl LeaseDriver {
     }
 
     async fn act(&mut self, action: Action) -> Option<Event> {
-        let gate = self.node.gate();
         match action {
-            Action::StartLeading { epoch } => match self.node.prepare_leadership(epoch).await {
+            Action::StartLeading { epoch } => match self.duties.prepare_leadership(epoch).await {
                 Ok(()) => {
-                    gate.open(epoch, self.deadline);
-                    self.node.commit_tails().await;
+                    self.gate.open(epoch, self.deadline);
+                    self.duties.commit_tails().await;
                     None
                 }
                 Err(e) => {
                     tracing::error!(epoch, "cannot lead: {e}");
-                    self.node
+                    self.duties
                         .activity("error", format!("cannot lead at epoch {epoch}: {e}"));
                     // Let another node try first.
-                    self.may_acquire_at = Instant::now() + self.node.config().lease_ttl * 2;
+                    self.may_acquire_at = Instant::now() + self.settings.ttl * 2;
                     Some(Event::Abdicate)
                 }
             },
             Action::StopAcknowledging => {
-                gate.close();
-                self.node.stop_leading().await;
+                self.gate.close();
+                self.duties.stop_leading().await;
                 None
             }
             Action::Follow { leader } => {
-                self.node.follow(leader);
+                self.duties.follow(leader);
                 None
             }
             Action::Release { epoch } => {
-                let config = self.node.config();
-                let release = self.node.store().release(&config.node_id, epoch);
-                match tokio::time::timeout(config.lease_ttl / 3, release).await {
+                let release = self.store.release(&self.settings.node_id, epoch);
+                match tokio::time::timeout(self.settings.ttl / 3, release).await {
                     Ok(Ok(true)) => tracing::info!(epoch, "released the lease"),
                     Ok(Ok(false)) => tracing::info!(epoch, "lease was no longer ours"),
                     Ok(Err(e)) => tracing::warn!(epoch, "could not release the lease: {e}"),

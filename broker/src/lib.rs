@@ -6,31 +6,41 @@
 //! write by raising the partition's high-water mark in Redis (fenced by its
 //! epoch) and only then acknowledges it.
 //!
-//! ## Layout
-//! - [`config`]: flags and environment variables.
+//! ## Modules, from the bottom up
+//! Each imports only modules above it in this list (a test checks that the
+//! module graph has no cycle); `node` wires them together.
+//! - [`clock`], [`config`], [`logging`], [`metrics`], [`activity`]: time,
+//!   flags and environment variables, log lines with node and role,
+//!   Prometheus metrics, the bounded activity log the dashboard shows.
+//! - [`role`]: the role state machine, a pure transition function.
 //! - [`store`]: Redis — lease, epochs, HWMs, ISR, topics, node registry;
 //!   every leader-only change is an epoch-checked Lua script.
-//! - [`role`]: the role state machine, a pure transition function.
-//! - [`lease`]: the driver task that owns the role, and the lease gate.
-//! - [`node`]: the shared node handle, start-up and upkeep.
-//! - [`topics`], [`partition`]: local topics; one writer task per partition
-//!   with group commit.
-//! - [`replication`]: synchronous replication — ISR, push, catch-up,
-//!   truncation — and its `/internal` protocol.
-//! - [`producers`]: idempotent-produce (duplicate) tracking.
-//! - [`activity`]: the bounded activity log the dashboard shows.
-//! - [`partitioner`]: Kafka-compatible key → partition.
 //! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
-//! - [`metrics`]: Prometheus metrics; [`logging`]: log lines with node and role.
+//! - [`lease`]: the driver task that owns the role, and the lease gate;
+//!   it reaches the rest of the node only through [`lease::Duties`].
+//! - [`peer`]: the node-to-node `/internal` protocol and its client.
+//! - [`producers`]: idempotent-produce (duplicate) tracking;
+//!   [`partitioner`]: Kafka-compatible key → partition.
+//! - [`partition`]: one writer task per partition with group commit, and
+//!   the leader's side of replication (ISR, push, catch-up, truncation).
+//! - [`topics`]: the local topics and their partitions.
+//! - [`follower`]: the follower's side of replication, one session per
+//!   leader.
+//! - [`node`]: the shared node handle, start-up and upkeep.
+//! - [`produce`]: the produce service every transport shares (topic
+//!   resolution and creation, batch checks, metrics) and its typed error.
 //! - [`stats`]: the once-a-second dashboard snapshot and rate series.
 //! - [`http`]: the HTTP API and its single error mapping; [`tcp`]: the
-//!   binary produce port, the same produce path without HTTP.
+//!   binary produce port. Both are thin adapters over [`produce`].
+//! - [`launch`]: what the `broker` and `follower` binaries run.
 //!
 //! The whole produce path and its invariants are in `docs/architecture.md`.
 
 pub mod activity;
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
+pub mod follower;
 pub mod http;
 pub mod launch;
 pub mod lease;
@@ -39,14 +49,13 @@ pub mod metrics;
 pub mod node;
 pub mod partition;
 pub mod partitioner;
+pub mod peer;
+pub mod produce;
 pub mod producers;
-pub mod replication;
 pub mod role;
 pub mod stats;
 pub mod store;
 pub mod tcp;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod topics;
 
 pub use config::{NodeArgs, NodeConfig, StartAs};
@@ -83,7 +92,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
         config.start_as.name()
     );
     let (node, lease_task) = Node::start(config, shutdown.clone())?;
-    let server = http::server(node.clone(), listener).map_err(|source| NodeError::Bind {
+    let stats = stats::spawn_sampler(node.clone(), shutdown.clone());
+    let server = http::server(node.clone(), stats, listener).map_err(|source| NodeError::Bind {
         addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })?;

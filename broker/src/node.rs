@@ -10,7 +10,7 @@
 
 use std::{
     sync::{Arc, Mutex, RwLock},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use futures_util::future::join_all;
@@ -21,12 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     activity::{Activity, ActivityLog},
-    checkpoint::Checkpoint,
+    checkpoint::{Checkpoint, SharedCheckpoint},
+    clock::now_ms,
     config::NodeConfig,
-    lease::{LeaseDriver, LeaseGate},
+    follower::{FollowerContext, FollowerSession},
+    lease::{DriverParts, Duties, LeaseDriver, LeaseGate, LeaseSettings},
     metrics::{Metrics, TransitionLabels},
-    partition::{Peers, WriteError, WriterContext},
-    replication::{follower::FollowerSession, wire::PeerClient},
+    partition::{WriteError, WriterContext},
+    peer::{PeerClient, Peers},
     role::{Event, Role},
     store::{ClusterStore, LeaseHolder, NodeInfo, StoreError},
     topics::{Topic, TopicRegistry},
@@ -78,16 +80,15 @@ pub struct ClusterView {
 struct Inner {
     config: NodeConfig,
     store: ClusterStore,
-    topics: TopicRegistry,
+    topics: Arc<TopicRegistry>,
     gate: Arc<LeaseGate>,
     role: watch::Receiver<Role>,
-    checkpoint: Mutex<Checkpoint>,
+    checkpoint: SharedCheckpoint,
     events: mpsc::Sender<Event>,
     peers: Peers,
     client: PeerClient,
     following: Mutex<Option<FollowerSession>>,
     metrics: Arc<Metrics>,
-    stats: watch::Receiver<Arc<str>>,
     activity: ActivityLog,
     cluster: RwLock<ClusterView>,
     started: Instant,
@@ -96,12 +97,6 @@ struct Inner {
 /// Cheap-to-clone handle on the running node.
 #[derive(Debug, Clone)]
 pub struct Node(Arc<Inner>);
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 impl Node {
     /// Opens the data directory and the topics on disk, and starts the lease
@@ -129,7 +124,6 @@ impl Node {
         };
         let activity = ActivityLog::default();
         let metrics = Arc::new(Metrics::default());
-        let (stats_tx, stats) = watch::channel(Arc::from("{}"));
         let peers = Peers::default();
         let client = PeerClient::new(
             config.cluster_token.clone(),
@@ -150,7 +144,7 @@ impl Node {
             replica_lag_time: config.replica_lag_time,
             metrics: Arc::clone(&metrics),
         };
-        let topics = TopicRegistry::new(&config.data_dir, log_config, ctx);
+        let topics = Arc::new(TopicRegistry::new(&config.data_dir, log_config, ctx));
         let on_disk = topics.on_disk().map_err(data_err)?;
         for (name, partitions) in on_disk {
             topics.open(&name, partitions, |p| checkpoint.hwm(&name, p))?;
@@ -161,26 +155,33 @@ impl Node {
             topics,
             gate,
             role: role_rx,
-            checkpoint: Mutex::new(checkpoint),
+            checkpoint: SharedCheckpoint::new(checkpoint),
             events: events_tx,
             peers,
             client,
             following: Mutex::default(),
             metrics,
-            stats,
             activity,
             cluster: RwLock::default(),
             started: Instant::now(),
         }));
         crate::logging::set_role(node.role().name());
         node.activity("start", format!("node {} started", node.config().node_id));
-        let driver = LeaseDriver::new(node.clone(), role_tx, events_rx);
+        let parts = DriverParts {
+            settings: LeaseSettings {
+                node_id: node.config().node_id.clone(),
+                ttl: node.config().lease_ttl,
+                start_as: node.config().start_as,
+            },
+            store: node.store().clone(),
+            gate: Arc::clone(&node.0.gate),
+            checkpoint: node.0.checkpoint.clone(),
+            metrics: Arc::clone(&node.0.metrics),
+            role: role_tx,
+            events: events_rx,
+        };
+        let driver = LeaseDriver::new(node.clone(), parts);
         let lease_task = tokio::spawn(driver.run(shutdown.clone()));
-        tokio::spawn(crate::stats::run_sampler(
-            node.clone(),
-            stats_tx,
-            shutdown.clone(),
-        ));
         tokio::spawn(node.clone().upkeep(shutdown));
         Ok((node, lease_task))
     }
@@ -203,11 +204,6 @@ impl Node {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
-    }
-
-    /// The latest dashboard snapshot (JSON), refreshed every second.
-    pub fn watch_stats(&self) -> watch::Receiver<Arc<str>> {
-        self.0.stats.clone()
     }
 
     pub fn role(&self) -> Role {
@@ -234,44 +230,15 @@ impl Node {
         self.0.activity.push(kind, message);
     }
 
-    pub(crate) fn record_transition(&self, from: &Role, to: &Role, event: &Event) {
-        self.metrics()
-            .role_transitions
-            .get_or_create(&TransitionLabels {
-                from: from.name().to_owned(),
-                to: to.name().to_owned(),
-            })
-            .inc();
-        self.metrics()
-            .is_leader
-            .set(i64::from(matches!(to, Role::Leader { .. })));
-        crate::logging::set_role(to.name());
-        if let Role::Leader { epoch } | Role::Fenced { epoch } = to {
-            self.metrics().epoch.set(*epoch as i64);
-        }
-        let kind = match to {
-            Role::Leader { .. } => "election",
-            Role::Fenced { .. } => "fenced",
-            _ if matches!(from, Role::Leader { .. } | Role::Fenced { .. }) => "step_down",
-            _ => "role",
-        };
-        self.activity(kind, format!("{from} → {to} ({event:?})"));
-    }
-
     /// Highest epoch this node has seen (persisted).
     pub fn highest_epoch(&self) -> u64 {
-        self.0.checkpoint.lock().unwrap().state().highest_epoch
+        self.0.checkpoint.highest_epoch()
     }
 
     /// Remembers an epoch seen in Redis or from a peer, on disk at once
     /// when it is new, so that it is never handed out again.
     pub fn see_epoch(&self, epoch: u64) {
-        let mut checkpoint = self.0.checkpoint.lock().unwrap();
-        if checkpoint.see_epoch(epoch)
-            && let Err(e) = checkpoint.flush()
-        {
-            tracing::error!("cannot persist the node state: {e}");
-        }
+        self.0.checkpoint.see_epoch(epoch);
     }
 
     /// The leader's id and URL, as far as this node knows.
@@ -314,7 +281,7 @@ impl Node {
     }
 
     pub(crate) fn open_topic(&self, name: &str, partitions: u32) -> Result<Arc<Topic>, LogError> {
-        let checkpoint = self.0.checkpoint.lock().unwrap();
+        let checkpoint = self.0.checkpoint.lock();
         self.topics()
             .open(name, partitions, |p| checkpoint.hwm(name, p))
     }
@@ -326,7 +293,7 @@ impl Node {
         for (name, partitions) in self.store().topics().await? {
             let topic = match self.topics().get(&name) {
                 Some(topic) => topic,
-                None if crate::topics::validate_topic_name(&name).is_err() => {
+                None if yak_protocol::validate_topic_name(&name).is_err() => {
                     tracing::warn!(topic = %name, "ignoring invalid topic name in redis");
                     continue;
                 }
@@ -335,111 +302,6 @@ impl Node {
             topic.set_config(configs.remove(&name).unwrap_or_default());
         }
         Ok(())
-    }
-
-    /// True if this node's log holds every committed record, as far as
-    /// Redis says: for every partition of every topic, the local log end is
-    /// at least the HWM Redis holds. A node that is behind must not take
-    /// the lease: it would refuse to lead, but followers that saw it as
-    /// leader would first cut their tails to its end (found by the nemesis
-    /// soak). Unknown (Redis unreachable) counts as no.
-    pub(crate) async fn holds_everything_committed(&self) -> bool {
-        let Ok(topics) = self.store().topics().await else {
-            return false;
-        };
-        for (name, partitions) in topics {
-            let local = self.topics().get(&name);
-            let Ok(hwms) = self.store().hwms(&name, partitions).await else {
-                return false;
-            };
-            for (id, committed) in hwms.into_iter().enumerate() {
-                let end = local
-                    .as_ref()
-                    .and_then(|t| t.partitions.get(id))
-                    .map_or(0, |p| p.reader().end_offset());
-                if end < committed {
-                    tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");
-                    return false;
-                }
-            }
-        }
-        true
-    }
-
-    /// Prepares every partition to lead at `epoch`.
-    pub(crate) async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
-        self.0.following.lock().unwrap().take();
-        self.see_epoch(epoch);
-        // A Redis that lost its data learns the topics back from the leader.
-        for topic in self.topics().all() {
-            let partitions = topic.partitions.len() as u32;
-            let config = topic.config();
-            if self
-                .store()
-                .create_topic(&topic.name, partitions, &config)
-                .await?
-            {
-                self.activity("topic", format!("restored topic {} in redis", topic.name));
-            }
-        }
-        self.sync_topics().await?;
-        let mut jobs = Vec::new();
-        for topic in self.topics().all() {
-            for partition in topic.partitions.clone() {
-                let node = self.clone();
-                jobs.push(async move {
-                    let redis = node.store().hwm(&partition.topic, partition.id).await?;
-                    let local = node
-                        .0
-                        .checkpoint
-                        .lock()
-                        .unwrap()
-                        .hwm(&partition.topic, partition.id);
-                    partition
-                        .lead(epoch, redis.max(local))
-                        .await
-                        .map_err(|source| NodeError::Lead {
-                            topic: partition.topic.to_string(),
-                            partition: partition.id,
-                            source,
-                        })
-                });
-            }
-        }
-        for result in join_all(jobs).await {
-            result?;
-        }
-        self.activity("election", format!("leading at epoch {epoch}"));
-        Ok(())
-    }
-
-    /// Asks every partition to commit what it holds beyond its HWM.
-    pub(crate) async fn commit_tails(&self) {
-        for topic in self.topics().all() {
-            for partition in &topic.partitions {
-                partition.commit_tail().await;
-            }
-        }
-    }
-
-    pub(crate) async fn stop_leading(&self) {
-        for topic in self.topics().all() {
-            for partition in &topic.partitions {
-                partition.stop_leading().await;
-            }
-        }
-    }
-
-    /// Starts following `leader` (replacing any other follow), or stops.
-    pub(crate) fn follow(&self, leader: Option<String>) {
-        let mut following = self.0.following.lock().unwrap();
-        if following.as_ref().map(|s| &s.leader) == leader.as_ref() {
-            return;
-        }
-        *following = leader.map(|leader| {
-            self.activity("role", format!("following {leader}"));
-            FollowerSession::start(self.clone(), leader)
-        });
     }
 
     /// A peer told us (by replicating to us) that `leader` leads at `epoch`.
@@ -455,14 +317,6 @@ impl Node {
                 leader: Some(leader.to_owned()),
             });
         }
-    }
-
-    pub fn peer_url(&self, id: &str) -> Option<String> {
-        self.0.peers.url(id)
-    }
-
-    pub fn peer_client(&self) -> PeerClient {
-        self.0.client.clone()
     }
 
     /// Heartbeat in the registry, cluster view refresh, topic sync and the
@@ -521,7 +375,7 @@ impl Node {
     }
 
     fn checkpoint_hwms(&self) {
-        let mut checkpoint = self.0.checkpoint.lock().unwrap();
+        let mut checkpoint = self.0.checkpoint.lock();
         for topic in self.topics().all() {
             for p in &topic.partitions {
                 checkpoint.see_hwm(&topic.name, p.id, p.hwm());
@@ -530,5 +384,145 @@ impl Node {
         if let Err(e) = checkpoint.flush() {
             tracing::error!("cannot persist the node state: {e}");
         }
+    }
+}
+
+/// The lease driver's view of the node.
+impl Duties for Node {
+    type Error = NodeError;
+
+    /// True if this node's log holds every committed record, as far as
+    /// Redis says: for every partition of every topic, the local log end is
+    /// at least the HWM Redis holds. A node that is behind must not take
+    /// the lease: it would refuse to lead, but followers that saw it as
+    /// leader would first cut their tails to its end (found by the nemesis
+    /// soak). Unknown (Redis unreachable) counts as no.
+    async fn holds_everything_committed(&self) -> bool {
+        let Ok(topics) = self.store().topics().await else {
+            return false;
+        };
+        for (name, partitions) in topics {
+            let local = self.topics().get(&name);
+            let Ok(hwms) = self.store().hwms(&name, partitions).await else {
+                return false;
+            };
+            for (id, committed) in hwms.into_iter().enumerate() {
+                let end = local
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(id))
+                    .map_or(0, |p| p.reader().end_offset());
+                if end < committed {
+                    tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Prepares every partition to lead at `epoch`.
+    async fn prepare_leadership(&self, epoch: u64) -> Result<(), NodeError> {
+        self.0.following.lock().unwrap().take();
+        self.see_epoch(epoch);
+        // A Redis that lost its data learns the topics back from the leader.
+        for topic in self.topics().all() {
+            let partitions = topic.partitions.len() as u32;
+            let config = topic.config();
+            if self
+                .store()
+                .create_topic(&topic.name, partitions, &config)
+                .await?
+            {
+                self.activity("topic", format!("restored topic {} in redis", topic.name));
+            }
+        }
+        self.sync_topics().await?;
+        let mut jobs = Vec::new();
+        for topic in self.topics().all() {
+            for partition in topic.partitions.clone() {
+                let node = self.clone();
+                jobs.push(async move {
+                    let redis = node.store().hwm(&partition.topic, partition.id).await?;
+                    let local = node.0.checkpoint.lock().hwm(&partition.topic, partition.id);
+                    partition
+                        .lead(epoch, redis.max(local))
+                        .await
+                        .map_err(|source| NodeError::Lead {
+                            topic: partition.topic.to_string(),
+                            partition: partition.id,
+                            source,
+                        })
+                });
+            }
+        }
+        for result in join_all(jobs).await {
+            result?;
+        }
+        self.activity("election", format!("leading at epoch {epoch}"));
+        Ok(())
+    }
+
+    /// Asks every partition to commit what it holds beyond its HWM.
+    async fn commit_tails(&self) {
+        for topic in self.topics().all() {
+            for partition in &topic.partitions {
+                partition.commit_tail().await;
+            }
+        }
+    }
+
+    async fn stop_leading(&self) {
+        for topic in self.topics().all() {
+            for partition in &topic.partitions {
+                partition.stop_leading().await;
+            }
+        }
+    }
+
+    /// Starts following `leader` (replacing any other follow), or stops.
+    fn follow(&self, leader: Option<String>) {
+        let mut following = self.0.following.lock().unwrap();
+        if following.as_ref().map(|s| &s.leader) == leader.as_ref() {
+            return;
+        }
+        *following = leader.map(|leader| {
+            self.activity("role", format!("following {leader}"));
+            let ctx = FollowerContext {
+                node_id: self.config().node_id.clone(),
+                topics: Arc::clone(&self.0.topics),
+                peers: self.0.peers.clone(),
+                client: self.0.client.clone(),
+                checkpoint: self.0.checkpoint.clone(),
+            };
+            FollowerSession::start(ctx, leader)
+        });
+    }
+
+    fn transitioned(&self, from: &Role, to: &Role, event: &Event) {
+        self.metrics()
+            .role_transitions
+            .get_or_create(&TransitionLabels {
+                from: from.name().to_owned(),
+                to: to.name().to_owned(),
+            })
+            .inc();
+        self.metrics()
+            .is_leader
+            .set(i64::from(matches!(to, Role::Leader { .. })));
+        crate::logging::set_role(to.name());
+        if let Role::Leader { epoch } | Role::Fenced { epoch } = to {
+            self.metrics().epoch.set(*epoch as i64);
+        }
+        let kind = match to {
+            Role::Leader { .. } => "election",
+            Role::Fenced { .. } => "fenced",
+            _ if matches!(from, Role::Leader { .. } | Role::Fenced { .. }) => "step_down",
+            _ => "role",
+        };
+        self.activity(kind, format!("{from} → {to} ({event:?})"));
+    }
+
+    fn activity(&self, kind: &'static str, message: String) {
+        Node::activity(self, kind, message);
     }
 }

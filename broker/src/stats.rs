@@ -13,14 +13,16 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use yak_protocol::TopicConfig;
+
 use crate::{
     activity::Activity,
+    clock::now_ms,
     metrics::{FollowerLabels, Metrics, PartitionLabels},
-    node::{Node, now_ms},
+    node::Node,
     partition::FollowerStatus,
     role::Role,
     store::NodeInfo,
-    topics::TopicConfig,
 };
 
 /// Seconds of history kept for the charts.
@@ -95,8 +97,26 @@ struct Previous {
     consumed: BTreeMap<String, u64>,
 }
 
+/// The published snapshots (JSON), for `/stats` and `/events`, and the
+/// node's shutdown, which ends the event streams.
+#[derive(Debug, Clone)]
+pub struct StatsFeed {
+    pub snapshots: watch::Receiver<Arc<str>>,
+    pub shutdown: CancellationToken,
+}
+
+/// Starts sampling `node` every second until `shutdown`.
+pub fn spawn_sampler(node: Node, shutdown: CancellationToken) -> StatsFeed {
+    let (out, snapshots) = watch::channel(Arc::from("{}"));
+    tokio::spawn(run_sampler(node, out, shutdown.clone()));
+    StatsFeed {
+        snapshots,
+        shutdown,
+    }
+}
+
 /// Samples every second until `shutdown`, publishing JSON snapshots.
-pub async fn run_sampler(node: Node, out: watch::Sender<Arc<str>>, shutdown: CancellationToken) {
+async fn run_sampler(node: Node, out: watch::Sender<Arc<str>>, shutdown: CancellationToken) {
     let mut series = Series::default();
     let mut previous = Previous::default();
     let mut ticks = tokio::time::interval(Duration::from_secs(1));

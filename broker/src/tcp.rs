@@ -31,11 +31,7 @@ use tokio_util::{
 };
 use yak_protocol::{FrameError, Request, Response, codec};
 
-use crate::{
-    http::{batch::store_batch, error::ApiError},
-    node::Node,
-    replication::wire::token_matches,
-};
+use crate::{http::error::ApiError, node::Node, peer::token_matches, produce::store_batch};
 
 /// Unanswered requests per connection before it stops reading.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -200,13 +196,13 @@ impl Connection {
 }
 
 async fn produce(node: &Node, topic: &str, partition: u32, batch: &[u8]) -> Response {
-    match store_batch(node, topic, partition, batch, "").await {
+    match store_batch(node, topic, partition, batch).await {
         Ok(stored) => Response::Stored {
             offset: stored.offset,
             count: stored.count,
             epoch: stored.epoch,
         },
-        Err(e) => error(&e),
+        Err(e) => error(&ApiError::produce(e, node, "")),
     }
 }
 

@@ -10,67 +10,13 @@ use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{Arc, RwLock},
-    time::Duration,
 };
 
-use partition_log::{LogConfig, LogError, Retention};
-use serde::{Deserialize, Serialize};
+use partition_log::{LogConfig, LogError};
 use tokio::sync::watch;
+use yak_protocol::{TopicConfig, validate_topic_name};
 
 use crate::partition::{Partition, WriterContext};
-
-/// Longest topic name, as in Kafka.
-pub const MAX_TOPIC_NAME: usize = 249;
-
-/// Checks a topic name: 1–249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
-pub fn validate_topic_name(name: &str) -> Result<(), String> {
-    if name.is_empty() || name.len() > MAX_TOPIC_NAME {
-        return Err(format!(
-            "topic name must be 1 to {MAX_TOPIC_NAME} characters, got {}",
-            name.len()
-        ));
-    }
-    if name == "." || name == ".." {
-        return Err(format!("topic name cannot be {name:?}"));
-    }
-    if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "topic name may only contain letters, digits, '.', '_' and '-'; found {bad:?}"
-        ));
-    }
-    Ok(())
-}
-
-/// What a topic stores beside its partition count: its retention rule,
-/// fixed when it is created (the creating leader's defaults fill what the
-/// request leaves out) so that every replica applies the same one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_ms: Option<u64>,
-}
-
-impl TopicConfig {
-    /// The request's fields where given, else `defaults`'.
-    pub fn or(self, defaults: TopicConfig) -> TopicConfig {
-        TopicConfig {
-            retention_bytes: self.retention_bytes.or(defaults.retention_bytes),
-            retention_ms: self.retention_ms.or(defaults.retention_ms),
-        }
-    }
-
-    pub fn retention(&self) -> Retention {
-        Retention {
-            max_bytes: self.retention_bytes,
-            max_age: self.retention_ms.map(Duration::from_millis),
-        }
-    }
-}
 
 #[derive(Debug)]
 pub struct Topic {

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
-use broker::testkit::{
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::{
     Cluster, NodeKind, NodeOptions, NodeProcess, Reply, StatusCode, hold_for, http_client, send,
     try_send, wait_for, wait_for_identical_logs,
 };
-use reqwest::Method;
-use serde_json::{Value, json};
 
 const CLIENT_TOKEN: &str = "client-secret";
 const CLUSTER_TOKEN: &str = "cluster-secret";
@@ -64,7 +64,7 @@ async fn produce_with_token(url: &str, topic: &str, n: usize) {
     }
 }
 
-fn tokened() -> broker::testkit::ClusterBuilder {
+fn tokened() -> testkit::ClusterBuilder {
     Cluster::builder()
         .client_token(CLIENT_TOKEN)
         .extra_args(["--cluster-token", CLUSTER_TOKEN])
@@ -313,4 +313,33 @@ async fn a_tls_cluster_replicates_and_refuses_plain_http() {
         leader.health().await.is_some(),
         "the node still serves HTTPS"
     );
+}
+
+/// The dashboard and the API carry the same security headers as the UIs;
+/// a node with demo controls may also connect to `yak up`'s control origin.
+#[tokio::test]
+async fn every_answer_carries_the_content_security_policy() {
+    let cluster = Cluster::builder()
+        .extra_args(["--demo-control-url", "http://127.0.0.1:5999/"])
+        .start()
+        .await;
+    let leader = cluster.leader().await.expect("a leader");
+    for path in ["/", "/health", "/no-such-path"] {
+        let reply = send(http_client().get(format!("{}{path}", leader.url()))).await;
+        let header = |name: &str| {
+            reply
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let policy = header("content-security-policy");
+        assert!(policy.contains("script-src 'self';"), "{path}: {policy:?}");
+        assert!(
+            policy.contains("connect-src 'self' http://127.0.0.1:5999;"),
+            "{path}: {policy:?}"
+        );
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+    }
 }

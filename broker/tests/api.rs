@@ -8,11 +8,11 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use broker::testkit::{
+use serde_json::{Value, json};
+use testkit::{
     Cluster, StatusCode, consume, consume_all, consume_with, create_topic, describe_topic,
     get_json, http_client, post_json, produce, produce_batch, send, wait_for, wait_until,
 };
-use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn now_ms() -> i64 {

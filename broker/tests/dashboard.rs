@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use broker::testkit::{Cluster, browser::Browser, produce};
 use serde_json::json;
+use testkit::{Cluster, browser::Browser, produce};
 
 const WAIT: Duration = Duration::from_secs(15);
 

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use broker::testkit::{
+use serde_json::json;
+use testkit::{
     Cluster, NodeKind, StatusCode, consume_all, describe_topic, get_json, http_client,
     http_client_with_timeout, post_json, produce, send, try_send, wait_for,
 };
-use serde_json::json;
 
 const TTL_MS: u64 = 1000;
 
@@ -224,9 +224,7 @@ async fn a_graceful_stop_hands_the_lease_over_without_waiting_for_it_to_expire()
 /// Pauses the leader (broker), sends it a write, waits until the follower
 /// leads, resumes the old leader and returns what the write got (an error
 /// if the connection failed).
-async fn write_to_a_paused_leader(
-    cluster: &mut Cluster,
-) -> Result<broker::testkit::Reply, reqwest::Error> {
+async fn write_to_a_paused_leader(cluster: &mut Cluster) -> Result<testkit::Reply, reqwest::Error> {
     let leader = cluster.broker().url().to_owned();
     let first = cluster
         .wait_for_leader(Duration::from_secs(5), |l| l.id == "broker")

@@ -13,15 +13,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker::testkit::{
-    Cluster, ClusterBuilder, NodeProcess, StatusCode, create_topic, describe_topic, get_json,
-    hold_for, http_client_with_timeout, produce, try_send, wait_for, wait_for_identical_logs,
-};
 use common::{
     Acked, Load, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n,
     produce_one, read_all, wait_for_isr,
 };
 use serde_json::json;
+use testkit::{
+    Cluster, ClusterBuilder, NodeProcess, StatusCode, create_topic, describe_topic, get_json,
+    hold_for, http_client_with_timeout, produce, try_send, wait_for, wait_for_identical_logs,
+};
 
 const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(15);

@@ -19,16 +19,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker::testkit::{
-    Cluster, NodeProcess, Reply, StatusCode, http_client, node_snapshot, post_json, produce,
-    slow_client, try_send,
-};
 use proptest::{
     prelude::*,
     strategy::{Strategy, ValueTree},
     test_runner::TestRunner,
 };
 use serde_json::{Value, json};
+use testkit::{
+    Cluster, NodeProcess, Reply, StatusCode, http_client, node_snapshot, post_json, produce,
+    slow_client, try_send,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,

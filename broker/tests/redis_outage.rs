@@ -8,12 +8,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use broker::testkit::{
+use common::{assert_acked_readable, produce_n, produce_one, wait_for_isr};
+use serde_json::json;
+use testkit::{
     Cluster, StatusCode, describe_topic, hold_for, http_client_with_timeout, post_json, produce,
     try_send, wait_for, wait_for_identical_logs,
 };
-use common::{assert_acked_readable, produce_n, produce_one, wait_for_isr};
-use serde_json::json;
 
 const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(20);

@@ -9,15 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use broker::testkit::{
-    Cluster, NodeKind, StatusCode, create_topic, describe_topic, produce, wait_for,
-    wait_for_identical_logs,
-};
 use common::{
     Acked, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n, read_all,
     wait_for_isr,
 };
 use serde_json::{Value, json};
+use testkit::{
+    Cluster, NodeKind, StatusCode, create_topic, describe_topic, produce, wait_for,
+    wait_for_identical_logs,
+};
 
 const TTL_MS: u64 = 1000;
 const WAIT: Duration = Duration::from_secs(15);
@@ -357,7 +357,7 @@ async fn a_follower_that_joined_the_isr_is_not_dropped_by_the_next_write() {
 }
 
 /// Records the node holds on disk for `topic`/0 (whether committed or not).
-fn records_on_disk(node: &broker::testkit::NodeProcess, topic: &str) -> u64 {
+fn records_on_disk(node: &testkit::NodeProcess, topic: &str) -> u64 {
     partition_log::batch::batches(&node.log_bytes(topic, 0))
         .map_while(Result::ok)
         .map(|b| u64::from(b.header.record_count))
@@ -437,7 +437,7 @@ async fn a_new_partition_starts_with_every_live_replica_and_drops_one_that_never
     // The dashboard's snapshot shows the node's own view of the registry,
     // refreshed with the peers that a new partition's ISR is taken from.
     wait_for("the broker to see the ghost node", WAIT, || async {
-        let (_, body) = broker::testkit::get_json(&format!("{leader}/stats")).await;
+        let (_, body) = testkit::get_json(&format!("{leader}/stats")).await;
         let nodes = body["nodes"].as_array()?.len();
         (nodes == 3).then_some(())
     })

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use broker::{
-    store::{Acquire, ClusterStore, StoreError},
-    testkit::{RedisServer, unique_cluster_name, wait_for},
-};
+use broker::store::{Acquire, ClusterStore, StoreError};
+use testkit::{RedisServer, unique_cluster_name, wait_for};
 
 const TTL: Duration = Duration::from_millis(400);
 

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use broker::testkit::{Cluster, StatusCode, consume_all, get_json, wait_for};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use partition_log::BatchBuilder;
 use serde_json::{Value, json};
+use testkit::{Cluster, StatusCode, consume_all, get_json, wait_for};
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 use yak_protocol::{Request, Response, codec};

@@ -2,13 +2,13 @@
 //! JSON body `{"error": code, "message": text}`, and leaves the data as it
 //! was (same topics, same descriptions, same records).
 
-use broker::testkit::{
-    Cluster, Reply, StatusCode, consume_with, http_client, node_snapshot, post_json, post_raw,
-    produce, produce_batch, request, send,
-};
 use partition_log::{LogConfig, PartitionLog, Retention};
 use reqwest::Method;
 use serde_json::{Value, json};
+use testkit::{
+    Cluster, Reply, StatusCode, consume_with, http_client, node_snapshot, post_json, post_raw,
+    produce, produce_batch, request, send,
+};
 
 /// Largest request body of the test node: above the 1 MiB payload limit, so
 /// that both limits can be hit separately.
@@ -322,7 +322,7 @@ async fn bad_topic_names_are_refused_everywhere() {
         "{}",
         reply.text
     );
-    let (_, topics) = broker::testkit::get_json(&format!("{url}/topics")).await;
+    let (_, topics) = testkit::get_json(&format!("{url}/topics")).await;
     assert!(
         !topics["topics"]
             .as_array()
@@ -611,7 +611,7 @@ async fn offsets_below_the_log_start_are_out_of_range() {
         .wait_for_leader(std::time::Duration::from_secs(10), |l| l.id == "broker")
         .await;
 
-    let (status, described) = broker::testkit::describe_topic(&url, "old").await;
+    let (status, described) = testkit::describe_topic(&url, "old").await;
     assert_eq!(status, StatusCode::OK, "{described}");
     assert_eq!(described["partitions"][0]["log_start_offset"], start);
     assert_eq!(described["partitions"][0]["high_water_mark"], 40);

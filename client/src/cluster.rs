@@ -1,7 +1,24 @@
-//! Finding the leader and talking to it: every call goes through
-//! [`YakClient::call`], which resolves the leader, follows `not_leader`
-//! answers (a bounded number of redirects) and retries retryable failures
-//! with exponential backoff and jitter, bounded by a deadline.
+//! Finding the leader and talking to it. [`YakClient`] is the handle on a
+//! cluster; every call goes through [`YakClient::call`], which resolves the
+//! leader, follows `not_leader` answers (a bounded number of redirects) and
+//! retries retryable failures with exponential backoff and jitter, bounded
+//! by a deadline.
+//!
+//! Invariants: the leader cache (shared by every clone of a client) is
+//! only written by this module and its child — set from a metadata answer
+//! or a redirect, and forgotten whenever an answer says the leader may have
+//! moved, so the next attempt discovers it again; an error whose write
+//! outcome is unknown stays unknown across later attempts
+//! (`after_unknown`); the waits between the attempts of one call add up to
+//! at most [`ClientConfig::deadline`].
+//!
+//! The rest of the client is built on [`YakClient::call`]: topic
+//! administration (`admin`), raw reads (`fetch`); batches over the binary
+//! port are the child module `produce_batch`. What goes over the wire
+//! ([`Body`], [`Decode`]) is in `wire`, the retry policy and access
+//! ([`ClientConfig`]) in `config`; both are re-exported here.
+
+mod produce_batch;
 
 use std::{
     net::IpAddr,
@@ -11,125 +28,22 @@ use std::{
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::Method;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use bytes::Bytes;
-use yak_protocol::{Request, Response};
-
 use crate::{
+    config::http_client,
     error::{ClientError, Result},
-    model::{Consumed, Fetch, LeaderInfo, ProducedBatch, TopicConfig, TopicDetail, TopicSummary},
+    model::LeaderInfo,
     tcp::Connection,
+};
+
+pub use crate::{
+    config::{ClientConfig, read_ca},
+    wire::{BATCH_CONTENT_TYPE, BatchFetch, Body, Decode},
 };
 
 /// Redirects followed within one attempt.
 const MAX_REDIRECTS: usize = 4;
-
-/// How the client retries, and how it proves who it is.
-#[derive(Clone)]
-pub struct ClientConfig {
-    /// Give up retrying a call after this long.
-    pub deadline: Duration,
-    pub min_backoff: Duration,
-    /// Longest wait between retries. Short, because during a failover the
-    /// new leader is usually known a fraction of a second after a retry
-    /// starts waiting: a long wait adds directly to the unavailability.
-    pub max_backoff: Duration,
-    /// Timeout of one HTTP request (long polls add their wait).
-    pub request_timeout: Duration,
-    /// Sent as `Authorization: Bearer <token>` on every request, for nodes
-    /// started with `--client-token`.
-    pub token: Option<String>,
-    /// PEM certificates of extra CAs to trust for `https://` nodes (see
-    /// [`read_ca`]); the usual public roots are trusted as well.
-    pub tls_ca_pem: Option<Vec<u8>>,
-    /// Send binary batches ([`Producer::send_records`](crate::Producer::send_records))
-    /// over the leader's binary produce port when it has one, else (and
-    /// when false) over HTTP.
-    pub tcp: bool,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_secs(30),
-            min_backoff: Duration::from_millis(20),
-            max_backoff: Duration::from_millis(100),
-            request_timeout: Duration::from_secs(10),
-            token: None,
-            tls_ca_pem: None,
-            tcp: true,
-        }
-    }
-}
-
-// By hand, so that the token never reaches a log line.
-impl std::fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientConfig")
-            .field("deadline", &self.deadline)
-            .field("min_backoff", &self.min_backoff)
-            .field("max_backoff", &self.max_backoff)
-            .field("request_timeout", &self.request_timeout)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("tls_ca_pem", &self.tls_ca_pem.as_ref().map(Vec::len))
-            .field("tcp", &self.tcp)
-            .finish()
-    }
-}
-
-impl ClientConfig {
-    /// The same retry policy with `other`'s token and CA: for a second
-    /// client of the same cluster with other deadlines.
-    pub fn with_access_of(self, other: &ClientConfig) -> Self {
-        Self {
-            token: other.token.clone(),
-            tls_ca_pem: other.tls_ca_pem.clone(),
-            ..self
-        }
-    }
-}
-
-/// Reads a PEM file of CA certificates for [`ClientConfig::tls_ca_pem`].
-pub fn read_ca(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path)
-        .map_err(|e| ClientError::Config(format!("reading the CA file {}: {e}", path.display())))
-}
-
-/// The HTTP client every call goes through: no automatic redirects (the
-/// client follows `not_leader` itself), the token as a default header,
-/// the extra CAs trusted.
-fn http_client(config: &ClientConfig, local_address: Option<IpAddr>) -> Result<reqwest::Client> {
-    let invalid = |e: &dyn std::fmt::Display| ClientError::Config(e.to_string());
-    let mut builder = reqwest::Client::builder()
-        .local_address(local_address)
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(Duration::from_secs(1))
-        // Below the servers' keep-alive (75 s by default), so an idle
-        // connection is dropped here before the server closes it.
-        .pool_idle_timeout(Duration::from_secs(30))
-        .tcp_nodelay(true);
-    if let Some(token) = &config.token {
-        let mut value = reqwest::header::HeaderValue::try_from(format!("Bearer {token}"))
-            .map_err(|e| invalid(&format!("the token is not a valid header value: {e}")))?;
-        value.set_sensitive(true);
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(reqwest::header::AUTHORIZATION, value);
-        builder = builder.default_headers(headers);
-    }
-    if let Some(pem) = &config.tls_ca_pem {
-        let certificates = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| invalid(&format!("the CA file holds no usable certificate: {e}")))?;
-        if certificates.is_empty() {
-            return Err(invalid(&"the CA file holds no certificate"));
-        }
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    builder.build().map_err(|e| invalid(&e))
-}
 
 /// What a `/metadata/leader` answer says to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +77,7 @@ pub struct YakClient {
     http: reqwest::Client,
     bootstrap: Arc<Vec<String>>,
     leader: Arc<RwLock<Option<Leader>>>,
+    /// The connection to the leader's binary port (see `produce_batch`).
     tcp: Arc<tokio::sync::Mutex<Option<Arc<Connection>>>>,
     local_address: Option<IpAddr>,
     config: ClientConfig,
@@ -299,101 +214,6 @@ impl YakClient {
         .await
     }
 
-    /// Stores one record batch (storage format) in `topic`/`partition`:
-    /// over the leader's binary port when it has one and
-    /// [`ClientConfig::tcp`] allows, else `POST /produce/batch`. Retried
-    /// like [`call`](Self::call).
-    pub(crate) async fn produce_batch(
-        &self,
-        topic: &str,
-        partition: u32,
-        batch: Bytes,
-        retry: impl Fn(&ClientError) -> bool,
-    ) -> Result<ProducedBatch> {
-        let body = Body::batch(batch);
-        let path = format!(
-            "/produce/batch?topic={}&partition={partition}",
-            encode(topic)
-        );
-        let attempt = || async {
-            match self.leader().await?.tcp {
-                Some(addr) if self.config.tcp => {
-                    self.produce_over_tcp(&addr, topic, partition, body.bytes.clone())
-                        .await
-                }
-                _ => self.attempt(&Method::POST, &path, Some(&body), None).await,
-            }
-        };
-        self.retrying(attempt, retry).await
-    }
-
-    async fn produce_over_tcp(
-        &self,
-        addr: &str,
-        topic: &str,
-        partition: u32,
-        batch: Bytes,
-    ) -> Result<ProducedBatch> {
-        let transport = |message: String| ClientError::Transport {
-            url: format!("tcp://{addr}"),
-            message,
-        };
-        let connection = self.tcp_connection(addr).await.map_err(transport)?;
-        let request = Request::Produce {
-            topic: topic.to_owned(),
-            partition,
-            batch,
-        };
-        let answer = connection.call(request, self.config.request_timeout).await;
-        let error = match answer {
-            Ok(Response::Stored {
-                offset,
-                count,
-                epoch,
-            }) => {
-                return Ok(ProducedBatch {
-                    partition,
-                    offset,
-                    count,
-                    epoch: Some(epoch),
-                });
-            }
-            Ok(Response::Error { status, body }) => match reqwest::StatusCode::from_u16(status) {
-                Ok(status) => ClientError::from_answer(status, &body),
-                Err(_) => transport(format!("an answer with status {status}")),
-            },
-            Ok(Response::Ready) => transport("a Ready answer to a produce".to_owned()),
-            Err(message) => transport(message),
-        };
-        if error.leader_may_have_moved() {
-            self.forget_leader();
-        }
-        Err(error)
-    }
-
-    /// The shared connection to `addr`, opened if there is none (or the
-    /// one there is went away or leads elsewhere).
-    async fn tcp_connection(&self, addr: &str) -> std::result::Result<Arc<Connection>, String> {
-        let mut cached = self.tcp.lock().await;
-        if let Some(connection) = cached.as_ref()
-            && connection.addr() == addr
-            && connection.is_open()
-        {
-            return Ok(Arc::clone(connection));
-        }
-        let connection = Arc::new(
-            Connection::open(
-                addr,
-                self.local_address,
-                self.config.token.as_deref(),
-                self.config.request_timeout,
-            )
-            .await?,
-        );
-        *cached = Some(Arc::clone(&connection));
-        Ok(connection)
-    }
-
     /// Runs `attempt` until it succeeds, fails for good, or the deadline
     /// passes, with exponential backoff between attempts.
     async fn retrying<T, F, Fut>(
@@ -498,8 +318,8 @@ impl YakClient {
             .timeout(timeout.unwrap_or(self.config.request_timeout));
         if let Some(body) = body {
             request = request
-                .header(reqwest::header::CONTENT_TYPE, body.content_type)
-                .body(body.bytes.clone());
+                .header(reqwest::header::CONTENT_TYPE, body.content_type())
+                .body(body.bytes());
         }
         let transport = |e: reqwest::Error| ClientError::Transport {
             url: url.to_owned(),
@@ -518,188 +338,6 @@ impl YakClient {
         }
         Err(ClientError::from_answer(status, &bytes))
     }
-
-    /// Every topic with its partition count.
-    pub async fn topics(&self) -> Result<Vec<TopicSummary>> {
-        #[derive(serde::Deserialize)]
-        struct Topics {
-            topics: Vec<TopicSummary>,
-        }
-        let topics: Topics = self
-            .call(Method::GET, "/topics", None, None, |_| true)
-            .await?;
-        Ok(topics.topics)
-    }
-
-    /// Creates a topic; `Err` with code `topic_exists` if it exists.
-    pub async fn create_topic(&self, name: &str, partitions: Option<u32>) -> Result<TopicSummary> {
-        self.create_topic_with(name, partitions, &TopicConfig::default())
-            .await
-    }
-
-    /// Creates a topic with its own retention rule (what `config` leaves
-    /// out is the leader's default).
-    pub async fn create_topic_with(
-        &self,
-        name: &str,
-        partitions: Option<u32>,
-        config: &TopicConfig,
-    ) -> Result<TopicSummary> {
-        let mut request = serde_json::json!({ "name": name, "partitions": partitions });
-        if let (Some(object), Ok(serde_json::Value::Object(config))) =
-            (request.as_object_mut(), serde_json::to_value(config))
-        {
-            object.extend(config);
-        }
-        let body = Body::json(&request);
-        self.call(Method::POST, "/topics", Some(&body), None, |e| {
-            e.is_not_written()
-        })
-        .await
-    }
-
-    /// A topic's partitions as the leader sees them (ISR, follower lag).
-    pub async fn describe_topic(&self, name: &str) -> Result<TopicDetail> {
-        let path = format!("/topics/{}", encode(name));
-        self.call(Method::GET, &path, None, None, |_| true).await
-    }
-
-    /// One read of committed records, long-polling up to `wait`. Reads
-    /// the stored batches (`GET /consume/batch`) and decodes them here.
-    pub async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max_records: usize,
-        wait: Duration,
-    ) -> Result<Fetch> {
-        let path = format!(
-            "/consume/batch?topic={}&partition={partition}&offset={offset}&max_records={max_records}&wait_ms={}",
-            encode(topic),
-            wait.as_millis()
-        );
-        let timeout = self.config.request_timeout + wait;
-        let read: BatchFetch = self
-            .call(Method::GET, &path, None, Some(timeout), |_| true)
-            .await?;
-        let mut records = Vec::new();
-        'batches: for batch in partition_log::batch::batches(&read.batches) {
-            let batch = batch.map_err(|e| ClientError::Decode {
-                url: path.clone(),
-                message: e.to_string(),
-            })?;
-            for record in batch.records() {
-                let record = record.map_err(|e| ClientError::Decode {
-                    url: path.clone(),
-                    message: e.to_string(),
-                })?;
-                if record.offset < offset {
-                    continue;
-                }
-                if records.len() == max_records {
-                    break 'batches;
-                }
-                records.push(Consumed::from_record(&record));
-            }
-        }
-        let next_offset = records.last().map_or(offset, |r: &Consumed| r.offset + 1);
-        Ok(Fetch {
-            records,
-            next_offset,
-            high_water_mark: read.high_water_mark,
-            log_start_offset: read.log_start_offset,
-        })
-    }
-}
-
-/// How the body of a successful answer becomes a value: JSON for every
-/// `Deserialize` type; record batches for [`BatchFetch`].
-pub trait Decode: Sized {
-    fn decode(
-        headers: &reqwest::header::HeaderMap,
-        body: bytes::Bytes,
-    ) -> std::result::Result<Self, String>;
-}
-
-impl<T: DeserializeOwned> Decode for T {
-    fn decode(
-        _: &reqwest::header::HeaderMap,
-        body: bytes::Bytes,
-    ) -> std::result::Result<Self, String> {
-        serde_json::from_slice(&body).map_err(|e| e.to_string())
-    }
-}
-
-/// A `GET /consume/batch` answer: the stored batches and the partition's
-/// state from the headers.
-#[derive(Debug)]
-pub struct BatchFetch {
-    pub batches: bytes::Bytes,
-    pub high_water_mark: u64,
-    pub log_start_offset: u64,
-}
-
-impl Decode for BatchFetch {
-    fn decode(
-        headers: &reqwest::header::HeaderMap,
-        body: bytes::Bytes,
-    ) -> std::result::Result<Self, String> {
-        let number = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| format!("missing or bad header {name}"))
-        };
-        Ok(Self {
-            batches: body,
-            high_water_mark: number("yak-high-water-mark")?,
-            log_start_offset: number("yak-log-start-offset")?,
-        })
-    }
-}
-
-/// A request body, encoded once: retries and redirects resend the same
-/// bytes.
-#[derive(Debug, Clone)]
-pub struct Body {
-    bytes: bytes::Bytes,
-    content_type: &'static str,
-}
-
-impl Body {
-    pub fn json(value: &impl serde::Serialize) -> Self {
-        // Only maps with non-string keys fail to serialize; request bodies
-        // are structs and `json!` values.
-        let json = serde_json::to_vec(value).expect("a request body serializes to JSON");
-        Self {
-            bytes: json.into(),
-            content_type: "application/json",
-        }
-    }
-
-    /// A record batch in the storage format, for `POST /produce/batch`.
-    pub fn batch(bytes: impl Into<Bytes>) -> Self {
-        Self {
-            bytes: bytes.into(),
-            content_type: BATCH_CONTENT_TYPE,
-        }
-    }
-}
-
-/// The media type of a binary batch body (the node's `/produce/batch`).
-pub const BATCH_CONTENT_TYPE: &str = "application/vnd.yak.batch";
-
-/// Percent-encodes a path or query component. Topic names are restricted
-/// to `[A-Za-z0-9._-]`, which need none, but callers may pass anything.
-pub(crate) fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -741,12 +379,6 @@ mod tests {
         assert!(!api(400, "").is_retryable());
         assert!(api(400, "").is_not_written(), "a 4xx stores nothing");
         assert!(!api(500, "").is_retryable());
-    }
-
-    #[test]
-    fn encodes_components() {
-        assert_eq!(encode("a.b_c-1"), "a.b_c-1");
-        assert_eq!(encode("a/b c"), "a%2Fb%20c");
     }
 
     #[test]

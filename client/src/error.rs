@@ -1,6 +1,7 @@
 //! The client's error type.
 
 use serde_json::Value;
+use yak_protocol::Written;
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
@@ -118,7 +119,8 @@ impl ClientError {
                 .unwrap_or_default()
                 .to_owned()
         };
-        let not_written = status < 500 && status != 307 || text("written") == "no";
+        let not_written =
+            status < 500 && status != 307 || Written::parse(&text("written")) == Some(Written::No);
         ClientError::Api {
             status,
             code: text("error"),

@@ -6,7 +6,13 @@
 //! ## Layout
 //! - [`cluster`]: [`YakClient`] — leader discovery from a list of node URLs,
 //!   redirects, retries with exponential backoff and jitter under a
-//!   deadline; topic administration and raw fetches.
+//!   deadline. Its child `cluster::produce_batch` stores a record batch
+//!   over the leader's binary port (or HTTP).
+//! - `config`: [`ClientConfig`] — the retry policy and access (token, CAs),
+//!   and the HTTP client built from them.
+//! - `wire`: request bodies, decoding answers, percent-encoding.
+//! - `admin`: topic administration (list, create, describe).
+//! - `fetch`: raw reads of a partition's stored batches.
 //! - [`producer`]: [`Producer`] — single and batched sends, optional linger,
 //!   idempotent by default so a retry across a failover never stores a
 //!   record twice.
@@ -19,6 +25,9 @@
 //! - [`fields`]: how a row's text fields (a CSV line) become a JSON payload,
 //!   shared by `yak produce --csv` and the producer UI.
 //! - `error`: [`ClientError`].
+//!
+//! Dependencies between them run one way: `admin`, `fetch` and
+//! `cluster::produce_batch` use `cluster`, which uses `config` and `wire`.
 //!
 //! ```no_run
 //! # async fn demo() -> yak_client::Result<()> {
@@ -34,19 +43,23 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 pub mod cluster;
+mod config;
 pub mod consumer;
 mod error;
+mod fetch;
 pub mod fields;
 pub mod model;
 pub mod producer;
 mod tcp;
+mod wire;
 
 pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
 pub use consumer::{Consumer, Skipped, StartAt};
 pub use error::{ClientError, Result};
 pub use model::{
-    Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicConfig, TopicDetail,
-    TopicSummary,
+    Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicDetail, TopicSummary,
 };
 pub use producer::{Producer, ProducerConfig};
+pub use yak_protocol::{MAX_TOPIC_NAME, TopicConfig, validate_topic_name};

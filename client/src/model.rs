@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use yak_protocol::TopicConfig;
 
 /// A record to produce.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,27 +171,6 @@ impl PartitionDetail {
     /// acknowledged with fewer copies than the cluster could hold.
     pub fn under_replicated(&self) -> bool {
         self.isr.len() < self.replicas
-    }
-}
-
-/// A topic's stored settings: its retention rule (`None`: unlimited).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_bytes: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retention_ms: Option<u64>,
-}
-
-impl std::fmt::Display for TopicConfig {
-    /// The rule in words: `keeps ≤ 1048576 bytes, ≤ 3600000 ms`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.retention_bytes, self.retention_ms) {
-            (None, None) => f.write_str("keeps everything"),
-            (Some(b), None) => write!(f, "keeps ≤ {b} bytes per partition"),
-            (None, Some(ms)) => write!(f, "keeps ≤ {ms} ms"),
-            (Some(b), Some(ms)) => write!(f, "keeps ≤ {b} bytes per partition, ≤ {ms} ms"),
-        }
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use broker::testkit::{Cluster, tls::test_ca};
 use serde_json::json;
+use testkit::{Cluster, tls::test_ca};
 use yak_client::{
     ClientConfig, ClientError, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient,
 };

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use broker::testkit::Cluster;
 use serde_json::{Value, json};
+use testkit::Cluster;
 use yak_client::{ClientConfig, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient};
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker::testkit::{Cluster, describe_topic, wait_for};
 use serde_json::{Value, json};
+use testkit::{Cluster, describe_topic, wait_for};
 use tokio::sync::Semaphore;
 use yak_client::{Consumer, Producer, ProducerConfig, Record, StartAt, YakClient};
 

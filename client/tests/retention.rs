@@ -6,10 +6,10 @@
 
 use std::time::Duration;
 
-use broker::testkit::{
+use serde_json::{Value, json};
+use testkit::{
     Cluster, StatusCode, consume, describe_topic, get_json, post_json, produce, wait_for,
 };
-use serde_json::{Value, json};
 use yak_client::{Consumer, StartAt, YakClient};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -9,7 +9,8 @@ use futures_util::{Stream, StreamExt, stream::SelectAll};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
-use yak_ui::{Shell, UiError, assets::Asset, server::UiBase, shell::Page, sse};
+use yak_ui::{UiError, server::UiBase};
+use yak_web::{Page, Shell, assets::Asset, sse};
 
 use crate::{
     registry::{Change, Registry, SubscribeRequest},

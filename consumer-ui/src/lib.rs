@@ -11,11 +11,20 @@
 //! ## Layout
 //! - [`http`]: routes, handlers, the page and its event stream.
 //! - [`registry`]: the subscriptions of the process, and their changes.
-//! - [`subscription`]: one subscription — reader tasks, bounded buffer,
-//!   bounded broadcast, state and notes.
+//! - [`subscription`]: one subscription — its state and notes, bounded
+//!   buffer and bounded broadcast. Its child `subscription::reader` holds
+//!   the reader tasks (one per partition, with their backon retry) and
+//!   `Subscription::spawn` that starts them.
+//! - [`events`]: what a subscription sends to the pages — messages,
+//!   statuses, notes, the snapshot.
+//!
+//! Dependencies run one way: `http` uses `registry` and `subscription`;
+//! `registry` uses `subscription` (whose `reader` uses it); `subscription`
+//! uses `events`, which uses none of them.
 //!
 //! `docs/ui.md` documents the API.
 
+pub mod events;
 pub mod http;
 pub mod registry;
 pub mod subscription;

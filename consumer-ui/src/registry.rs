@@ -12,8 +12,9 @@ use std::{
 use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
+use yak_client::validate_topic_name;
 use yak_client::{ClientError, StartAt, YakClient};
-use yak_ui::{UiError, topic::check_topic_name};
+use yak_ui::UiError;
 
 use crate::subscription::Subscription;
 
@@ -100,7 +101,7 @@ impl Registry {
     /// and starts reading.
     pub async fn subscribe(&self, req: SubscribeRequest) -> Result<Arc<Subscription>, UiError> {
         let topic = req.topic.trim().to_owned();
-        check_topic_name(&topic).map_err(|m| UiError::bad_request("invalid_topic", m))?;
+        validate_topic_name(&topic).map_err(|m| UiError::bad_request("invalid_topic", m))?;
         let start = match &req.start {
             None => StartAt::Latest,
             Some(spec) => spec

@@ -1,29 +1,35 @@
 //! A [`Subscription`]: one topic-partition, or every partition of a topic,
-//! read live from a starting point.
+//! read live from a starting point — its state, its bounded buffer and its
+//! bounded broadcast to the open pages.
 //!
-//! Each partition is followed by a tokio task owning a `yak-client`
-//! [`Consumer`], whose position only moves past records it has returned. On
-//! an error the task reports `reconnecting`, backs off, and polls again
-//! from the same position, so after a failover it continues at the next
-//! offset with nothing missing or repeated.
-//!
-//! What the tasks read goes into a bounded buffer (the last
+//! What the reader tasks read goes into a bounded buffer (the last
 //! [`KEPT_MESSAGES`]) and a bounded broadcast to the open pages. A page that
 //! reads too slowly lags behind the broadcast: it skips ahead and is told
-//! how much it missed, and the server's memory stays bounded.
+//! how much it missed, and the server's memory stays bounded. A page that
+//! attaches gets a snapshot and the events after it, taken under one lock:
+//! it misses nothing and sees nothing twice.
+//!
+//! The reader tasks that fill a subscription, and
+//! [`Subscription::spawn`] that starts them, are the child module
+//! `reader`; what is sent to pages is in [`events`](crate::events)
+//! (re-exported here).
+
+mod reader;
 
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
-use yak_client::{Consumed, Consumer, StartAt};
+use yak_client::{Consumed, StartAt};
 use yak_ui::RateMeter;
+
+pub use crate::events::{
+    Message, Note, NoteLevel, PartitionStatus, ReadState, Snapshot, SubEvent, SubStatus,
+};
 
 /// Messages kept per subscription.
 pub const KEPT_MESSAGES: usize = 1000;
@@ -33,115 +39,6 @@ pub const SHOWN_MESSAGES: usize = 200;
 const KEPT_NOTES: usize = 20;
 /// Events a page may fall behind by before it skips ahead.
 const BROADCAST: usize = 64;
-/// Records per poll, and how long a poll waits for new ones.
-const MAX_RECORDS: usize = 500;
-const POLL_WAIT: Duration = Duration::from_secs(1);
-/// Back-off between failed polls.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
-/// Wait after an error that retrying soon will not fix.
-const ERROR_BACKOFF: Duration = Duration::from_secs(5);
-
-/// A record as the page shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Message {
-    pub partition: u32,
-    pub offset: u64,
-    pub key: Option<String>,
-    /// Milliseconds since the Unix epoch.
-    pub timestamp: i64,
-    pub payload: Value,
-}
-
-impl Message {
-    fn new(partition: u32, c: Consumed) -> Self {
-        Self {
-            partition,
-            offset: c.offset,
-            key: c.key,
-            timestamp: c.timestamp,
-            payload: c.payload,
-        }
-    }
-}
-
-/// A partition's reader, or a subscription's overall state (the worst of
-/// its partitions, or `paused`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReadState {
-    Running,
-    Starting,
-    Paused,
-    Reconnecting,
-    Error,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PartitionStatus {
-    pub partition: u32,
-    pub state: ReadState,
-    /// The next offset to read, once known.
-    pub next_offset: Option<u64>,
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SubStatus {
-    pub id: u64,
-    /// Grows with every status and batch of messages, so a page keeps the
-    /// newest of what it hears (events and answers may cross).
-    pub seq: u64,
-    pub topic: String,
-    /// Subscribed to every partition of the topic.
-    pub all_partitions: bool,
-    /// `earliest`, `latest` or an offset.
-    pub start: String,
-    pub state: ReadState,
-    pub paused: bool,
-    /// Messages received.
-    pub count: u64,
-    /// Messages per second, over the last seconds.
-    pub rate: f64,
-    pub partitions: Vec<PartitionStatus>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NoteLevel {
-    Info,
-    Warn,
-    Error,
-}
-
-/// A line in the subscription's own log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub ts: i64,
-    pub level: NoteLevel,
-    pub text: String,
-}
-
-/// What a subscription tells the pages.
-#[derive(Debug, Clone)]
-pub enum SubEvent {
-    Messages {
-        records: Vec<Arc<Message>>,
-        count: u64,
-        seq: u64,
-    },
-    Status(SubStatus),
-    Note(Note),
-}
-
-/// What a page gets when it opens or a subscription is added.
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    pub status: SubStatus,
-    /// The last [`SHOWN_MESSAGES`], oldest first.
-    pub recent: Vec<Arc<Message>>,
-    pub notes: Vec<Note>,
-}
 
 #[derive(Debug)]
 struct Inner {
@@ -216,28 +113,6 @@ impl Subscription {
             paused: watch::channel(false).0,
             cancel,
         })
-    }
-
-    /// Starts one reader task per partition, and the ticker that keeps the
-    /// rate current, on the current runtime.
-    pub fn spawn(self: &Arc<Self>, client: &yak_client::YakClient) {
-        let partitions: Vec<u32> = self
-            .inner
-            .lock()
-            .unwrap()
-            .parts
-            .iter()
-            .map(|p| p.partition)
-            .collect();
-        for partition in partitions {
-            // A page cannot read deleted records either way: it moves on
-            // to the log start and says so.
-            let consumer = Consumer::new(client.clone(), self.topic.clone(), partition, self.start)
-                .max_records(MAX_RECORDS)
-                .skip_deleted(true);
-            tokio::spawn(follow(self.clone(), consumer));
-        }
-        tokio::spawn(tick(self.clone()));
     }
 
     fn status_of(&self, inner: &mut Inner) -> SubStatus {
@@ -426,109 +301,6 @@ impl Subscription {
     }
 }
 
-/// Doubling back-off with a cap.
-#[derive(Debug, Clone)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Self { next: MIN_BACKOFF }
-    }
-
-    fn next(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        d
-    }
-}
-
-/// Follows one partition until the subscription ends.
-async fn follow(sub: Arc<Subscription>, mut consumer: Consumer) {
-    let partition = consumer.partition();
-    let mut paused = sub.paused.subscribe();
-    let mut backoff = Backoff::new();
-    loop {
-        if *paused.borrow_and_update() {
-            sub.set_state(partition, ReadState::Paused, consumer.position(), None);
-            tokio::select! {
-                changed = paused.changed() => if changed.is_err() { return },
-                () = sub.cancel.cancelled() => return,
-            }
-            if !*paused.borrow() {
-                // Reading again (a poll that fails will say so).
-                sub.set_state(partition, ReadState::Running, consumer.position(), None);
-            }
-            continue;
-        }
-        // A poll dropped half-way (pause, unsubscribe) moves nothing: the
-        // consumer's position changes only when records are returned.
-        let polled = tokio::select! {
-            polled = consumer.poll(POLL_WAIT) => polled,
-            _ = paused.changed() => continue,
-            () = sub.cancel.cancelled() => return,
-        };
-        if let Some(skipped) = consumer.take_skipped() {
-            sub.note(
-                NoteLevel::Warn,
-                format!(
-                    "partition {partition}: older records were deleted (retention): offsets {}..{} are gone; continuing at offset {}",
-                    skipped.from, skipped.to, skipped.to
-                ),
-            );
-        }
-        match polled {
-            Ok(records) => {
-                backoff = Backoff::new();
-                let from = records.first().map(|r| r.offset).or(consumer.position());
-                sub.set_state(partition, ReadState::Running, from, None);
-                if !records.is_empty() {
-                    sub.publish(partition, records);
-                    sub.set_state(partition, ReadState::Running, consumer.position(), None);
-                }
-            }
-            Err(e) => {
-                let (state, delay) = if e.is_retryable() {
-                    (ReadState::Reconnecting, backoff.next())
-                } else {
-                    (ReadState::Error, ERROR_BACKOFF)
-                };
-                tracing::debug!(sub = sub.id, partition, "poll failed: {e}");
-                let why = yak_ui::error::describe(&e);
-                sub.set_state(partition, state, consumer.position(), Some(why));
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = sub.cancel.cancelled() => return,
-                }
-            }
-        }
-    }
-}
-
-/// Sends the status once a second while it changes (the rate decays to
-/// zero when messages stop).
-async fn tick(sub: Arc<Subscription>) {
-    let mut last = None;
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            () = sub.cancel.cancelled() => return,
-        }
-        let status = sub.status();
-        // Compared without its `seq`, which every status has anew.
-        let seen = SubStatus {
-            seq: 0,
-            ..status.clone()
-        };
-        if last.as_ref() != Some(&seen) {
-            last = Some(seen);
-            sub.emit(SubEvent::Status(status));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -649,14 +421,5 @@ mod tests {
         assert_eq!(s.status().state, ReadState::Error);
         s.resume();
         assert!(!s.status().paused);
-    }
-
-    #[test]
-    fn backoff_doubles_to_a_cap() {
-        let mut b = Backoff::new();
-        let delays: Vec<Duration> = (0..8).map(|_| b.next()).collect();
-        assert_eq!(delays[0], MIN_BACKOFF);
-        assert_eq!(delays[1], MIN_BACKOFF * 2);
-        assert_eq!(*delays.last().unwrap(), MAX_BACKOFF);
     }
 }

@@ -4,13 +4,10 @@
 //! consumer page; a subscription rides out a `kill -9` of the leader with
 //! consecutive offsets. Screenshots go to `target/screenshots/`.
 
-mod common;
-
 use std::time::Duration;
 
-use broker::testkit::{Cluster, wait_for};
-use common::{Browser, Ui, UiProcess};
 use serde_json::{Value, json};
+use testkit::{Browser, Cluster, Ui, UiProcess, wait_for};
 use yak_client::{Producer, ProducerConfig, Record, YakClient};
 
 const WAIT: Duration = Duration::from_secs(20);

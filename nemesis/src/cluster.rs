@@ -1,12 +1,12 @@
 //! The cluster under test: a real `redis-server` (append-only,
 //! `appendfsync always`), a `broker` and one or two `follower`s as real
-//! processes (from [`broker::testkit`]), each node on its own loopback
+//! processes (from [`testkit`]), each node on its own loopback
 //! address with its own temp dir, and a [`Proxy`] on every link that a
 //! fault can cut.
 //!
 //! ## Addresses
 //! Every cluster has a loopback /24 of its own, 127.a.b.0
-//! ([`broker::testkit::Subnet`]): Redis on .1, node i on .(11+i), clients
+//! ([`testkit::Subnet`]): Redis on .1, node i on .(11+i), clients
 //! on .100. Clusters that run at once (the scenarios do) never share an
 //! address, so a port that a killed node leaves free until it restarts can
 //! be taken only by its own cluster, never by another's node that clients
@@ -34,11 +34,9 @@ use std::{
     time::Duration,
 };
 
-use broker::{
-    store::ClusterStore,
-    testkit::{NodeKind, NodeOptions, NodeProcess, RedisServer, Subnet, unique_cluster_name},
-};
+use broker::store::ClusterStore;
 use rand::Rng;
+use testkit::{NodeKind, NodeOptions, NodeProcess, RedisServer, Subnet, unique_cluster_name};
 
 use crate::proxy::{LinkMode, Proxy, ProxyError};
 

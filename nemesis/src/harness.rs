@@ -16,8 +16,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker::testkit::{StatusCode, http_client, try_send};
 use num_format::{Locale, ToFormattedString};
+use testkit::{StatusCode, http_client, try_send};
 
 use crate::{
     check::{self, FinalState, NodePartition, Report},

@@ -10,7 +10,7 @@ use std::{
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::job::JobProgress;
+use crate::progress::JobProgress;
 
 /// Activity entries kept (and sent to a page that opens).
 pub const KEPT_ENTRIES: usize = 200;

@@ -11,10 +11,9 @@ use askama::Template;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use yak_client::{Producer, Record};
-use yak_ui::{
-    Shell, UiError, assets::Asset, server::UiBase, shell::Page, sse, topic::check_topic_name,
-};
+use yak_client::{Producer, Record, validate_topic_name};
+use yak_ui::{UiError, server::UiBase};
+use yak_web::{Page, Shell, assets::Asset, sse};
 
 use crate::{
     activity::{Hub, HubEvent, Level},
@@ -101,7 +100,7 @@ async fn send(state: State, body: web::Json<SendRequest>) -> Result<HttpResponse
         format,
     } = body.into_inner();
     let topic = topic.trim().to_owned();
-    let checked = check_topic_name(&topic)
+    let checked = validate_topic_name(&topic)
         .map_err(|m| UiError::bad_request("invalid_topic", m))
         .and_then(|()| {
             parse_payload(&payload, format).map_err(|m| UiError::bad_request("invalid_payload", m))
@@ -206,7 +205,7 @@ async fn send_batch(state: State, body: web::Json<BatchRequest>) -> Result<HttpR
         return Ok(HttpResponse::Ok().json(example));
     }
     let topic = req.topic.trim().to_owned();
-    check_topic_name(&topic).map_err(|m| UiError::bad_request("invalid_topic", m))?;
+    validate_topic_name(&topic).map_err(|m| UiError::bad_request("invalid_topic", m))?;
     let batch_size = req.batch_size.unwrap_or(DEFAULT_BATCH);
     if !(1..=MAX_BATCH).contains(&batch_size) {
         return Err(UiError::bad_request(

@@ -2,16 +2,20 @@
 //!
 //! A job is a tokio task that sends batches with a `yak-client`
 //! [`Producer`] of its own (idempotent: a batch retried across a failover is
-//! stored once). A blocking reader parses the file incrementally with the
-//! `csv` crate and hands over one batch at a time through a channel of two,
-//! so neither the file nor the records are ever all in memory. Rows that
-//! cannot be parsed or sent are reported by line number and the rest go
-//! through. Pause, resume and cancel take effect between batches (a batch in
-//! flight is finished, so the counts stay exact).
+//! stored once). A blocking reader (`chunks`) parses the file incrementally
+//! and hands over one batch at a time through a channel of two, so neither
+//! the file nor the records are ever all in memory. Rows that cannot be
+//! parsed or sent are reported by line number and the rest go through.
+//! Pause, resume and cancel take effect between batches (a batch in flight
+//! is finished, so the counts stay exact).
+//!
+//! This module holds the jobs of the process ([`Jobs`]), a job's handle and
+//! its controls ([`Job`]), and the task that runs it. What a page sees of
+//! a job is in [`progress`](crate::progress) (re-exported here); the task
+//! reports it through the [`Hub`].
 
 use std::{
     collections::VecDeque,
-    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
@@ -19,79 +23,26 @@ use std::{
     time::{Duration, Instant},
 };
 
-use num_format::{Locale, ToFormattedString};
-use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
-use yak_client::{Producer, ProducerConfig, Record, YakClient};
+use yak_client::{Producer, ProducerConfig, YakClient};
 use yak_ui::{RateMeter, UiError};
 
 use crate::{
     activity::{Hub, Level},
+    chunks::{Chunk, read_chunks},
+    progress::ActiveClock,
     rows::{FailureLog, RowFailure, RowMapping},
     upload::Upload,
 };
+
+pub use crate::progress::{JobProgress, JobState, eta_secs, thousands};
 
 /// Jobs remembered (finished ones included) for `GET /api/jobs`.
 const KEPT_JOBS: usize = 16;
 /// Progress is pushed to pages at most this often (and on every change of
 /// state).
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Running,
-    Paused,
-    Cancelled,
-    Done,
-    Failed,
-}
-
-impl JobState {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Cancelled => "cancelled",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn finished(self) -> bool {
-        matches!(self, Self::Cancelled | Self::Done | Self::Failed)
-    }
-}
-
-/// A job's progress, as pages see it.
-#[derive(Debug, Clone, Serialize)]
-pub struct JobProgress {
-    pub id: u64,
-    /// Grows with every update, so a page keeps the newest of what it
-    /// hears (events and answers may cross).
-    pub seq: u64,
-    pub upload_id: u64,
-    pub filename: String,
-    pub topic: String,
-    pub state: JobState,
-    /// Rows read so far (sent + failed).
-    pub rows: u64,
-    pub sent: u64,
-    pub failed: u64,
-    pub batches: u64,
-    pub bytes_done: u64,
-    pub bytes_total: u64,
-    /// Rows per second over the last seconds.
-    pub rate: f64,
-    /// Estimated seconds left, from the bytes still to read.
-    pub eta_secs: Option<f64>,
-    /// Time spent sending (pauses excluded).
-    pub elapsed_secs: f64,
-    pub failures: FailureLog,
-    /// Why the job stopped, if it failed.
-    pub error: Option<String>,
-}
 
 /// What the user asks a job to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,102 +190,6 @@ impl Jobs {
         tokio::spawn(run(job.clone(), spec, producer, hub, shutdown));
         job
     }
-}
-
-/// One batch handed from the reader to the job.
-#[derive(Debug, Default)]
-struct Chunk {
-    records: Vec<Record>,
-    /// The line of each record.
-    lines: Vec<u64>,
-    /// Rows that could not be read.
-    failures: Vec<RowFailure>,
-    /// Bytes of the file read so far.
-    bytes_done: u64,
-}
-
-/// Reads `path` (blocking) and sends it on in chunks of `batch` rows.
-fn read_chunks(
-    path: &Path,
-    delimiter: u8,
-    mapping: &RowMapping,
-    topic: &str,
-    batch: usize,
-    tx: &mpsc::Sender<Chunk>,
-) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open the upload: {e}"))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(std::io::BufReader::with_capacity(256 * 1024, file));
-    reader
-        .byte_headers()
-        .map_err(|e| format!("cannot read the header: {e}"))?;
-    let mut row = csv::ByteRecord::new();
-    let mut chunk = Chunk::default();
-    loop {
-        let more = reader
-            .read_byte_record(&mut row)
-            .map_err(|e| format!("reading the file failed: {e}"))?;
-        if more {
-            let line = row.position().map_or(0, |p| p.line());
-            match mapping.map_row(&row) {
-                Ok((key, payload)) => {
-                    let mut record = Record::new(topic, payload);
-                    record.key = key;
-                    chunk.records.push(record);
-                    chunk.lines.push(line);
-                }
-                Err(reason) => chunk.failures.push(RowFailure { line, reason }),
-            }
-        }
-        if !more || chunk.records.len() + chunk.failures.len() >= batch {
-            chunk.bytes_done = reader.position().byte();
-            if tx.blocking_send(std::mem::take(&mut chunk)).is_err() {
-                return Ok(()); // the job stopped
-            }
-        }
-        if !more {
-            return Ok(());
-        }
-    }
-}
-
-/// Running time that does not count pauses.
-#[derive(Debug, Default)]
-struct ActiveClock {
-    total: Duration,
-    since: Option<Instant>,
-}
-
-impl ActiveClock {
-    fn start(&mut self) {
-        self.since.get_or_insert_with(Instant::now);
-    }
-
-    fn stop(&mut self) {
-        if let Some(since) = self.since.take() {
-            self.total += since.elapsed();
-        }
-    }
-
-    fn elapsed(&self) -> Duration {
-        self.total + self.since.map_or(Duration::ZERO, |s| s.elapsed())
-    }
-}
-
-/// `12345` as `12,345`, as the page writes numbers.
-pub fn thousands(n: u64) -> String {
-    n.to_formatted_string(&Locale::en)
-}
-
-/// Seconds left at the average speed so far.
-pub fn eta_secs(bytes_done: u64, bytes_total: u64, active: Duration) -> Option<f64> {
-    if bytes_done == 0 || active.is_zero() {
-        return None;
-    }
-    let left = bytes_total.saturating_sub(bytes_done) as f64;
-    Some(left * active.as_secs_f64() / bytes_done as f64)
 }
 
 async fn run(
@@ -487,89 +342,4 @@ async fn run(
         None => hub.log(level, summary),
     }
     tracing::info!(job = job.id, state = ?p.state, sent = p.sent, failed = p.failed, "job finished");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::rows::MappingChoice;
-
-    fn chunks_of(csv: &str, batch: usize) -> Vec<Chunk> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f.csv");
-        std::fs::write(&path, csv).unwrap();
-        let headers: Vec<String> = csv
-            .lines()
-            .next()
-            .unwrap()
-            .split(',')
-            .map(str::to_owned)
-            .collect();
-        let mapping = RowMapping::new(&headers, &MappingChoice::default()).unwrap();
-        let (tx, mut rx) = mpsc::channel(1000);
-        read_chunks(&path, b',', &mapping, "t", batch, &tx).unwrap();
-        drop(tx);
-        let mut out = Vec::new();
-        while let Ok(c) = rx.try_recv() {
-            out.push(c);
-        }
-        out
-    }
-
-    #[test]
-    fn batches_rows_and_reports_bad_ones_by_line() {
-        let csv = "a,b\n1,2\n3\n4,5\n\"multi\nline\",6\n7,8,9\n10,11\n";
-        let chunks = chunks_of(csv, 2);
-        let records: Vec<&Record> = chunks.iter().flat_map(|c| &c.records).collect();
-        let lines: Vec<u64> = chunks.iter().flat_map(|c| c.lines.clone()).collect();
-        let failures: Vec<&RowFailure> = chunks.iter().flat_map(|c| &c.failures).collect();
-        assert_eq!(records.len(), 4);
-        assert_eq!(lines, [2, 4, 5, 8]);
-        assert_eq!(records[2].payload["a"], "multi\nline");
-        assert_eq!(records[3].payload["b"], 11);
-        assert_eq!(
-            failures,
-            [
-                &RowFailure {
-                    line: 3,
-                    reason: "expected 2 fields, found 1".to_owned()
-                },
-                &RowFailure {
-                    line: 7,
-                    reason: "expected 2 fields, found 3".to_owned()
-                }
-            ]
-        );
-        assert!(
-            chunks
-                .iter()
-                .all(|c| c.records.len() + c.failures.len() <= 2)
-        );
-        assert_eq!(chunks.last().unwrap().bytes_done, csv.len() as u64);
-    }
-
-    #[test]
-    fn numbers_with_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(10_000), "10,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-    }
-
-    #[test]
-    fn eta_from_bytes() {
-        assert_eq!(eta_secs(0, 100, Duration::from_secs(1)), None);
-        assert_eq!(eta_secs(25, 100, Duration::from_secs(1)), Some(3.0));
-        assert_eq!(eta_secs(100, 100, Duration::from_secs(4)), Some(0.0));
-    }
-
-    #[test]
-    fn active_clock_skips_pauses() {
-        let mut clock = ActiveClock::default();
-        assert_eq!(clock.elapsed(), Duration::ZERO);
-        clock.start();
-        clock.stop();
-        let paused = clock.elapsed();
-        assert_eq!(clock.elapsed(), paused, "a stopped clock stands still");
-    }
 }

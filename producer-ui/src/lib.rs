@@ -14,15 +14,27 @@
 //!   headers and preview.
 //! - [`rows`]: rows to records — key and payload columns, typed values,
 //!   line-numbered failures.
-//! - [`job`]: the sending job (a tokio task) and its progress.
-//! - [`activity`]: counters, the activity log and their broadcast.
+//! - [`job`]: the jobs of the process, a job's controls (pause, resume,
+//!   cancel) and the tokio task that sends it.
+//! - `chunks`: the job's blocking reader — an uploaded CSV file as
+//!   batches of records, with line-numbered failures.
+//! - [`progress`]: a job's progress as pages see it — state, counts, the
+//!   clock without pauses, time left, numbers with separators.
+//! - [`activity`]: counters, the activity log and their broadcast (job
+//!   progress included).
+//!
+//! Dependencies run one way: `http` uses the others; `job` uses
+//! `activity`, `chunks`, `progress`, `rows` and `upload`; `activity` uses
+//! `progress`; `chunks` and `progress` use `rows`.
 //!
 //! `docs/ui.md` documents the API.
 
 pub mod activity;
+mod chunks;
 pub mod http;
 pub mod job;
 pub mod payload;
+pub mod progress;
 pub mod rows;
 pub mod upload;
 

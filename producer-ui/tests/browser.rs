@@ -5,14 +5,10 @@
 //! move while the page settles after an upload. The harness is the
 //! consumer UI's (`consumer-ui/tests/common`), shared by path.
 
-#[path = "../../consumer-ui/tests/common/mod.rs"]
-mod common;
-
 use std::time::Duration;
 
-use broker::testkit::{Cluster, StatusCode, http_client, send, wait_until};
-use common::{Browser, Ui, UiProcess};
 use serde_json::json;
+use testkit::{Browser, Cluster, StatusCode, Ui, UiProcess, http_client, send, wait_until};
 use yak_client::{Consumer, StartAt, YakClient};
 
 const WAIT: Duration = Duration::from_secs(20);

@@ -7,19 +7,17 @@
 
 // The shared harness also exports the browser, which these tests skip.
 #[allow(unused_imports)]
-#[path = "../../consumer-ui/tests/common/mod.rs"]
-mod common;
-
 use std::time::{Duration, Instant};
 
-use broker::testkit::{Cluster, StatusCode, http_client, node_snapshot, slow_client, try_send};
-use common::{Ui, UiProcess};
 use proptest::{
     prelude::*,
     strategy::{Strategy, ValueTree},
     test_runner::TestRunner,
 };
 use serde_json::json;
+use testkit::{
+    Cluster, StatusCode, Ui, UiProcess, http_client, node_snapshot, slow_client, try_send,
+};
 
 const MAX_UPLOAD: usize = 64 * 1024;
 const HEAD_TIMEOUT_MS: u64 = 1000;

@@ -51,3 +51,62 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(args) => cmd::bench::run(args).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::{ArgAction, CommandFactory};
+
+    use super::Cli;
+
+    /// Every flag of every subcommand, `--help` and `--version` aside, has
+    /// its own `YAK_*` variable: a flag added without one fails here.
+    #[test]
+    fn every_flag_has_an_environment_fallback() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let mut seen: BTreeMap<String, String> = BTreeMap::new();
+            for arg in command.get_arguments() {
+                let help_or_version = matches!(
+                    arg.get_action(),
+                    ArgAction::Help
+                        | ArgAction::HelpShort
+                        | ArgAction::HelpLong
+                        | ArgAction::Version
+                );
+                if arg.is_positional() || help_or_version {
+                    continue;
+                }
+                let flag = format!("{path} --{}", arg.get_long().unwrap_or_default());
+                let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                    missing.push(format!("{flag}: no env"));
+                    continue;
+                };
+                if !env.starts_with("YAK_") {
+                    missing.push(format!("{flag}: {env} is not a YAK_* variable"));
+                }
+                if let Some(other) = seen.insert(env.to_owned(), flag.clone()) {
+                    missing.push(format!("{flag}: {env} is also {other}'s"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut command = Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, "yak", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+        // The walk reaches nested subcommands and flattened flags.
+        let create = command
+            .find_subcommand("topics")
+            .and_then(|t| t.find_subcommand("create"))
+            .expect("yak topics create");
+        assert!(
+            create
+                .get_arguments()
+                .any(|a| a.get_long() == Some("partitions"))
+        );
+    }
+}

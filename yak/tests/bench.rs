@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use broker::testkit::{NodeKind, node_binary};
 use serde_json::Value;
+use testkit::{NodeKind, node_binary};
 
 fn figure<'a>(results: &'a Value, path: &str) -> &'a Value {
     path.split('.').fold(results, |v, key| &v[key])

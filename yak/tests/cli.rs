@@ -2,7 +2,7 @@
 
 use std::process::Output;
 
-use broker::testkit::Cluster;
+use testkit::Cluster;
 
 /// Runs `yak` with `args`, bootstrapped to `cluster`.
 async fn yak(cluster: &Cluster, args: &[&str]) -> Output {
@@ -221,7 +221,7 @@ async fn cluster_status_flags_an_under_replicated_partition() {
     // A registered node that never answers: in a new partition's ISR until
     // the first write drops it.
     cluster.register_ghost("ghost").await;
-    let text = broker::testkit::wait_for(
+    let text = testkit::wait_for(
         "cluster status to flag the partition",
         std::time::Duration::from_secs(15),
         || async {

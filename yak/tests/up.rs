@@ -9,9 +9,9 @@ use std::{
     time::Duration,
 };
 
-use broker::testkit::{browser::Browser, build_bins, free_port, wait_for, wait_until};
 use nix::{sys::signal::Signal, unistd::Pid};
 use serde_json::{Value, json};
+use testkit::{browser::Browser, build_bins, free_port, wait_for, wait_until};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(30);

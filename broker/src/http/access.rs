@@ -30,7 +30,7 @@ use actix_web::{
 use super::error::ApiError;
 use crate::{
     node::Node,
-    replication::wire::{TOKEN_HEADER, token_matches},
+    peer::{TOKEN_HEADER, token_matches},
 };
 
 /// The cookie `POST /session` sets: the client token, `HttpOnly`,

@@ -4,14 +4,13 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use yak_protocol::{TopicConfig, validate_topic_name};
+
 use super::{
     error::{ApiError, parse_json},
-    produce::{create_topic, path_and_query},
+    produce::path_and_query,
 };
-use crate::{
-    node::Node,
-    topics::{TopicConfig, validate_topic_name},
-};
+use crate::{node::Node, produce::create_topic};
 
 const MAX_PARTITIONS: u32 = 1024;
 
@@ -81,7 +80,9 @@ pub async fn create(
         retention_bytes: body.retention_bytes,
         retention_ms: body.retention_ms,
     };
-    let (topic, created) = create_topic(&node, &body.name, partitions, config).await?;
+    let (topic, created) = create_topic(&node, &body.name, partitions, config)
+        .await
+        .map_err(|e| ApiError::produce(e, &node, &path_and_query(&req)))?;
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

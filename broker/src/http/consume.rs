@@ -9,8 +9,10 @@ use partition_log::batch;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{error::ApiError, produce::invalid_partition};
-use crate::{metrics::Metrics, node::Node, topics::validate_topic_name};
+use super::error::ApiError;
+use yak_protocol::validate_topic_name;
+
+use crate::{metrics::Metrics, node::Node};
 
 const MAX_RECORDS: usize = 10_000;
 const MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -117,7 +119,7 @@ async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiE
     let partition = topic
         .partitions
         .get(q.partition as usize)
-        .ok_or_else(|| invalid_partition(&q.topic, q.partition, count))?;
+        .ok_or_else(|| ApiError::invalid_partition(&q.topic, q.partition, count))?;
     let reader = partition.reader();
 
     let mut hwm = partition.hwm();

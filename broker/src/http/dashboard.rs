@@ -5,7 +5,7 @@
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
-use yak_ui::{
+use yak_web::{
     NavLink, Shell,
     assets::{self, Asset},
 };

@@ -15,7 +15,12 @@ use actix_web::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::{node::NodeError, partition::WriteError, store::StoreError};
+use crate::{
+    node::{Node, NodeError},
+    partition::WriteError,
+    produce::ProduceError,
+    store::StoreError,
+};
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -75,6 +80,19 @@ impl ApiError {
         self.extra.retain(|(k, _)| k != key);
         self.extra.push((key.to_owned(), value.into()));
         self
+    }
+
+    /// A partition number past the topic's partitions.
+    pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> Self {
+        Self::bad_request(
+            "invalid_partition",
+            ProduceError::InvalidPartition {
+                topic: topic.to_owned(),
+                partition,
+                count,
+            }
+            .to_string(),
+        )
     }
 
     /// A write sent to a node that does not lead. With a known leader URL it
@@ -184,6 +202,34 @@ impl From<WriteError> for ApiError {
             WriteError::BeforeAppend(_) => unreachable!("unwrapped above"),
         };
         error.with("written", written)
+    }
+}
+
+impl ApiError {
+    /// A produce error; a node that does not lead answers with a redirect
+    /// that repeats `path_and_query` on the leader.
+    pub fn produce(e: ProduceError, node: &Node, path_and_query: &str) -> Self {
+        let written = e.written();
+        let message = e.to_string();
+        let error = match e {
+            ProduceError::InvalidTopic(_) => Self::bad_request("invalid_topic", message),
+            ProduceError::UnknownTopic(topic) => Self::unknown_topic(&topic),
+            ProduceError::InvalidPartition { .. } => {
+                Self::bad_request("invalid_partition", message)
+            }
+            ProduceError::InvalidBatch(_) => Self::bad_request("invalid_batch", message),
+            ProduceError::KeyTooLarge(_) => Self::too_large("key_too_large", message),
+            ProduceError::PayloadTooLarge(_) => Self::too_large("payload_too_large", message),
+            ProduceError::NotLeader => Self::not_leader(node.leader(), path_and_query),
+            ProduceError::Metadata(e) => e.into(),
+            ProduceError::Node(e) => e.into(),
+            ProduceError::Storage(e) => Self::storage(e),
+            ProduceError::Write(e) => return e.into(),
+            ProduceError::NoResult => {
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            }
+        };
+        error.with("written", written.as_str())
     }
 }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 
-use super::{error::ApiError, produce::invalid_partition};
+use super::error::ApiError;
 use crate::{
     node::Node,
     partition::{FetchVerdict, Partition, ReplicaError},
-    replication::wire::{
+    peer::{
         EpochEndParams, FetchParams, HWM_HEADER, IN_SYNC_HEADER, LOG_END_HEADER, LOG_START_HEADER,
         LeaderPosition, Refusal, ReplicateParams,
     },
@@ -37,7 +37,7 @@ async fn partition(node: &Node, topic: &str, id: u32) -> Result<Partition, ApiEr
         .partitions
         .get(id as usize)
         .cloned()
-        .ok_or_else(|| invalid_partition(topic, id, found.partitions.len() as u32))
+        .ok_or_else(|| ApiError::invalid_partition(topic, id, found.partitions.len() as u32))
 }
 
 /// `POST /internal/replicate`: a leader's round, byte for byte.

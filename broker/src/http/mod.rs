@@ -25,7 +25,9 @@ use actix_web::{
 
 pub use error::ApiError;
 
-use crate::{node::Node, partitioner::Spreader};
+use yak_web::server::security_headers;
+
+use crate::{node::Node, partitioner::Spreader, stats::StatsFeed};
 
 /// Registers every route of the node on `cfg`. One resource per path, so
 /// that a wrong method is a 405, not a 404.
@@ -62,14 +64,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Builds the server on an already-bound listener (tests bind port 0),
 /// with the configured timeouts, connection limits and TLS.
-pub fn server(node: Node, listener: TcpListener) -> std::io::Result<Server> {
+pub fn server(node: Node, stats: StatsFeed, listener: TcpListener) -> std::io::Result<Server> {
     let max_body = node.config().max_request_bytes;
     let limits = node.config().server.clone();
+    // The dashboard's demo buttons call `yak up`'s control endpoint.
+    let connect: Vec<String> = node
+        .config()
+        .demo_control_url
+        .iter()
+        .map(|url| origin(url).to_owned())
+        .collect();
     let node = web::Data::new(node);
+    let stats = web::Data::new(stats);
     let spreader = web::Data::new(Spreader::default());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(node.clone())
+            .app_data(stats.clone())
             .app_data(spreader.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(|e, req| {
@@ -84,8 +95,31 @@ pub fn server(node: Node, listener: TcpListener) -> std::io::Result<Server> {
             .wrap(ErrorHandlers::new().default_handler(error::render_framework_error))
             .wrap(actix_web::middleware::from_fn(observe::time_requests))
             .wrap(NormalizePath::new(TrailingSlash::Trim))
+            .wrap(security_headers(
+                &connect.iter().map(String::as_str).collect::<Vec<_>>(),
+            ))
             .configure(routes)
     });
     let server = limits.listen(server, listener)?;
     Ok(server)
+}
+
+/// `scheme://host:port` of a URL: what a content security policy names.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..]
+        .find('/')
+        .map_or(url, |i| &url[..after_scheme + i])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_origin_of_a_url_drops_its_path() {
+        assert_eq!(
+            super::origin("http://127.0.0.1:5000"),
+            "http://127.0.0.1:5000"
+        );
+        assert_eq!(super::origin("https://h:1/a/b?c"), "https://h:1");
+    }
 }

@@ -9,14 +9,12 @@ use actix_web::{
     Error, HttpResponse,
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},
-    http::header,
     middleware::Next,
     web,
 };
-use bytes::Bytes;
-use futures_util::stream;
+use yak_web::sse;
 
-use crate::{metrics::RouteLabels, node::Node};
+use crate::{metrics::RouteLabels, node::Node, stats::StatsFeed};
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(node: web::Data<Node>) -> HttpResponse {
@@ -26,34 +24,29 @@ pub async fn metrics(node: web::Data<Node>) -> HttpResponse {
 }
 
 /// `GET /stats`: the latest dashboard snapshot.
-pub async fn stats(node: web::Data<Node>) -> HttpResponse {
-    let snapshot: Arc<str> = node.watch_stats().borrow().clone();
+pub async fn stats(feed: web::Data<StatsFeed>) -> HttpResponse {
+    let snapshot: Arc<str> = feed.snapshots.borrow().clone();
     HttpResponse::Ok()
         .content_type("application/json")
         .body(snapshot.to_string())
 }
 
-/// `GET /events`: one `data:` event per snapshot, as it is published.
-pub async fn events(node: web::Data<Node>) -> HttpResponse {
-    let mut updates = node.watch_stats();
+/// `GET /events`: a `leader` and a `stats` event per snapshot, as it is
+/// published.
+pub async fn events(node: web::Data<Node>, feed: web::Data<StatsFeed>) -> HttpResponse {
+    let mut updates = feed.snapshots.clone();
     updates.mark_changed();
     let node = node.into_inner();
-    let events = stream::unfold(updates, move |mut updates| {
-        let node = std::sync::Arc::clone(&node);
-        async move {
-            updates.changed().await.ok()?;
+    sse::stream(feed.shutdown.clone(), move |sink| async move {
+        while updates.changed().await.is_ok() {
             let snapshot = updates.borrow_and_update().clone();
-            let event = format!(
-                "event: leader\ndata: {}\n\nevent: stats\ndata: {snapshot}\n\n",
-                leader_view(&node)
-            );
-            Some((Ok::<_, Error>(Bytes::from(event)), updates))
+            if !sink.send("leader", &leader_view(&node)).await
+                || !sink.send_json("stats", &snapshot).await
+            {
+                return;
+            }
         }
-    });
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
-        .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .streaming(events)
+    })
 }
 
 /// The page header's leader slot (the shape the shared `yak.js` reads).

@@ -10,13 +10,16 @@ use partition_log::BatchBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use yak_protocol::validate_topic_name;
+
 use super::error::{ApiError, parse_json};
 use crate::{
+    clock::now_ms,
     config::MAX_KEY_BYTES,
-    node::{Node, now_ms},
+    node::Node,
     partition::Written,
     partitioner::{Spreader, partition_for_key},
-    topics::{Topic, TopicConfig, validate_topic_name},
+    produce::{count_produced, resolve_topics},
 };
 
 /// A record as the request holds it: strings and the payload are borrowed
@@ -90,7 +93,11 @@ pub async fn produce(
         return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
     }
     validate(&node, &records).map_err(not_written)?;
-    let topics = resolve_topics(&node, &records).await.map_err(not_written)?;
+    let wanted: Vec<(&str, Option<u32>)> =
+        records.iter().map(|r| (&*r.topic, r.partition)).collect();
+    let topics = resolve_topics(&node, &wanted)
+        .await
+        .map_err(|e| ApiError::produce(e, &node, &path_and_query(&req)))?;
 
     // Route every record to its partition, keeping request order.
     let mut groups: BTreeMap<(&str, u32), Vec<usize>> = BTreeMap::new();
@@ -121,7 +128,6 @@ pub async fn produce(
     for (((topic, partition), _), (runs, outcome)) in groups.iter().zip(outcomes) {
         match outcome {
             Ok(written) => {
-                let metric = crate::metrics::Metrics::topic(topic);
                 for (
                     run,
                     Written {
@@ -138,14 +144,7 @@ pub async fn produce(
                         }));
                     }
                     let bytes: usize = run.iter().map(|&i| records[i].payload.get().len()).sum();
-                    node.metrics()
-                        .produced_records
-                        .get_or_create(&metric)
-                        .inc_by(run.len() as u64);
-                    node.metrics()
-                        .produced_bytes
-                        .get_or_create(&metric)
-                        .inc_by(bytes as u64);
+                    count_produced(&node, topic, run.len() as u64, bytes as u64);
                 }
             }
             Err(e) => {
@@ -240,104 +239,6 @@ fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-/// The topics a request names, creating missing ones if allowed. Every
-/// record is checked (topic known or creatable, partition in range) before
-/// anything is created, so a refused request changes nothing.
-async fn resolve_topics<'a>(
-    node: &Node,
-    records: &'a [RecordIn<'a>],
-) -> Result<BTreeMap<&'a str, std::sync::Arc<Topic>>, ApiError> {
-    let mut known = BTreeMap::new();
-    let mut missing = Vec::new();
-    for r in records {
-        let name = &*r.topic;
-        if known.contains_key(name) || missing.contains(&name) {
-            continue;
-        }
-        match node.topic(name).await? {
-            Some(topic) => {
-                known.insert(name, topic);
-            }
-            None if node.config().auto_create_topics => missing.push(name),
-            None => return Err(ApiError::unknown_topic(name)),
-        }
-    }
-    for r in records {
-        let count = known
-            .get(&*r.topic)
-            .map_or(node.config().default_partitions, |t| {
-                t.partitions.len() as u32
-            });
-        if let Some(p) = r.partition.filter(|&p| p >= count) {
-            return Err(invalid_partition(&r.topic, p, count));
-        }
-    }
-    for name in missing {
-        let partitions = node.config().default_partitions;
-        let (topic, _) = create_topic(node, name, partitions, TopicConfig::default()).await?;
-        known.insert(name, topic);
-    }
-    // A topic created concurrently with another partition count.
-    for r in records {
-        let count = known[&*r.topic].partitions.len() as u32;
-        if let Some(p) = r.partition.filter(|&p| p >= count) {
-            return Err(invalid_partition(&r.topic, p, count));
-        }
-    }
-    Ok(known)
-}
-
-pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> ApiError {
-    ApiError::bad_request(
-        "invalid_partition",
-        format!(
-            "topic {topic:?} has partitions 0 to {}; got {partition}",
-            count - 1
-        ),
-    )
-}
-
-/// Creates a topic in the cluster metadata and opens it here. An existing
-/// topic (created concurrently) is opened as it is; the flag says whether
-/// this call created it.
-pub async fn create_topic(
-    node: &Node,
-    name: &str,
-    partitions: u32,
-    config: TopicConfig,
-) -> Result<(std::sync::Arc<Topic>, bool), ApiError> {
-    let config = config.or(node.config().retention);
-    let created = node.store().create_topic(name, partitions, &config).await?;
-    let partitions = if created {
-        node.activity(
-            "topic",
-            format!("created topic {name} with {partitions} partitions"),
-        );
-        partitions
-    } else {
-        node.store()
-            .topics()
-            .await?
-            .get(name)
-            .copied()
-            .unwrap_or(partitions)
-    };
-    let topic = node
-        .open_topic(name, partitions)
-        .map_err(ApiError::storage)?;
-    if created {
-        topic.set_config(config);
-        // Store each partition's ISR (every live replica) now, so that the
-        // topic is replicated, and shown so, from its first write on. A
-        // failure here is retried by the first write.
-        let prepared = join_all(topic.partitions.iter().map(|p| p.prepare())).await;
-        if let Some(Err(e)) = prepared.into_iter().find(Result::is_err) {
-            tracing::warn!(topic = name, "cannot prepare the new partitions yet: {e}");
-        }
-    }
-    Ok((topic, created))
 }
 
 /// Splits a partition's records into runs that can share one batch: all

@@ -109,7 +109,9 @@ struct Commit {
     barriers: Vec<oneshot::Sender<()>>,
 }
 
-type Stored = Result<u64, WriteError>;
+/// The HWM Redis holds after a commit's update, or `None` when no update
+/// was sent (see [`Committer::store_hwm`]).
+type Stored = Result<Option<u64>, WriteError>;
 
 struct Task {
     ctx: WriterContext,
@@ -180,14 +182,14 @@ impl Task {
         let metrics = Arc::clone(&self.ctx.metrics);
         async move {
             if skip {
-                return Ok(0);
+                return Ok(None);
             }
             let started = std::time::Instant::now();
             let stored = store.advance_hwm(&topic, partition, epoch, end).await;
             metrics
                 .hwm_commit_seconds
                 .observe(started.elapsed().as_secs_f64());
-            Ok(stored?)
+            Ok(Some(stored?))
         }
     }
 
@@ -203,14 +205,15 @@ impl Task {
         let outcome = match stored {
             _ if self.failed_epoch.is_some_and(|f| epoch <= f) => Err(WriteError::Fenced { epoch }),
             Ok(stored) => {
-                let raised = stored.min(end);
-                self.hwm.send_if_modified(|current| {
-                    let up = raised > *current;
-                    if up {
-                        *current = raised;
-                    }
-                    up
-                });
+                if let Some(raised) = stored.map(|stored| stored.min(end)) {
+                    self.hwm.send_if_modified(|current| {
+                        let up = raised > *current;
+                        if up {
+                            *current = raised;
+                        }
+                        up
+                    });
+                }
                 self.gate_open(epoch)
             }
             Err(e) => Err(self.step_down(epoch, e)),

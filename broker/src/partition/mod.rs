@@ -27,34 +27,39 @@
 //!   is emptied (and restarted at the leader's start) only when all of it is
 //!   below that start.
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use partition_log::{
-    BatchHeader, FsyncPolicy, LogConfig, LogError, LogReader, PartitionLog, batch,
+    BatchHeader, FsyncPolicy, LogConfig, LogError, LogReader, PartitionLog, Retention, batch,
 };
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
 mod commit;
+mod replicas;
 
 use commit::Committer;
+use replicas::ReplicaSet;
+
+use yak_protocol::TopicConfig;
 
 use crate::{
     activity::ActivityLog,
     lease::LeaseGate,
+    peer::{EpochEnd, LeaderPosition, PeerClient, Peers, Refusal},
     producers::{Dedup, ProducerTable},
-    replication::{
-        leader::{self, ReplicaSet},
-        wire::{EpochEnd, LeaderPosition, PeerClient, Refusal},
-    },
     role::Event,
     store::{ClusterStore, StoreError},
-    topics::TopicConfig,
 };
+
+/// A topic's retention rule as the log applies it.
+pub fn retention(config: &TopicConfig) -> Retention {
+    Retention {
+        max_bytes: config.retention_bytes,
+        max_age: config.retention_ms.map(Duration::from_millis),
+    }
+}
 
 /// How often a leader applies its topics' retention rules.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
@@ -244,27 +249,6 @@ pub struct WriterContext {
     pub min_insync_replicas: u32,
     pub replica_lag_time: Duration,
     pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-/// Node id → advertised URL of every live node, refreshed by the node.
-#[derive(Debug, Clone, Default)]
-pub struct Peers(Arc<RwLock<std::collections::HashMap<String, String>>>);
-
-impl Peers {
-    pub fn url(&self, id: &str) -> Option<String> {
-        self.0.read().unwrap().get(id).cloned()
-    }
-
-    /// Every live node's id, sorted.
-    pub fn ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.0.read().unwrap().keys().cloned().collect();
-        ids.sort();
-        ids
-    }
-
-    pub fn replace(&self, peers: std::collections::HashMap<String, String>) {
-        *self.0.write().unwrap() = peers;
-    }
 }
 
 /// A shared handle on one partition.
@@ -863,11 +847,11 @@ impl Writer {
         };
         let started = std::time::Instant::now();
         let has_followers = replicas.isr().len() > 1;
-        let outcome = leader::push_round(
+        let outcome = replicas::push_round(
             &self.ctx,
             replicas,
             &self.log.reader(),
-            leader::Round {
+            replicas::Round {
                 topic: &self.topic,
                 partition: self.id,
                 epoch,
@@ -1114,7 +1098,7 @@ impl Writer {
         if self.leading_epoch().is_none() {
             return;
         }
-        let rule = self.topic_config.borrow().retention();
+        let rule = retention(&self.topic_config.borrow());
         if rule == partition_log::Retention::default() {
             return;
         }

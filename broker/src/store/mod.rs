@@ -18,7 +18,7 @@ use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use crate::topics::TopicConfig;
+use yak_protocol::TopicConfig;
 
 /// Errors talking to Redis.
 #[derive(Debug, thiserror::Error)]

@@ -13,10 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use broker::testkit::{
+use serde_json::{Value, json};
+use testkit::{
     StatusCode, consume_all, describe_topic, http_client_with_timeout, try_send, wait_for,
 };
-use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 /// One acknowledged record: where the leader said it is, and what it is;
@@ -91,7 +91,7 @@ pub async fn produce_one(
     payload: Value,
 ) -> (Acked, Duration) {
     let sent = Instant::now();
-    let (status, body) = broker::testkit::produce(
+    let (status, body) = testkit::produce(
         url,
         &json!({"topic": topic, "partition": partition, "payload": payload}),
     )

@@ -15,16 +15,16 @@ pub struct ConsumeArgs {
     bootstrap: Bootstrap,
     topic: String,
     /// Partition to read [default: all partitions].
-    #[arg(long)]
+    #[arg(long, env = "YAK_CONSUME_PARTITION")]
     partition: Option<u32>,
     /// Where to start: earliest, latest or an offset.
-    #[arg(long, default_value = "earliest")]
+    #[arg(long, env = "YAK_CONSUME_FROM", default_value = "earliest")]
     from: StartAt,
     /// Keep waiting for new records instead of stopping at the end.
-    #[arg(long)]
+    #[arg(long, env = "YAK_CONSUME_FOLLOW", value_parser = clap::builder::BoolishValueParser::new())]
     follow: bool,
     /// Stop after this many records.
-    #[arg(long)]
+    #[arg(long, env = "YAK_CONSUME_MAX")]
     max: Option<u64>,
 }
 

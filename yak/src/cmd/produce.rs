@@ -22,16 +22,16 @@ pub struct ProduceArgs {
     #[arg(conflicts_with_all = ["file", "csv"])]
     value: Option<String>,
     /// Send every line of this file as a record.
-    #[arg(long, conflicts_with = "csv")]
+    #[arg(long, env = "YAK_PRODUCE_FILE", conflicts_with = "csv")]
     file: Option<PathBuf>,
     /// Send every row of this CSV file as a JSON object keyed by its header.
-    #[arg(long)]
+    #[arg(long, env = "YAK_PRODUCE_CSV")]
     csv: Option<PathBuf>,
     /// Key of every record.
-    #[arg(long, conflicts_with = "key_column")]
+    #[arg(long, env = "YAK_PRODUCE_KEY", conflicts_with = "key_column")]
     key: Option<String>,
     /// With --csv: the column whose value is each record's key.
-    #[arg(long, requires = "csv")]
+    #[arg(long, env = "YAK_PRODUCE_KEY_COLUMN", requires = "csv")]
     key_column: Option<String>,
     /// With --csv: `infer` makes numbers and true/false JSON numbers and
     /// booleans (only where that keeps the text: `007` stays a string);
@@ -39,10 +39,10 @@ pub struct ProduceArgs {
     #[arg(long, env = "YAK_CSV_TYPES", value_enum, default_value_t = CsvTypes::Infer)]
     csv_types: CsvTypes,
     /// Send to this partition instead of choosing by key.
-    #[arg(long)]
+    #[arg(long, env = "YAK_PRODUCE_PARTITION")]
     partition: Option<u32>,
     /// Records per request.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, env = "YAK_PRODUCE_BATCH", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     batch: u64,
 }
 

@@ -22,15 +22,15 @@ enum TopicsCommand {
     Create {
         name: String,
         /// Partitions [default: the cluster's default].
-        #[arg(long)]
+        #[arg(long, env = "YAK_TOPICS_PARTITIONS")]
         partitions: Option<u32>,
         /// Keep at most this many bytes per partition (oldest closed
         /// segments are deleted) [default: the leader's --retention-bytes].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, env = "YAK_TOPICS_RETENTION_BYTES", value_parser = clap::value_parser!(u64).range(1..))]
         retention_bytes: Option<u64>,
         /// Delete closed segments older than this many milliseconds
         /// [default: the leader's --retention-ms].
-        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, env = "YAK_TOPICS_RETENTION_MS", value_parser = clap::value_parser!(u64).range(1..))]
         retention_ms: Option<u64>,
     },
     /// The retention rule, and per partition: log range, size, HWM, ISR,

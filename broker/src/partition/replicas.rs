@@ -17,8 +17,8 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use partition_log::LogReader;
 
-use super::wire::{CallError, PeerClient, Refusal, ReplicateParams};
-use crate::partition::{FollowerStatus, ReplicaStatus, WriterContext};
+use super::{FollowerStatus, ReplicaStatus, WriterContext};
+use crate::peer::{CallError, PeerClient, Refusal, ReplicateParams};
 
 /// Largest resend in one request when a follower lags.
 const RESEND_BYTES: usize = 4 * 1024 * 1024;

@@ -1,7 +1,7 @@
 //! A test certificate authority for TLS tests: one CA per test process and
 //! a node certificate for `127.0.0.1` and `localhost` signed by it, as PEM
 //! files in a temporary directory. Once [`test_ca`] has been called,
-//! [`super::http_client`] trusts the CA, so the usual helpers talk to
+//! [`crate::http_client`] trusts the CA, so the usual helpers talk to
 //! `https://` nodes as they do to `http://` ones.
 
 use std::{
@@ -9,6 +9,7 @@ use std::{
     sync::OnceLock,
 };
 
+use crate::process::temp_dir;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
@@ -58,7 +59,7 @@ impl TestCa {
             .signed_by(&node_key, &ca)
             .expect("signing the node certificate");
 
-        let dir = super::temp_dir("yak-tls-");
+        let dir = temp_dir("yak-tls-");
         let write = |name: &str, pem: &str| {
             std::fs::write(dir.path().join(name), pem).expect("writing a PEM file");
         };

@@ -8,15 +8,27 @@
 //!
 //! A change of leader cancels the session; the next one starts at step 1.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{CallError, EpochEnd, EpochEndParams, FetchParams, Fetched, Refusal};
 use crate::{
-    node::Node,
+    checkpoint::SharedCheckpoint,
     partition::{Partition, ReplicaError},
+    peer::{CallError, EpochEnd, EpochEndParams, FetchParams, Fetched, PeerClient, Peers, Refusal},
+    topics::TopicRegistry,
 };
+
+/// What a follower session uses of the node: its id, its topics, where
+/// the other nodes are and how to call them, and the highest epoch seen.
+#[derive(Debug, Clone)]
+pub struct FollowerContext {
+    pub node_id: String,
+    pub topics: Arc<TopicRegistry>,
+    pub peers: Peers,
+    pub client: PeerClient,
+    pub checkpoint: SharedCheckpoint,
+}
 
 const FETCH_BYTES: usize = 4 * 1024 * 1024;
 const FETCH_WAIT: Duration = Duration::from_millis(500);
@@ -36,24 +48,24 @@ impl Drop for FollowerSession {
 }
 
 impl FollowerSession {
-    pub fn start(node: Node, leader: String) -> Self {
+    pub fn start(ctx: FollowerContext, leader: String) -> Self {
         let cancel = CancellationToken::new();
-        tokio::spawn(supervise(node, leader.clone(), cancel.clone()));
+        tokio::spawn(supervise(ctx, leader.clone(), cancel.clone()));
         Self { leader, cancel }
     }
 }
 
 /// Starts a follow task for every partition, including topics created later.
-async fn supervise(node: Node, leader: String, cancel: CancellationToken) {
+async fn supervise(ctx: FollowerContext, leader: String, cancel: CancellationToken) {
     let mut started = HashSet::new();
-    let mut opened = node.topics().watch_opened();
+    let mut opened = ctx.topics.watch_opened();
     loop {
         opened.mark_unchanged();
-        for topic in node.topics().all() {
+        for topic in ctx.topics.all() {
             for partition in &topic.partitions {
                 if started.insert((topic.name.clone(), partition.id)) {
                     let task = follow_partition(
-                        node.clone(),
+                        ctx.clone(),
                         leader.clone(),
                         partition.clone(),
                         cancel.clone(),
@@ -71,7 +83,7 @@ async fn supervise(node: Node, leader: String, cancel: CancellationToken) {
 }
 
 async fn follow_partition(
-    node: Node,
+    ctx: FollowerContext,
     leader: String,
     partition: Partition,
     cancel: CancellationToken,
@@ -80,7 +92,7 @@ async fn follow_partition(
     while !cancel.is_cancelled() {
         let backoff = tokio::select! {
             _ = cancel.cancelled() => return,
-            backoff = step(&node, &leader, &partition, &mut synced) => backoff,
+            backoff = step(&ctx, &leader, &partition, &mut synced) => backoff,
         };
         if let Some(backoff) = backoff {
             tokio::select! {
@@ -93,16 +105,16 @@ async fn follow_partition(
 
 /// One truncate-or-fetch step; `Some(backoff)` after a failure.
 async fn step(
-    node: &Node,
+    ctx: &FollowerContext,
     leader: &str,
     partition: &Partition,
     synced: &mut Option<u64>,
 ) -> Option<Duration> {
-    let Some(url) = node.peer_url(leader) else {
+    let Some(url) = ctx.peers.url(leader) else {
         return Some(Duration::from_millis(100));
     };
-    let client = node.peer_client();
-    let epoch = node.highest_epoch();
+    let client = &ctx.client;
+    let epoch = ctx.checkpoint.highest_epoch();
     let topic = partition.topic.to_string();
     if *synced != Some(epoch) {
         let answer = match partition.latest_epoch() {
@@ -141,7 +153,7 @@ async fn step(
         partition: partition.id,
         epoch,
         offset,
-        replica: node.config().node_id.clone(),
+        replica: ctx.node_id.clone(),
         max_bytes: FETCH_BYTES,
         wait_ms: FETCH_WAIT.as_millis() as u64,
     };

@@ -27,6 +27,12 @@ pub const KEEPALIVE: Duration = Duration::from_secs(15);
 /// (serde_json escapes newlines inside strings, so one line is enough).
 pub fn frame(event: &str, data: &impl Serialize) -> Bytes {
     let json = serde_json::to_string(data).unwrap_or_else(|_| "null".to_owned());
+    frame_json(event, &json)
+}
+
+/// One event whose data is already compact JSON (one line).
+pub fn frame_json(event: &str, json: &str) -> Bytes {
+    debug_assert!(!json.contains('\n'), "an event's data is one line");
     Bytes::from(format!("event: {event}\ndata: {json}\n\n"))
 }
 
@@ -41,6 +47,11 @@ impl Sink {
     /// browser has gone.
     pub async fn send(&self, event: &str, data: &impl Serialize) -> bool {
         self.tx.send(frame(event, data)).await.is_ok()
+    }
+
+    /// [`Sink::send`] for data already serialized as compact JSON.
+    pub async fn send_json(&self, event: &str, json: &str) -> bool {
+        self.tx.send(frame_json(event, json)).await.is_ok()
     }
 }
 

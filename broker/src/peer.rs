@@ -12,7 +12,12 @@
 //! Refusals are `409` with the usual JSON error body, whose `error` is one
 //! of the [`Refusal`] codes.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -26,6 +31,27 @@ pub const IN_SYNC_HEADER: &str = "x-yak-in-sync";
 pub const LOG_START_HEADER: &str = "x-yak-log-start";
 
 /// What a follower learns of its leader's log with each round or fetch.
+/// Node id → advertised URL of every live node, refreshed by the node.
+#[derive(Debug, Clone, Default)]
+pub struct Peers(Arc<RwLock<HashMap<String, String>>>);
+
+impl Peers {
+    pub fn url(&self, id: &str) -> Option<String> {
+        self.0.read().unwrap().get(id).cloned()
+    }
+
+    /// Every live node's id, sorted.
+    pub fn ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.0.read().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn replace(&self, peers: HashMap<String, String>) {
+        *self.0.write().unwrap() = peers;
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LeaderPosition {
     pub hwm: u64,

@@ -23,7 +23,13 @@ use nix::{
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use super::{LOG_TAIL_LINES, bin_dir, free_port, http_client, tail, try_send, wait_for};
+use crate::{
+    LOG_TAIL_LINES,
+    http::{http_client, try_send},
+    net::free_port,
+    process::{bin_dir, tail},
+    wait::wait_for,
+};
 
 /// How long the browser gets to start.
 const START_TIMEOUT: Duration = Duration::from_secs(20);

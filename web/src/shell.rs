@@ -1,7 +1,7 @@
 //! [`Shell`]: what the shared layout `templates/base.html` needs from every
 //! page — its title, the navigation, the scripts to load. The header's
 //! leader/connection slot is filled in the browser by `yak.js` from the
-//! page's event stream (`leader` events carrying a [`crate::LeaderView`]).
+//! page's event stream (`leader` events).
 
 /// A link in the header's navigation.
 #[derive(Debug, Clone, PartialEq, Eq)]

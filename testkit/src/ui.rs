@@ -1,50 +1,24 @@
-//! The UI half of the browser-test harness (the cluster half is
-//! `broker::testkit`): [`UiProcess`] starts the real `producer-ui` or
-//! `consumer-ui` binary on a free port against a cluster; the browser is
-//! `broker::testkit::browser::Browser` (headless Chromium over WebDriver). Shared by the browser tests of both UI crates
-//! (`producer-ui/tests/browser.rs` includes this file by path).
-//!
-//! ## Rules (the same as `broker::testkit`'s)
-//! - Every process is killed when its handle drops, also when a test
-//!   panics; a UI's output is printed then. `chromedriver` runs in its own
-//!   process group and the whole group (Chromium included) is killed.
-//! - Nothing waits with a fixed sleep: waits poll a condition against a
-//!   deadline ([`broker::testkit::wait_for`]).
-//! - Ports are free ports, never 5001–5004.
-//!
-//! ## Finding the programs
-//! The crate's own UI binary is the one cargo built for the test
-//! (`CARGO_BIN_EXE_…`). The other UI is looked up like the node binaries
-//! ([`broker::testkit::bin_dir`]: `$YAK_BIN_DIR`, else the test's cargo
-//! profile directory); unless `YAK_BIN_DIR` is set, it is built once per
-//! test process first (`cargo build -p <ui> --bins`, a no-op when it is up
-//! to date), because `cargo test -p <crate>` builds only that crate's
-//! binary. Chromium is `$YAK_CHROMIUM` or `/usr/bin/chromium`, the driver
-//! `$YAK_CHROMEDRIVER` or `chromedriver` on `PATH` (`scripts/test.sh`
-//! installs both). Screenshots go to `target/screenshots/`.
-
-#![allow(dead_code)]
+//! A UI process: the real `producer-ui` or `consumer-ui` binary on a free
+//! port against a cluster, found like the node binaries ([`bin_dir`]) and
+//! built once per test process unless `YAK_BIN_DIR` is set.
 
 use std::{
     fs::OpenOptions,
     path::PathBuf,
     process::{Child, Command, Stdio},
     sync::OnceLock,
-    time::{Duration, Instant},
 };
 
-pub use broker::testkit::browser::Browser;
-use broker::testkit::{
-    LOG_TAIL_LINES, bin_dir, build_bins, free_port, http_client, tail, try_send,
-};
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
 
-/// How long a UI process or the browser gets to start.
-pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::{
+    LOG_TAIL_LINES, START_TIMEOUT, STOP_TIMEOUT,
+    http::{http_client, try_send},
+    net::free_port,
+    process::{bin_dir, build_bins, signal, tail, temp_dir, wait_exit},
+    wait::wait_for,
+};
 
 /// Which UI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,18 +36,15 @@ impl Ui {
     }
 }
 
-/// The path of a UI binary: the one built for this test crate, or the
-/// other UI's, built once per test process.
+/// The path of a UI binary, built once per test process first.
 pub fn ui_binary(ui: Ui) -> PathBuf {
-    let own = match ui {
-        Ui::Producer => option_env!("CARGO_BIN_EXE_producer-ui"),
-        Ui::Consumer => option_env!("CARGO_BIN_EXE_consumer-ui"),
+    static PRODUCER: OnceLock<()> = OnceLock::new();
+    static CONSUMER: OnceLock<()> = OnceLock::new();
+    let built = match ui {
+        Ui::Producer => &PRODUCER,
+        Ui::Consumer => &CONSUMER,
     };
-    if let Some(path) = own {
-        return PathBuf::from(path);
-    }
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| build_bins(&[ui.binary_name()]));
+    built.get_or_init(|| build_bins(&[ui.binary_name()]));
     let path = bin_dir().join(ui.binary_name());
     assert!(
         path.is_file(),
@@ -113,10 +84,7 @@ impl UiProcess {
 
     /// [`UiProcess::start`] with extra flags.
     pub async fn start_with(ui: Ui, bootstrap: &[&str], args: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("yak-ui-test-")
-            .tempdir()
-            .expect("a temp dir");
+        let dir = temp_dir("yak-ui-test-");
         let log = dir.path().join("ui.log");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
@@ -154,29 +122,27 @@ impl UiProcess {
             _dir: dir,
         };
         let health = format!("{}/health", process.url);
-        let started = Instant::now();
-        loop {
-            if let Ok(reply) = try_send(http_client().get(&health)).await
-                && reply.status.is_success()
-            {
-                break;
-            }
-            if let Some(child) = process.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
+        let name = ui.binary_name();
+        wait_for(&format!("{name} to answer {health}"), START_TIMEOUT, || {
+            let exited = process
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
                 panic!(
-                    "{} exited with {status}; its output:\n{}",
-                    ui.binary_name(),
+                    "{name} exited with {status}; its output:\n{}",
                     tail(&process.log, LOG_TAIL_LINES)
                 );
             }
-            assert!(
-                started.elapsed() < START_TIMEOUT,
-                "{} did not answer {health} within {START_TIMEOUT:?}",
-                ui.binary_name()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+            let health = health.clone();
+            async move {
+                try_send(http_client().get(&health))
+                    .await
+                    .is_ok_and(|reply| reply.status.is_success())
+                    .then_some(())
+            }
+        })
+        .await;
         process
     }
 
@@ -195,26 +161,20 @@ impl UiProcess {
         );
     }
 
-    /// SIGTERM, and waits for a graceful exit (SIGKILL after 10 s). Returns
-    /// whether it exited by itself with success.
+    /// SIGTERM, and waits for a graceful exit (SIGKILL after
+    /// [`STOP_TIMEOUT`]). Returns whether it exited by itself with success.
     pub async fn terminate(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.success();
-            }
-            if Instant::now() >= deadline {
+        signal(&child, Signal::SIGTERM);
+        match wait_exit(&mut child, STOP_TIMEOUT).await {
+            Some(status) => status.success(),
+            None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                false
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

@@ -1,0 +1,295 @@
+//! The binary produce protocol.
+//!
+//! What the node's TCP port (`--tcp-listen`) and `yak-client` say to each
+//! other: the HTTP API's `POST /produce/batch` without HTTP. One record
+//! batch per request, in the storage format (`docs/storage.md`), many
+//! requests in flight on one connection, answered in any order and matched
+//! by the request id the client chose. `docs/api.md` describes it for
+//! people writing other clients.
+//!
+//! Every frame is a 4-byte big-endian length followed by that many bytes
+//! ([`codec`]). Inside, integers are big-endian:
+//!
+//! ```text
+//! request  = kind:u8 id:u64 body
+//!   kind 1 Hello    body = token (UTF-8, may be empty)
+//!   kind 2 Produce  body = topic_len:u16 topic partition:u32 batch
+//! response = id:u64 kind:u8 body
+//!   kind 1 Ready    body = (empty)
+//!   kind 2 Stored   body = offset:u64 count:u32 epoch:u64
+//!   kind 3 Error    body = status:u16 json   (the HTTP API's error body)
+//! ```
+//!
+//! Invariant: [`Request::decode`] and [`Response::decode`] accept exactly
+//! what `encode` produces; anything else is a [`FrameError`], never a
+//! panic.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tokio_util::codec::LengthDelimitedCodec;
+
+/// Longest topic name a frame can carry (the node accepts 249 bytes).
+const MAX_TOPIC_BYTES: usize = u16::MAX as usize;
+
+/// The length-prefixed framing, refusing frames longer than `max_frame`.
+pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
+        .length_field_type::<u32>()
+        .max_frame_length(max_frame)
+        .new_codec()
+}
+
+/// Bytes a request adds around its batch (kind, id, topic length, topic,
+/// partition): a node's frame limit is its body limit plus this.
+pub fn request_overhead(topic: &str) -> usize {
+    1 + 8 + 2 + topic.len() + 4
+}
+
+/// A frame that is not a request or response of this protocol.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {0} bytes is too short")]
+    TooShort(usize),
+    #[error("unknown frame kind {0}")]
+    UnknownKind(u8),
+    #[error("{0} is not UTF-8")]
+    NotUtf8(&'static str),
+    #[error("topic name of {0} bytes is too long")]
+    TopicTooLong(usize),
+}
+
+/// What a client asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Presents the client token; a node started with `--client-token`
+    /// answers nothing else on a connection before it.
+    Hello { token: String },
+    /// Stores one record batch in `topic`/`partition`.
+    Produce {
+        topic: String,
+        partition: u32,
+        batch: Bytes,
+    },
+}
+
+/// What a node answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response {
+    /// The Hello was accepted.
+    Ready,
+    /// The batch is stored and replicated: its first record's offset, its
+    /// record count and the leader epoch that acknowledged it.
+    Stored { offset: u64, count: u32, epoch: u64 },
+    /// The request failed: the HTTP status the same failure has on the
+    /// HTTP API and its JSON body (`{"error", "message", "written", ...}`).
+    Error { status: u16, body: Bytes },
+}
+
+impl Request {
+    pub fn encode(&self, id: u64) -> Bytes {
+        let mut out = BytesMut::new();
+        match self {
+            Request::Hello { token } => {
+                out.reserve(9 + token.len());
+                out.put_u8(1);
+                out.put_u64(id);
+                out.put_slice(token.as_bytes());
+            }
+            Request::Produce {
+                topic,
+                partition,
+                batch,
+            } => {
+                let topic = &topic.as_bytes()[..topic.len().min(MAX_TOPIC_BYTES)];
+                out.reserve(15 + topic.len() + batch.len());
+                out.put_u8(2);
+                out.put_u64(id);
+                out.put_u16(topic.len() as u16);
+                out.put_slice(topic);
+                out.put_u32(*partition);
+                out.put_slice(batch);
+            }
+        }
+        out.freeze()
+    }
+
+    /// The request id and the request. A frame whose id could be read but
+    /// whose body could not gives `Err((Some(id), _))`, so the error can be
+    /// answered to that request.
+    pub fn decode(mut frame: Bytes) -> Result<(u64, Request), (Option<u64>, FrameError)> {
+        let len = frame.len();
+        if len < 9 {
+            return Err((None, FrameError::TooShort(len)));
+        }
+        let kind = frame.get_u8();
+        let id = frame.get_u64();
+        let fail = |e| (Some(id), e);
+        let request = match kind {
+            1 => Request::Hello {
+                token: utf8(frame, "token").map_err(fail)?,
+            },
+            2 => {
+                if frame.remaining() < 2 {
+                    return Err(fail(FrameError::TooShort(len)));
+                }
+                let topic_len = usize::from(frame.get_u16());
+                if frame.remaining() < topic_len + 4 {
+                    return Err(fail(FrameError::TooShort(len)));
+                }
+                let topic = utf8(frame.split_to(topic_len), "topic").map_err(fail)?;
+                let partition = frame.get_u32();
+                Request::Produce {
+                    topic,
+                    partition,
+                    batch: frame,
+                }
+            }
+            other => return Err(fail(FrameError::UnknownKind(other))),
+        };
+        Ok((id, request))
+    }
+}
+
+impl Response {
+    pub fn encode(&self, id: u64) -> Bytes {
+        let mut out = BytesMut::with_capacity(29);
+        out.put_u64(id);
+        match self {
+            Response::Ready => out.put_u8(1),
+            Response::Stored {
+                offset,
+                count,
+                epoch,
+            } => {
+                out.put_u8(2);
+                out.put_u64(*offset);
+                out.put_u32(*count);
+                out.put_u64(*epoch);
+            }
+            Response::Error { status, body } => {
+                out.reserve(2 + body.len());
+                out.put_u8(3);
+                out.put_u16(*status);
+                out.put_slice(body);
+            }
+        }
+        out.freeze()
+    }
+
+    pub fn decode(mut frame: Bytes) -> Result<(u64, Response), FrameError> {
+        let len = frame.len();
+        let need = |n: usize, frame: &Bytes| {
+            if frame.remaining() < n {
+                Err(FrameError::TooShort(len))
+            } else {
+                Ok(())
+            }
+        };
+        need(9, &frame)?;
+        let id = frame.get_u64();
+        let response = match frame.get_u8() {
+            1 => Response::Ready,
+            2 => {
+                need(20, &frame)?;
+                Response::Stored {
+                    offset: frame.get_u64(),
+                    count: frame.get_u32(),
+                    epoch: frame.get_u64(),
+                }
+            }
+            3 => {
+                need(2, &frame)?;
+                Response::Error {
+                    status: frame.get_u16(),
+                    body: frame,
+                }
+            }
+            other => return Err(FrameError::UnknownKind(other)),
+        };
+        Ok((id, response))
+    }
+}
+
+fn utf8(bytes: Bytes, what: &'static str) -> Result<String, FrameError> {
+    String::from_utf8(bytes.to_vec()).map_err(|_| FrameError::NotUtf8(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn produce_round_trips() {
+        let request = Request::Produce {
+            topic: "orders".into(),
+            partition: 7,
+            batch: Bytes::from_static(b"batch bytes"),
+        };
+        let frame = request.encode(42);
+        assert_eq!(frame.len(), request_overhead("orders") + 11);
+        assert_eq!(Request::decode(frame), Ok((42, request)));
+    }
+
+    #[test]
+    fn short_and_unknown_frames_are_errors_with_the_id_when_known() {
+        assert_eq!(
+            Request::decode(Bytes::from_static(&[2, 0, 0])),
+            Err((None, FrameError::TooShort(3)))
+        );
+        let mut unknown = vec![9];
+        unknown.extend_from_slice(&5u64.to_be_bytes());
+        assert_eq!(
+            Request::decode(Bytes::from(unknown)),
+            Err((Some(5), FrameError::UnknownKind(9)))
+        );
+        let mut bad_topic = vec![2];
+        bad_topic.extend_from_slice(&6u64.to_be_bytes());
+        bad_topic.extend_from_slice(&[0, 2, 0xff, 0xfe, 0, 0, 0, 0]);
+        assert_eq!(
+            Request::decode(Bytes::from(bad_topic)),
+            Err((Some(6), FrameError::NotUtf8("topic")))
+        );
+        assert_eq!(
+            Response::decode(Bytes::from_static(&[0; 9])),
+            Err(FrameError::UnknownKind(0))
+        );
+    }
+
+    #[test]
+    fn responses_round_trip() {
+        for response in [
+            Response::Ready,
+            Response::Stored {
+                offset: u64::MAX,
+                count: 3,
+                epoch: 9,
+            },
+            Response::Error {
+                status: 503,
+                body: Bytes::from_static(br#"{"error":"no_leader"}"#),
+            },
+        ] {
+            assert_eq!(Response::decode(response.encode(1)), Ok((1, response)));
+        }
+    }
+
+    proptest! {
+        /// No input makes a decoder panic.
+        #[test]
+        fn arbitrary_frames_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = Request::decode(Bytes::from(bytes.clone()));
+            let _ = Response::decode(Bytes::from(bytes));
+        }
+
+        #[test]
+        fn produce_requests_round_trip(
+            id in any::<u64>(),
+            topic in "[a-z.]{0,40}",
+            partition in any::<u32>(),
+            batch in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let request = Request::Produce { topic, partition, batch: Bytes::from(batch) };
+            prop_assert_eq!(Request::decode(request.encode(id)), Ok((id, request)));
+        }
+    }
+}

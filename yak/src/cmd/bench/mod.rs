@@ -1,0 +1,208 @@
+//! `yak bench`: measures YAK against the same machine's Redis Streams, in
+//! one run, and writes every figure to `bench-results.json` and a chart.
+//!
+//! It starts its own cluster (redis-server, a broker, one follower, the
+//! shipped defaults) in a temporary directory, or targets a running one
+//! with `--bootstrap` (then failover and memory are skipped: it does not own
+//! those processes). Scenarios, 100-byte values unless told otherwise:
+//! 1. batched produce: batches of 1,000 records from several producers, as
+//!    binary batches (`POST /produce/batch`) and, for comparison, as JSON,
+//!    each acknowledged only after the follower has it;
+//! 2. unbatched produce: one record per request from 64 clients; latency
+//!    percentiles from an HDR histogram;
+//! 3. consume: everything in one partition read back;
+//! 4. failover: `kill -9` of the leader while a producer runs, from the
+//!    kill to the first acknowledged write on the new leader. The kill
+//!    lands at a random moment of the leader's renewal cycle, as a crash
+//!    would, and each sample records the lease time the dead leader had
+//!    left: that wait is the lease's part, the rest is the takeover's;
+//! 5. the baseline: Redis Streams on a separate, non-persistent
+//!    redis-server — pipelined XADD, one XADD per request from as many
+//!    connections, and XRANGE read-back.
+//!
+//! This module holds the flags and runs the phases in order; each phase is
+//! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`],
+//! [`failover`], and [`memory`] between the last two), the Redis side is
+//! [`redis_baseline`], the processes the bench starts are [`cluster`], and
+//! [`report`] turns the figures into the JSON file, the chart and the table.
+
+mod batched_produce;
+mod cluster;
+mod consume;
+mod failover;
+mod memory;
+mod redis_baseline;
+mod report;
+mod unbatched_produce;
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use clap::Args;
+use yak_client::{ClientConfig, YakClient};
+
+use super::out;
+use crate::local::Durability;
+use cluster::OwnCluster;
+use report::Figures;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Benchmark a running cluster instead of starting one (comma-separated
+    /// node URLs). Failover and memory are then skipped.
+    #[arg(long, env = "YAK_BENCH_BOOTSTRAP", value_delimiter = ',')]
+    bootstrap: Option<Vec<String>>,
+    /// Redis for the Streams baseline when --bootstrap is given.
+    #[arg(long, env = "YAK_BENCH_REDIS_URL")]
+    redis_url: Option<String>,
+    /// Small sizes: finishes in under a minute.
+    #[arg(long, env = "YAK_BENCH_QUICK", value_parser = clap::builder::BoolishValueParser::new())]
+    quick: bool,
+    /// Bytes per record value.
+    #[arg(long, env = "YAK_BENCH_VALUE_BYTES", default_value_t = 100)]
+    value_bytes: usize,
+    /// Where to write the figures.
+    #[arg(long, env = "YAK_BENCH_OUT", default_value = "bench-results.json")]
+    out: PathBuf,
+    /// Where to draw the chart (SVG).
+    #[arg(long, env = "YAK_BENCH_CHART", default_value = "bench-results.svg")]
+    chart: PathBuf,
+    /// How the Redis of the cluster the bench starts fsyncs its append-only
+    /// file: `always` (as shipped, what the no-loss guarantee needs) or
+    /// `everysec` (to measure what the per-write fsync costs).
+    #[arg(long, env = "YAK_BENCH_REDIS_FSYNC", value_enum, default_value_t = RedisFsync::Always)]
+    redis_fsync: RedisFsync,
+    /// How many times to kill the leader [default: 10, quick: 3].
+    #[arg(long, env = "YAK_BENCH_FAILOVERS", value_parser = clap::value_parser!(u64).range(1..=1000))]
+    failovers: Option<u64>,
+    /// Where the broker and follower binaries are [default: next to yak].
+    #[arg(long, env = "YAK_BIN_DIR")]
+    bin_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RedisFsync {
+    Always,
+    Everysec,
+}
+
+impl RedisFsync {
+    fn durability(self) -> Durability {
+        match self {
+            RedisFsync::Always => Durability::AppendFsyncAlways,
+            RedisFsync::Everysec => Durability::AppendFsyncEverySec,
+        }
+    }
+}
+
+/// How much each phase does.
+struct Sizes {
+    batched_records: u64,
+    batch: usize,
+    producers: usize,
+    unbatched_for: Duration,
+    clients: usize,
+    failovers: usize,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Self {
+        Self {
+            batched_records: if quick { 200_000 } else { 10_000_000 },
+            batch: 1000,
+            producers: 8,
+            unbatched_for: Duration::from_secs(if quick { 3 } else { 10 }),
+            clients: 64,
+            failovers: if quick { 3 } else { 10 },
+        }
+    }
+}
+
+/// Records per second.
+fn rate(count: u64, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64().max(1e-9)
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let mut sizes = Sizes::new(args.quick);
+    if let Some(n) = args.failovers {
+        sizes.failovers = n as usize;
+    }
+    let value = "x".repeat(args.value_bytes);
+    let (bootstrap, mut own, baseline_url) = match &args.bootstrap {
+        Some(urls) => {
+            let redis = args
+                .redis_url
+                .clone()
+                .context("--bootstrap needs --redis-url for the Redis Streams baseline")?;
+            (urls.clone(), None, redis)
+        }
+        None => {
+            let (cluster, urls) =
+                OwnCluster::start(args.bin_dir.as_deref(), args.redis_fsync.durability()).await?;
+            let url = cluster.baseline_url().to_owned();
+            (urls, Some(cluster), url)
+        }
+    };
+    let client = YakClient::with_config(bootstrap.clone(), ClientConfig::default())?;
+    client
+        .leader_url()
+        .await
+        .context("no leader in the cluster")?;
+    let redis = redis::Client::open(baseline_url.as_str())?;
+
+    out(format!(
+        "yak bench{}: values of {} bytes",
+        if args.quick { " --quick" } else { "" },
+        args.value_bytes
+    ));
+    let topic = format!("bench-{}", std::process::id());
+    client.create_topic(&topic, Some(3)).await?;
+
+    out("1/5 batched produce…");
+    let batched = batched_produce::measure(&client, &topic, &value, &sizes, false).await?;
+    let batched_json = batched_produce::measure(&client, &topic, &value, &sizes, true).await?;
+    let redis_batched = redis_baseline::batched(&redis, &value, &sizes).await?;
+    out("2/5 unbatched produce…");
+    let before = unbatched_produce::leader_timings(&client).await;
+    let unbatched = unbatched_produce::measure(&client, &topic, &value, &sizes).await?;
+    let breakdown = match (before, unbatched_produce::leader_timings(&client).await) {
+        (Some(before), Some(after)) => Some(after.since(&before)),
+        _ => None,
+    };
+    let redis_unbatched = redis_baseline::unbatched(&redis, &value, &sizes).await?;
+    out("3/5 consume…");
+    let consume = consume::measure(&client, &topic).await?;
+    let redis_consume = redis_baseline::read_back(&redis).await?;
+    let memory = match &own {
+        Some(cluster) => Some(memory::broker_rss_mb(cluster)?),
+        None => None,
+    };
+    out("4/5 failover…");
+    let failover = match &mut own {
+        Some(cluster) => {
+            Some(failover::measure(cluster, &client, &topic, &value, sizes.failovers).await?)
+        }
+        None => None,
+    };
+    out("5/5 writing results…");
+
+    let figures = Figures {
+        batched,
+        batched_json,
+        redis_batched,
+        unbatched,
+        breakdown,
+        redis_unbatched,
+        consume,
+        redis_consume,
+        memory,
+        failover,
+    };
+    report::write(&args, &sizes, own.is_some(), &figures)?;
+
+    if let Some(cluster) = own {
+        cluster.stop().await;
+    }
+    Ok(())
+}

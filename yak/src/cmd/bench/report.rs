@@ -1,0 +1,480 @@
+//! The results of a run: the `bench-results.json` document (with the
+//! machine and the commit it ran on), the SVG chart drawn from it, and the
+//! table printed at the end.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::{
+    BenchArgs, Sizes,
+    consume::ReadBack,
+    failover::Failover,
+    out,
+    unbatched_produce::{Breakdown, Latency},
+};
+
+/// Every figure one run measured.
+pub struct Figures {
+    pub batched: f64,
+    pub batched_json: f64,
+    pub redis_batched: f64,
+    pub unbatched: Latency,
+    pub breakdown: Option<Breakdown>,
+    pub redis_unbatched: Latency,
+    pub consume: ReadBack,
+    pub redis_consume: f64,
+    pub memory: Option<f64>,
+    pub failover: Option<Failover>,
+}
+
+/// Writes the JSON file and the chart, prints the table and where both
+/// went. `own_cluster`: the bench started the cluster it measured.
+pub fn write(
+    args: &BenchArgs,
+    sizes: &Sizes,
+    own_cluster: bool,
+    figures: &Figures,
+) -> anyhow::Result<()> {
+    let results = results(args, sizes, own_cluster, figures);
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    draw_chart(&args.chart, &results)?;
+    print_table(&results);
+    out(format!(
+        "wrote {} and {}",
+        args.out.display(),
+        args.chart.display()
+    ));
+    Ok(())
+}
+
+/// The `bench-results.json` document. Keys keep this order in the file.
+fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures) -> Value {
+    let Figures {
+        batched,
+        batched_json,
+        redis_batched,
+        unbatched,
+        breakdown,
+        redis_unbatched,
+        consume,
+        redis_consume,
+        memory,
+        failover,
+    } = figures;
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
+    json!({
+        "machine": machine(),
+        "settings": {
+            "quick": args.quick,
+            "value_bytes": args.value_bytes,
+            "batch_records": sizes.batch,
+            "batched_producers": sizes.producers,
+            "batched_records": sizes.batched_records,
+            "unbatched_clients": sizes.clients,
+            "unbatched_seconds": sizes.unbatched_for.as_secs(),
+            "failovers": failover.as_ref().map(|f| f.samples_ms.len()),
+            "failover_kill": "at a random moment of the lease renewal cycle: a random wait of 0 to one lease TTL once every ISR is full again",
+            "produce_transport": "binary batches over the leader's binary port (yak-protocol) when it has one, else POST /produce/batch; one connection per unbatched client",
+            "cluster": if own_cluster { "started by the bench: redis-server (AOF), broker + 1 follower, shipped defaults (fsync interval:100ms, lease TTL 2 s, min ISR 1)" } else { "existing cluster (--bootstrap)" },
+            "cluster_redis_appendfsync": if own_cluster { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
+            "replication": "synchronous, every write on the follower before it is acknowledged",
+            "redis_baseline": "separate redis-server, no persistence (--appendonly no --save ''), one stream",
+            "topic_partitions": 3,
+        },
+        "git_commit": git_commit(),
+        "batched_produce": {
+            "msgs_per_s": batched,
+            "json_msgs_per_s": batched_json,
+            "redis_msgs_per_s": redis_batched,
+            "ratio": ratio(*batched, *redis_batched),
+        },
+        "unbatched_produce": {
+            "msgs_per_s": unbatched.msgs_per_s,
+            "p50_ms": unbatched.p50_ms,
+            "p99_ms": unbatched.p99_ms,
+            "p999_ms": unbatched.p999_ms,
+            "redis_msgs_per_s": redis_unbatched.msgs_per_s,
+            "redis_p99_ms": redis_unbatched.p99_ms,
+            "leader_mean_replication_ms": breakdown.as_ref().map(|b| b.replication_ms),
+            "leader_mean_hwm_commit_ms": breakdown.as_ref().map(|b| b.hwm_commit_ms),
+            "leader_commits": breakdown.as_ref().map(|b| b.commits),
+            "ratio": ratio(unbatched.msgs_per_s, redis_unbatched.msgs_per_s),
+        },
+        "consume": {
+            "msgs_per_s": consume.msgs_per_s,
+            "records": consume.records,
+            "redis_msgs_per_s": redis_consume,
+            "ratio": ratio(consume.msgs_per_s, *redis_consume),
+        },
+        "failover": failover.as_ref().map(|f| json!({
+            "p50_ms": f.p50_ms,
+            "max_ms": f.max_ms,
+            "samples_ms": f.samples_ms,
+            "lease_left_ms": f.lease_left_ms,
+            "takeover_p50_ms": f.takeover_p50_ms,
+        })),
+        "memory": memory.map(|m| json!({ "broker_rss_mb": m })),
+    })
+}
+
+/// CPUs, CPU model, memory and kernel of this machine.
+fn machine() -> Value {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpu = read("/proc/cpuinfo")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let mem_gb = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0 / 1024.0);
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": cpu,
+        "memory_gb": mem_gb,
+        "kernel": read("/proc/sys/kernel/osrelease").trim(),
+    })
+}
+
+/// The commit of the checkout the running `yak` was built in (it lives in
+/// its `target/`), so the figure is right wherever the bench is run from.
+fn git_commit() -> String {
+    let checkout = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."));
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(checkout)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn print_table(results: &Value) {
+    let f = |path: &[&str]| {
+        path.iter()
+            .try_fold(results, |v, k| v.get(k))
+            .and_then(Value::as_f64)
+    };
+    let show = |v: Option<f64>, unit: &str| v.map_or("-".to_owned(), |v| format!("{v:.1} {unit}"));
+    let rows = [
+        (
+            "batched produce",
+            show(f(&["batched_produce", "msgs_per_s"]), "msg/s"),
+            show(f(&["batched_produce", "redis_msgs_per_s"]), "msg/s"),
+            f(&["batched_produce", "ratio"]),
+        ),
+        (
+            "batched produce (JSON)",
+            show(f(&["batched_produce", "json_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "unbatched produce",
+            show(f(&["unbatched_produce", "msgs_per_s"]), "msg/s"),
+            show(f(&["unbatched_produce", "redis_msgs_per_s"]), "msg/s"),
+            f(&["unbatched_produce", "ratio"]),
+        ),
+        (
+            "unbatched p99",
+            show(f(&["unbatched_produce", "p99_ms"]), "ms"),
+            show(f(&["unbatched_produce", "redis_p99_ms"]), "ms"),
+            None,
+        ),
+        (
+            "  leader replicate / HWM",
+            format!(
+                "{} / {}",
+                show(
+                    f(&["unbatched_produce", "leader_mean_replication_ms"]),
+                    "ms"
+                ),
+                show(f(&["unbatched_produce", "leader_mean_hwm_commit_ms"]), "ms")
+            ),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "consume (1 partition)",
+            show(f(&["consume", "msgs_per_s"]), "msg/s"),
+            show(f(&["consume", "redis_msgs_per_s"]), "msg/s"),
+            f(&["consume", "ratio"]),
+        ),
+        (
+            "failover p50 / max",
+            format!(
+                "{} / {}",
+                show(f(&["failover", "p50_ms"]), "ms"),
+                show(f(&["failover", "max_ms"]), "ms")
+            ),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "  takeover after lease expiry p50",
+            show(f(&["failover", "takeover_p50_ms"]), "ms"),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "broker RSS",
+            show(f(&["memory", "broker_rss_mb"]), "MB"),
+            "-".to_owned(),
+            None,
+        ),
+    ];
+    out(format!(
+        "{:<24} {:>22} {:>22} {:>8}",
+        "", "YAK", "Redis Streams", "YAK/Redis"
+    ));
+    for (name, yak, redis, ratio) in rows {
+        let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}"));
+        out(format!("{name:<24} {yak:>22} {redis:>22} {ratio:>8}"));
+    }
+}
+
+fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    let get = |a: &str, b: &str| {
+        results
+            .get(a)
+            .and_then(|v| v.get(b))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let throughput = [
+        (
+            "batched produce",
+            get("batched_produce", "msgs_per_s"),
+            get("batched_produce", "redis_msgs_per_s"),
+        ),
+        (
+            "unbatched produce",
+            get("unbatched_produce", "msgs_per_s"),
+            get("unbatched_produce", "redis_msgs_per_s"),
+        ),
+        (
+            "consume",
+            get("consume", "msgs_per_s"),
+            get("consume", "redis_msgs_per_s"),
+        ),
+    ];
+    let latency = [
+        ("p50", get("unbatched_produce", "p50_ms")),
+        ("p99", get("unbatched_produce", "p99_ms")),
+        ("p99.9", get("unbatched_produce", "p999_ms")),
+    ];
+    let root = SVGBackend::new(path, (960, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (left, right) = root.split_horizontally(620);
+    let max = throughput.iter().map(|t| t.1.max(t.2)).fold(1.0, f64::max) * 1.15;
+    let mut chart = ChartBuilder::on(&left)
+        .caption(
+            "Throughput (messages/s): YAK vs Redis Streams",
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5..2.5, 0.0..max)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(7)
+        .x_label_formatter(&|x: &f64| category(*x, &throughput.map(|t| t.0)))
+        .y_label_formatter(&|y: &f64| format!("{:.0}k", y / 1000.0))
+        .draw()?;
+    let yak = RGBColor(0x4f, 0x46, 0xe5);
+    let redis_colour = RGBColor(0xdc, 0x26, 0x26);
+    chart
+        .draw_series(throughput.iter().enumerate().map(|(i, t)| {
+            Rectangle::new(
+                [(i as f64 + 0.15, 0.0), (i as f64 + 0.48, t.1)],
+                yak.filled(),
+            )
+        }))?
+        .label("YAK (replicated)")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], yak.filled()));
+    chart
+        .draw_series(throughput.iter().enumerate().map(|(i, t)| {
+            Rectangle::new(
+                [(i as f64 + 0.52, 0.0), (i as f64 + 0.85, t.2)],
+                redis_colour.filled(),
+            )
+        }))?
+        .label("Redis Streams")
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], redis_colour.filled()));
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    let max_ms = latency.iter().map(|l| l.1).fold(1.0, f64::max) * 1.2;
+    let mut chart = ChartBuilder::on(&right)
+        .caption("Unbatched produce latency (ms)", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(-0.5..2.5, 0.0..max_ms)?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(7)
+        .x_label_formatter(&|x: &f64| category(*x, &latency.map(|l| l.0)))
+        .draw()?;
+    chart.draw_series(latency.iter().enumerate().map(|(i, l)| {
+        Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, l.1)], yak.filled())
+    }))?;
+    root.present()?;
+    Ok(())
+}
+
+/// The name of the bar group at integer position `x`; blank between groups.
+fn category(x: f64, names: &[&str]) -> String {
+    let i = x.round();
+    if (x - i).abs() > 0.01 || i < 0.0 {
+        return String::new();
+    }
+    names
+        .get(i as usize)
+        .map_or(String::new(), |n| (*n).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{super::RedisFsync, *};
+
+    fn keys(value: &Value) -> Vec<&str> {
+        value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+
+    #[test]
+    fn the_document_keeps_its_shape() {
+        let args = BenchArgs {
+            bootstrap: None,
+            redis_url: None,
+            quick: true,
+            value_bytes: 100,
+            out: "bench-results.json".into(),
+            chart: "bench-results.svg".into(),
+            redis_fsync: RedisFsync::Everysec,
+            failovers: None,
+            bin_dir: None,
+        };
+        let latency = |msgs_per_s| Latency {
+            msgs_per_s,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            p999_ms: 3.0,
+        };
+        let figures = Figures {
+            batched: 100.0,
+            batched_json: 50.0,
+            redis_batched: 200.0,
+            unbatched: latency(10.0),
+            breakdown: None,
+            redis_unbatched: latency(0.0),
+            consume: ReadBack {
+                msgs_per_s: 30.0,
+                records: 7,
+            },
+            redis_consume: 60.0,
+            memory: Some(12.5),
+            failover: None,
+        };
+        let doc = results(&args, &Sizes::new(true), true, &figures);
+        assert_eq!(
+            keys(&doc),
+            [
+                "machine",
+                "settings",
+                "git_commit",
+                "batched_produce",
+                "unbatched_produce",
+                "consume",
+                "failover",
+                "memory"
+            ]
+        );
+        assert_eq!(
+            keys(&doc["settings"]),
+            [
+                "quick",
+                "value_bytes",
+                "batch_records",
+                "batched_producers",
+                "batched_records",
+                "unbatched_clients",
+                "unbatched_seconds",
+                "failovers",
+                "failover_kill",
+                "produce_transport",
+                "cluster",
+                "cluster_redis_appendfsync",
+                "replication",
+                "redis_baseline",
+                "topic_partitions"
+            ]
+        );
+        assert_eq!(
+            keys(&doc["batched_produce"]),
+            ["msgs_per_s", "json_msgs_per_s", "redis_msgs_per_s", "ratio"]
+        );
+        assert_eq!(
+            keys(&doc["unbatched_produce"]),
+            [
+                "msgs_per_s",
+                "p50_ms",
+                "p99_ms",
+                "p999_ms",
+                "redis_msgs_per_s",
+                "redis_p99_ms",
+                "leader_mean_replication_ms",
+                "leader_mean_hwm_commit_ms",
+                "leader_commits",
+                "ratio"
+            ]
+        );
+        assert_eq!(
+            keys(&doc["consume"]),
+            ["msgs_per_s", "records", "redis_msgs_per_s", "ratio"]
+        );
+        assert_eq!(doc["settings"]["cluster_redis_appendfsync"], "everysec");
+        assert_eq!(doc["batched_produce"]["ratio"], 0.5);
+        assert_eq!(doc["unbatched_produce"]["ratio"], 0.0, "no Redis figure");
+        assert_eq!(doc["unbatched_produce"]["leader_commits"], Value::Null);
+        assert_eq!(doc["settings"]["unbatched_seconds"], 3);
+        assert_eq!(doc["consume"]["records"], 7);
+        assert_eq!(doc["consume"]["ratio"], 0.5);
+        assert_eq!(doc["failover"], Value::Null);
+        assert_eq!(doc["memory"]["broker_rss_mb"], 12.5);
+    }
+
+    #[test]
+    fn categories_label_whole_positions_only() {
+        let names = ["a", "b"];
+        assert_eq!(category(0.0, &names), "a");
+        assert_eq!(category(1.004, &names), "b");
+        assert_eq!(category(0.5, &names), "");
+        assert_eq!(category(-1.0, &names), "");
+        assert_eq!(category(2.0, &names), "");
+    }
+}
