@@ -372,9 +372,9 @@ mod tests {
     fn retention_defaults_to_keeping_everything_and_refuses_zero() {
         assert_eq!(resolve(&[]).unwrap().retention, TopicConfig::default());
         let set = resolve(&["--retention-bytes", "1048576", "--retention-ms", "60000"]);
-        let retention = crate::partition::retention(&set.unwrap().retention);
-        assert_eq!(retention.max_bytes, Some(1_048_576));
-        assert_eq!(retention.max_age, Some(Duration::from_secs(60)));
+        let retention = set.unwrap().retention;
+        assert_eq!(retention.retention_bytes, Some(1_048_576));
+        assert_eq!(retention.retention_ms, Some(60_000));
         let argv = ["broker", "--retention-ms", "0"];
         assert!(
             Cli::try_parse_from(argv).is_err(),

@@ -78,7 +78,7 @@ impl LeaseGate {
         t.saturating_duration_since(self.base).as_millis() as u64
     }
 
-    fn open(&self, epoch: u64, deadline: Instant) {
+    pub(crate) fn open(&self, epoch: u64, deadline: Instant) {
         self.extend(deadline);
         self.epoch.store(epoch, Ordering::Release);
     }
@@ -88,7 +88,7 @@ impl LeaseGate {
             .store(self.millis(deadline), Ordering::Release);
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.epoch.store(0, Ordering::Release);
     }
 }
@@ -129,13 +129,7 @@ pub struct LeaseSettings {
 
 pub(crate) struct LeaseDriver<D> {
     duties: D,
-    settings: LeaseSettings,
-    store: ClusterStore,
-    gate: Arc<LeaseGate>,
-    checkpoint: SharedCheckpoint,
-    metrics: Arc<Metrics>,
-    role: watch::Sender<Role>,
-    events: mpsc::Receiver<Event>,
+    parts: DriverParts,
     /// Local deadline of the lease as last acquired or renewed.
     deadline: Instant,
     may_acquire_at: Instant,
@@ -154,29 +148,14 @@ pub(crate) struct DriverParts {
 
 impl<D: Duties> LeaseDriver<D> {
     pub fn new(duties: D, parts: DriverParts) -> Self {
-        let DriverParts {
-            settings,
-            store,
-            gate,
-            checkpoint,
-            metrics,
-            role,
-            events,
-        } = parts;
         let now = Instant::now();
-        let may_acquire_at = match settings.start_as {
+        let may_acquire_at = match parts.settings.start_as {
             StartAs::Candidate => now,
-            StartAs::Follower => now + settings.ttl,
+            StartAs::Follower => now + parts.settings.ttl,
         };
         Self {
             duties,
-            settings,
-            store,
-            gate,
-            checkpoint,
-            metrics,
-            role,
-            events,
+            parts,
             deadline: now,
             may_acquire_at,
         }
@@ -187,7 +166,7 @@ impl<D: Duties> LeaseDriver<D> {
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => Some(Event::Shutdown),
-                Some(event) = self.events.recv() => Some(event),
+                Some(event) = self.parts.events.recv() => Some(event),
                 _ = tokio::time::sleep_until(next_poll) => {
                     let (event, wait) = self.poll().await;
                     next_poll = tokio::time::Instant::now() + wait;
@@ -197,28 +176,31 @@ impl<D: Duties> LeaseDriver<D> {
             if let Some(event) = event {
                 self.apply(event).await;
             }
-            if *self.role.borrow() == Role::Stopped {
+            if *self.parts.role.borrow() == Role::Stopped {
                 break;
             }
         }
     }
 
     fn current(&self) -> Role {
-        self.role.borrow().clone()
+        self.parts.role.borrow().clone()
     }
 
     /// One look at Redis: renew if leading, else look for a leader and try
     /// for the lease if there is none. Returns what it saw and when to look
     /// again: every TTL/3, or just after the leader's lease would expire.
     async fn poll(&mut self) -> (Option<Event>, Duration) {
-        let mut wait = self.settings.ttl / 3;
+        let mut wait = self.parts.settings.ttl / 3;
         let event = self.observe(&mut wait).await;
         (event, wait)
     }
 
     async fn observe(&mut self, wait: &mut Duration) -> Option<Event> {
-        let (id, ttl) = (self.settings.node_id.as_str(), self.settings.ttl);
-        let store = &self.store;
+        let (id, ttl) = (
+            self.parts.settings.node_id.as_str(),
+            self.parts.settings.ttl,
+        );
+        let store = &self.parts.store;
         let bounded = ttl / 3;
         match self.current() {
             Role::Leader { epoch } | Role::Fenced { epoch } => {
@@ -226,13 +208,13 @@ impl<D: Duties> LeaseDriver<D> {
                 match tokio::time::timeout(bounded, store.renew(id, epoch, ttl)).await {
                     Ok(Ok(true)) => {
                         self.deadline = sent + ttl.mul_f64(0.9);
-                        self.gate.extend(self.deadline);
-                        self.metrics.lease_renewals.inc();
+                        self.parts.gate.extend(self.deadline);
+                        self.parts.metrics.lease_renewals.inc();
                         Some(Event::Renewed { epoch })
                     }
                     Ok(Ok(false)) => Some(Event::LeaseLost),
                     failed => {
-                        self.metrics.lease_renewal_failures.inc();
+                        self.parts.metrics.lease_renewal_failures.inc();
                         let reason = match failed {
                             Ok(Err(e)) => e.to_string(),
                             _ => "timed out".to_owned(),
@@ -254,7 +236,7 @@ impl<D: Duties> LeaseDriver<D> {
                     }
                     Err(_) => return None,
                 };
-                self.checkpoint.see_epoch(epoch);
+                self.parts.checkpoint.see_epoch(epoch);
                 match holder {
                     Some(h) if h.node_id != id => {
                         // Look again right after it would expire.
@@ -275,14 +257,14 @@ impl<D: Duties> LeaseDriver<D> {
         if !self.duties.holds_everything_committed().await {
             return Some(Event::LeaderSeen { leader: None });
         }
-        let LeaseSettings { node_id, ttl, .. } = &self.settings;
+        let LeaseSettings { node_id, ttl, .. } = &self.parts.settings;
         let sent = Instant::now();
-        let floor = self.checkpoint.highest_epoch();
-        let attempt = self.store.acquire(node_id, *ttl, floor);
+        let floor = self.parts.checkpoint.highest_epoch();
+        let attempt = self.parts.store.acquire(node_id, *ttl, floor);
         match tokio::time::timeout(*ttl / 3, attempt).await {
             Ok(Ok(Acquire::Won { epoch })) => {
                 self.deadline = sent + ttl.mul_f64(0.9);
-                self.checkpoint.see_epoch(epoch);
+                self.parts.checkpoint.see_epoch(epoch);
                 Some(Event::Acquired { epoch })
             }
             Ok(Ok(Acquire::Held)) => None,
@@ -312,14 +294,14 @@ impl<D: Duties> LeaseDriver<D> {
             }
             // Publish a stepped-down role before the slow actions run.
             if to.leader_epoch().is_none() {
-                self.role.send_replace(to.clone());
+                self.parts.role.send_replace(to.clone());
             }
             for action in actions {
                 if let Some(follow_up) = self.act(action).await {
                     queue.push_back(follow_up);
                 }
             }
-            self.role.send_replace(to);
+            self.parts.role.send_replace(to);
         }
     }
 
@@ -327,7 +309,7 @@ impl<D: Duties> LeaseDriver<D> {
         match action {
             Action::StartLeading { epoch } => match self.duties.prepare_leadership(epoch).await {
                 Ok(()) => {
-                    self.gate.open(epoch, self.deadline);
+                    self.parts.gate.open(epoch, self.deadline);
                     self.duties.commit_tails().await;
                     None
                 }
@@ -336,12 +318,12 @@ impl<D: Duties> LeaseDriver<D> {
                     self.duties
                         .activity("error", format!("cannot lead at epoch {epoch}: {e}"));
                     // Let another node try first.
-                    self.may_acquire_at = Instant::now() + self.settings.ttl * 2;
+                    self.may_acquire_at = Instant::now() + self.parts.settings.ttl * 2;
                     Some(Event::Abdicate)
                 }
             },
             Action::StopAcknowledging => {
-                self.gate.close();
+                self.parts.gate.close();
                 self.duties.stop_leading().await;
                 None
             }
@@ -350,8 +332,11 @@ impl<D: Duties> LeaseDriver<D> {
                 None
             }
             Action::Release { epoch } => {
-                let release = self.store.release(&self.settings.node_id, epoch);
-                match tokio::time::timeout(self.settings.ttl / 3, release).await {
+                let release = self
+                    .parts
+                    .store
+                    .release(&self.parts.settings.node_id, epoch);
+                match tokio::time::timeout(self.parts.settings.ttl / 3, release).await {
                     Ok(Ok(true)) => tracing::info!(epoch, "released the lease"),
                     Ok(Ok(false)) => tracing::info!(epoch, "lease was no longer ours"),
                     Ok(Err(e)) => tracing::warn!(epoch, "could not release the lease: {e}"),

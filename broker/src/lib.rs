@@ -9,54 +9,58 @@
 //! ## Modules, from the bottom up
 //! Each imports only modules above it in this list (a test checks that the
 //! module graph has no cycle); `node` wires them together.
-//! - [`clock`], [`config`], [`logging`], [`metrics`], [`activity`]: time,
+//! - [`clock`], `config`, `logging`, `metrics`, `activity`: time,
 //!   flags and environment variables, log lines with node and role,
 //!   Prometheus metrics, the bounded activity log the dashboard shows.
-//! - [`role`]: the role state machine, a pure transition function.
+//! - `role`: the role state machine, a pure transition function.
 //! - [`store`]: Redis — lease, epochs, HWMs, ISR, topics, node registry;
 //!   every leader-only change is an epoch-checked Lua script.
-//! - [`checkpoint`]: the node's persisted highest epoch and HWMs.
-//! - [`lease`]: the driver task that owns the role, and the lease gate;
-//!   it reaches the rest of the node only through [`lease::Duties`].
-//! - [`peer`]: the node-to-node `/internal` protocol and its client.
-//! - [`producers`]: idempotent-produce (duplicate) tracking;
-//!   [`partitioner`]: Kafka-compatible key → partition.
-//! - [`partition`]: one writer task per partition with group commit, and
+//! - `checkpoint`: the node's persisted highest epoch and HWMs.
+//! - `lease`: the driver task that owns the role, and the lease gate;
+//!   it reaches the rest of the node only through `lease::Duties`.
+//! - `peer`: the node-to-node `/internal` protocol and its client.
+//! - `producers`: idempotent-produce (duplicate) tracking;
+//!   `partitioner`: Kafka-compatible key → partition.
+//! - `partition`: one writer task per partition with group commit, and
 //!   the leader's side of replication (ISR, push, catch-up, truncation).
-//! - [`topics`]: the local topics and their partitions.
-//! - [`follower`]: the follower's side of replication, one session per
+//! - `topics`: the local topics and their partitions.
+//! - `follower`: the follower's side of replication, one session per
 //!   leader.
-//! - [`node`]: the shared node handle, start-up and upkeep.
-//! - [`produce`]: the produce service every transport shares (topic
+//! - `node`: the shared node handle, start-up and upkeep.
+//! - `produce`: the produce service every transport shares (topic
 //!   resolution and creation, batch checks, metrics) and its typed error.
-//! - [`stats`]: the once-a-second dashboard snapshot and rate series.
-//! - [`http`]: the HTTP API and its single error mapping; [`tcp`]: the
-//!   binary produce port. Both are thin adapters over [`produce`].
+//! - `stats`: the once-a-second dashboard snapshot and rate series.
+//! - `http`: the HTTP API and its single error mapping; `tcp`: the
+//!   binary produce port. Both are thin adapters over `produce`.
 //! - [`launch`]: what the `broker` and `follower` binaries run.
+//!
+//! Other crates see only what they use: [`run`] and the start-up types,
+//! [`launch`] for the binaries, [`store`] (tests and nemesis read the
+//! cluster's Redis state) and [`clock`].
 //!
 //! The whole produce path and its invariants are in `docs/architecture.md`.
 
-pub mod activity;
-pub mod checkpoint;
+mod activity;
+mod checkpoint;
 pub mod clock;
-pub mod config;
-pub mod follower;
-pub mod http;
+mod config;
+mod follower;
+mod http;
 pub mod launch;
-pub mod lease;
-pub mod logging;
-pub mod metrics;
-pub mod node;
-pub mod partition;
-pub mod partitioner;
-pub mod peer;
-pub mod produce;
-pub mod producers;
-pub mod role;
-pub mod stats;
+mod lease;
+mod logging;
+mod metrics;
+mod node;
+mod partition;
+mod partitioner;
+mod peer;
+mod produce;
+mod producers;
+mod role;
+mod stats;
 pub mod store;
-pub mod tcp;
-pub mod topics;
+mod tcp;
+mod topics;
 
 pub use config::{NodeArgs, NodeConfig, StartAs};
 pub use node::{Node, NodeError};

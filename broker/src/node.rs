@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     activity::{Activity, ActivityLog},
     checkpoint::{Checkpoint, SharedCheckpoint},
-    clock::now_ms,
+    clock::{SystemClock, now_ms},
     config::NodeConfig,
     follower::{FollowerContext, FollowerSession},
     lease::{DriverParts, Duties, LeaseDriver, LeaseGate, LeaseSettings},
@@ -139,7 +139,8 @@ impl Node {
             events: events_tx.clone(),
             activity: activity.clone(),
             peers: peers.clone(),
-            client: client.clone(),
+            link: Arc::new(client.clone()),
+            clock: Arc::new(SystemClock),
             min_insync_replicas: config.min_insync_replicas,
             replica_lag_time: config.replica_lag_time,
             metrics: Arc::clone(&metrics),

@@ -11,6 +11,10 @@
 //!
 //! Refusals are `409` with the usual JSON error body, whose `error` is one
 //! of the [`Refusal`] codes.
+//!
+//! A leading partition pushes rounds through [`ReplicaLink`], which
+//! [`PeerClient`] implements over HTTP; the partition tests link
+//! partitions in one process through it.
 
 use std::{
     collections::HashMap,
@@ -20,7 +24,9 @@ use std::{
 };
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use yak_protocol::ErrorCode;
 
 /// Header carrying the cluster token on internal requests.
 pub const TOKEN_HEADER: &str = "x-yak-cluster-token";
@@ -139,27 +145,27 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Refusal::StaleEpoch { .. } => "stale_epoch",
-            Refusal::NeedsTruncation { .. } => "needs_truncation",
-            Refusal::NonContiguous { .. } => "non_contiguous",
-            Refusal::NotLeader => "not_leader",
-            Refusal::BelowLogStart { .. } => "below_log_start",
+            Refusal::StaleEpoch { .. } => ErrorCode::StaleEpoch,
+            Refusal::NeedsTruncation { .. } => ErrorCode::NeedsTruncation,
+            Refusal::NonContiguous { .. } => ErrorCode::NonContiguous,
+            Refusal::NotLeader => ErrorCode::NotLeader,
+            Refusal::BelowLogStart { .. } => ErrorCode::BelowLogStart,
         }
     }
 
     /// Rebuilds a refusal from a 409 JSON body.
-    fn from_body(body: &serde_json::Value) -> Option<Self> {
+    pub(crate) fn from_body(body: &serde_json::Value) -> Option<Self> {
         let field = |k: &str| body.get(k).and_then(serde_json::Value::as_u64);
-        Some(match body.get("error")?.as_str()? {
-            "stale_epoch" => Refusal::StaleEpoch {
+        Some(match ErrorCode::parse(body.get("error")?.as_str()?)? {
+            ErrorCode::StaleEpoch => Refusal::StaleEpoch {
                 current: field("epoch")?,
             },
-            "needs_truncation" => Refusal::NeedsTruncation { end: field("end")? },
-            "non_contiguous" => Refusal::NonContiguous { end: field("end")? },
-            "not_leader" => Refusal::NotLeader,
-            "below_log_start" => Refusal::BelowLogStart {
+            ErrorCode::NeedsTruncation => Refusal::NeedsTruncation { end: field("end")? },
+            ErrorCode::NonContiguous => Refusal::NonContiguous { end: field("end")? },
+            ErrorCode::NotLeader => Refusal::NotLeader,
+            ErrorCode::BelowLogStart => Refusal::BelowLogStart {
                 start: field("start")?,
             },
             _ => return None,
@@ -195,6 +201,29 @@ impl From<reqwest::Error> for CallError {
 pub struct PeerClient {
     http: reqwest::Client,
     token: Option<String>,
+}
+
+/// How a leading partition sends a round to a follower at `url`.
+pub trait ReplicaLink: Send + Sync + std::fmt::Debug {
+    fn replicate<'a>(
+        &'a self,
+        url: &'a str,
+        params: &'a ReplicateParams,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Replicated, CallError>>;
+}
+
+impl ReplicaLink for PeerClient {
+    fn replicate<'a>(
+        &'a self,
+        url: &'a str,
+        params: &'a ReplicateParams,
+        body: Bytes,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Replicated, CallError>> {
+        Box::pin(PeerClient::replicate(self, url, params, body, timeout))
+    }
 }
 
 /// What a fetch returned.

@@ -92,14 +92,6 @@ impl ProducerTable {
     pub fn clear(&mut self) {
         self.producers.clear();
     }
-
-    pub fn len(&self) -> usize {
-        self.producers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -134,6 +126,6 @@ mod tests {
         for id in 0..(MAX_PRODUCERS as u64 + 5) {
             t.record(id + 10, 0, 1, 1000 + id);
         }
-        assert_eq!(t.len(), MAX_PRODUCERS);
+        assert_eq!(t.producers.len(), MAX_PRODUCERS);
     }
 }

@@ -5,7 +5,8 @@
 //! Each connection reads request frames and runs their produces
 //! concurrently, answering each when it is acknowledged (so answers may
 //! come out of order; the request id matches them). Answers that are ready
-//! together go out in one write.
+//! together go out in one write. An error answer is the HTTP API's JSON
+//! error body (its code an [`ErrorCode`]) and no HTTP status.
 //!
 //! Invariants:
 //! - A produce runs [`store_batch`], the HTTP path's own checks and write:
@@ -29,7 +30,7 @@ use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
 };
-use yak_protocol::{FrameError, Request, Response, codec};
+use yak_protocol::{ErrorCode, FrameError, Request, Response, Written, codec};
 
 use crate::{http::error::ApiError, node::Node, peer::token_matches, produce::store_batch};
 
@@ -121,8 +122,8 @@ impl Connection {
                             // Too long, or the stream broke: the framing
                             // cannot be trusted any further.
                             reading = false;
-                            let e = ApiError::too_large("frame_invalid", e.to_string())
-                                .with("written", "no");
+                            let e = ApiError::too_large(ErrorCode::FrameInvalid, e.to_string())
+                                .written(Written::No);
                             Step::Close(0, error(&e))
                         }
                         Ok(Some(Ok(frame))) => self.step(frame.freeze()),
@@ -174,14 +175,14 @@ impl Connection {
                     Step::Answer(id, Response::Ready)
                 } else {
                     let e = ApiError::unauthorized("the Hello carried a wrong client token");
-                    Step::Close(id, error(&e.with("written", "no")))
+                    Step::Close(id, error(&e.written(Written::No)))
                 }
             }
             Ok((id, Request::Produce { .. })) if !self.admitted => {
                 let e = ApiError::unauthorized(
                     "this node needs a client token: send a Hello with it first",
                 );
-                Step::Close(id, error(&e.with("written", "no")))
+                Step::Close(id, error(&e.written(Written::No)))
             }
             Ok((
                 id,
@@ -207,12 +208,13 @@ async fn produce(node: &Node, topic: &str, partition: u32, batch: &[u8]) -> Resp
 }
 
 fn invalid_frame(e: &FrameError) -> ApiError {
-    ApiError::bad_request("frame_invalid", e.to_string()).with("written", "no")
+    ApiError::bad_request(ErrorCode::FrameInvalid, e.to_string()).written(Written::No)
 }
 
+/// An error answer: the JSON body alone (this port is not HTTP; the
+/// client reads the code and `written`).
 fn error(e: &ApiError) -> Response {
     Response::Error {
-        status: actix_web::ResponseError::status_code(e).as_u16(),
         body: Bytes::from(e.body().to_string()),
     }
 }
@@ -223,12 +225,11 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn errors_carry_the_http_status_and_body() {
-        let e = ApiError::unknown_topic("t").with("written", "no");
-        let Response::Error { status, body } = error(&e) else {
+    fn errors_carry_the_json_body_alone() {
+        let e = ApiError::unknown_topic("t").written(Written::No);
+        let Response::Error { body } = error(&e) else {
             panic!("an error answer");
         };
-        assert_eq!(status, 404);
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             body,

@@ -39,7 +39,7 @@ use crate::{
 
 pub use crate::{
     config::{ClientConfig, read_ca},
-    wire::{BATCH_CONTENT_TYPE, BatchFetch, Body, Decode},
+    wire::{BatchFetch, Body, Decode},
 };
 
 /// Redirects followed within one attempt.
@@ -266,7 +266,9 @@ impl YakClient {
                 .await;
             match result {
                 Err(ClientError::Api {
-                    status: 307, body, ..
+                    status: Some(307),
+                    body,
+                    ..
                 }) => match body.get("leader_url").and_then(Value::as_str) {
                     Some(next) => {
                         url = next.trim_end_matches('/').to_owned();
@@ -368,7 +370,7 @@ mod tests {
     fn retryable_errors() {
         let api = |status, written: &str| {
             ClientError::from_body(
-                status,
+                Some(status),
                 serde_json::json!({"error": "x", "message": "m", "written": written}),
             )
         };

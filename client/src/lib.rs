@@ -10,6 +10,8 @@
 //!   over the leader's binary port (or HTTP).
 //! - `config`: [`ClientConfig`] — the retry policy and access (token, CAs),
 //!   and the HTTP client built from them.
+//! - `connect` (feature `cli`): `ConnectArgs`, the `--bootstrap`,
+//!   `--token` and `--tls-ca` flags of the `yak` command and the UIs.
 //! - `wire`: request bodies, decoding answers, percent-encoding.
 //! - `admin`: topic administration (list, create, describe).
 //! - `fetch`: raw reads of a partition's stored batches.
@@ -24,10 +26,15 @@
 //! - [`model`]: the API's request and response shapes.
 //! - [`fields`]: how a row's text fields (a CSV line) become a JSON payload,
 //!   shared by `yak produce --csv` and the producer UI.
+//! - [`probe`]: [`Probe`] — one server (a node or a UI) asked directly at
+//!   its URL, `/health` and `/metrics`, without leader discovery; built
+//!   from a [`ClientConfig`] like every client, so it sends the token and
+//!   trusts the CAs. For tools that start and watch the processes.
 //! - `error`: [`ClientError`].
 //!
 //! Dependencies between them run one way: `admin`, `fetch` and
-//! `cluster::produce_batch` use `cluster`, which uses `config` and `wire`.
+//! `cluster::produce_batch` use `cluster`, which uses `config` and `wire`;
+//! `probe` uses `config` alone.
 //!
 //! ```no_run
 //! # async fn demo() -> yak_client::Result<()> {
@@ -46,20 +53,26 @@
 mod admin;
 pub mod cluster;
 mod config;
+#[cfg(feature = "cli")]
+pub mod connect;
 pub mod consumer;
 mod error;
 mod fetch;
 pub mod fields;
 pub mod model;
+pub mod probe;
 pub mod producer;
 mod tcp;
 mod wire;
 
 pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
+#[cfg(feature = "cli")]
+pub use connect::ConnectArgs;
 pub use consumer::{Consumer, Skipped, StartAt};
 pub use error::{ClientError, Result};
 pub use model::{
     Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicDetail, TopicSummary,
 };
+pub use probe::Probe;
 pub use producer::{Producer, ProducerConfig};
-pub use yak_protocol::{MAX_TOPIC_NAME, TopicConfig, validate_topic_name};
+pub use yak_protocol::{ErrorCode, MAX_TOPIC_NAME, TopicConfig, validate_topic_name};

@@ -282,12 +282,9 @@ fn keep_uncertain(
 
 fn parse_result(value: Value) -> Result<Produced> {
     if value.get("error").is_some() {
-        let status = match value.get("error").and_then(Value::as_str) {
-            Some("sequence_conflict") => 409,
-            Some("storage_error") => 500,
-            _ => 503,
-        };
-        return Err(ClientError::from_body(status, value));
+        // One result of a 200 answer: no status of its own; its code and
+        // `written` say what happened.
+        return Err(ClientError::from_body(None, value));
     }
     serde_json::from_value(value).map_err(|e| ClientError::Decode {
         url: "/produce".to_owned(),
@@ -353,5 +350,23 @@ mod tests {
         );
         assert!(second[1].as_ref().unwrap_err().is_not_written());
         assert_eq!(second[2].as_ref().unwrap(), &at);
+    }
+
+    /// A failed result in a batch answer has no status of its own: its
+    /// code and `written` decide.
+    #[test]
+    fn a_failed_result_is_judged_by_its_code_and_written_field() {
+        let result = |code: &str, written: &str| {
+            parse_result(serde_json::json!({"error": code, "message": "m", "written": written}))
+                .unwrap_err()
+        };
+        let conflict = result("sequence_conflict", "no");
+        assert!(!conflict.is_retryable() && conflict.is_not_written());
+        let fenced = result("fenced", "unknown");
+        assert!(fenced.is_retryable() && !fenced.is_not_written());
+        let moved = result("not_leader", "no");
+        assert!(moved.is_retryable() && moved.is_not_written());
+        let disk = result("storage_error", "unknown");
+        assert!(!disk.is_retryable() && !disk.is_not_written());
     }
 }

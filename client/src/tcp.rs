@@ -82,7 +82,7 @@ impl Connection {
                 .map_err(|_| "the node did not answer the Hello".to_owned())?;
             match answer.map(|f| f.map(|f| Response::decode(f.freeze()))) {
                 Some(Ok(Ok((_, Response::Ready)))) => {}
-                Some(Ok(Ok((_, Response::Error { body, .. })))) => {
+                Some(Ok(Ok((_, Response::Error { body })))) => {
                     return Err(String::from_utf8_lossy(&body).into_owned());
                 }
                 other => return Err(format!("unexpected answer to the Hello: {other:?}")),

@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use yak_protocol::BATCH_CONTENT_TYPE;
 
 /// How the body of a successful answer becomes a value: JSON for every
 /// `Deserialize` type; record batches for [`BatchFetch`].
@@ -92,9 +93,6 @@ impl Body {
         self.content_type
     }
 }
-
-/// The media type of a binary batch body (the node's `/produce/batch`).
-pub const BATCH_CONTENT_TYPE: &str = "application/vnd.yak.batch";
 
 /// Percent-encodes a path or query component. Topic names are restricted
 /// to `[A-Za-z0-9._-]`, which need none, but callers may pass anything.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use testkit::{Cluster, tls::test_ca};
 use yak_client::{
-    ClientConfig, ClientError, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient,
+    ClientConfig, ClientError, Consumer, ErrorCode, Producer, ProducerConfig, Record, StartAt,
+    YakClient,
 };
 
 const TOKEN: &str = "client-secret";
@@ -51,9 +52,11 @@ async fn token_and_ca_open_a_tls_cluster() {
         let client = YakClient::with_config([url.clone()], config(token, true)).unwrap();
         let started = Instant::now();
         match client.topics().await {
-            Err(ClientError::Api {
-                status: 401, code, ..
-            }) => assert_eq!(code, "unauthorized"),
+            Err(
+                e @ ClientError::Api {
+                    status: Some(401), ..
+                },
+            ) => assert_eq!(e.error_code(), Some(ErrorCode::Unauthorized)),
             other => panic!("{token:?}: expected a 401, got {other:?}"),
         }
         assert!(

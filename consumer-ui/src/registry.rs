@@ -13,7 +13,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use yak_client::validate_topic_name;
-use yak_client::{ClientError, StartAt, YakClient};
+use yak_client::{ErrorCode, StartAt, YakClient};
 use yak_ui::UiError;
 
 use crate::subscription::Subscription;
@@ -113,7 +113,7 @@ impl Registry {
             .describe_topic(&topic)
             .await
             .map_err(|e| match e {
-                ClientError::Api { status: 404, .. } => UiError::not_found(
+                e if e.error_code() == Some(ErrorCode::UnknownTopic) => UiError::not_found(
                     "unknown_topic",
                     format!("there is no topic {topic:?}; send to it first, or create it"),
                 ),

@@ -18,6 +18,7 @@ use std::{
 
 use num_format::{Locale, ToFormattedString};
 use testkit::{StatusCode, http_client, try_send};
+use yak_client::ErrorCode;
 
 use crate::{
     check::{self, FinalState, NodePartition, Report},
@@ -170,7 +171,7 @@ async fn drive(
     let client = workload::client(&cluster.client_urls(), cluster.client_ip())?;
     match client.create_topic(&topic, Some(partitions)).await {
         Ok(_) => {}
-        Err(e) if e.code() == Some("topic_exists") => {}
+        Err(e) if e.error_code() == Some(ErrorCode::TopicExists) => {}
         Err(e) => return Err(e.into()),
     }
     let mut load = Workload::start(

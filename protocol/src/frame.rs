@@ -17,8 +17,19 @@
 //! response = id:u64 kind:u8 body
 //!   kind 1 Ready    body = (empty)
 //!   kind 2 Stored   body = offset:u64 count:u32 epoch:u64
-//!   kind 3 Error    body = status:u16 json   (the HTTP API's error body)
+//!   kind 4 Error    body = json   (the HTTP API's error body)
 //! ```
+//!
+//! An `Error`'s body is the JSON error body the same failure has on the
+//! HTTP API — `{"error": <code>, "message", "written", ...}` — and nothing
+//! else: this port is not HTTP and carries no HTTP status. A client decides
+//! from the code ([`ErrorCode`](crate::ErrorCode)) and `written`
+//! ([`Written`](crate::Written)) what to do.
+//!
+//! Kind 3 was the first `Error` frame, `status:u16 json` (the HTTP status
+//! before the body). It is retired and never reused: a node or client that
+//! still speaks it reads the other side's kind as unknown and drops the
+//! connection, rather than misreading two bytes of JSON as a status.
 //!
 //! Invariant: [`Request::decode`] and [`Response::decode`] accept exactly
 //! what `encode` produces; anything else is a [`FrameError`], never a
@@ -29,6 +40,10 @@ use tokio_util::codec::LengthDelimitedCodec;
 
 /// Longest topic name a frame can carry (the node accepts 249 bytes).
 const MAX_TOPIC_BYTES: usize = u16::MAX as usize;
+
+/// The kind of an `Error` answer. Kind 3 (an HTTP status, then the body)
+/// is retired: never sent, never read.
+const ERROR_KIND: u8 = 4;
 
 /// The length-prefixed framing, refusing frames longer than `max_frame`.
 pub fn codec(max_frame: usize) -> LengthDelimitedCodec {
@@ -79,9 +94,9 @@ pub enum Response {
     /// The batch is stored and replicated: its first record's offset, its
     /// record count and the leader epoch that acknowledged it.
     Stored { offset: u64, count: u32, epoch: u64 },
-    /// The request failed: the HTTP status the same failure has on the
-    /// HTTP API and its JSON body (`{"error", "message", "written", ...}`).
-    Error { status: u16, body: Bytes },
+    /// The request failed: the JSON error body the same failure has on
+    /// the HTTP API (`{"error", "message", "written", ...}`).
+    Error { body: Bytes },
 }
 
 impl Request {
@@ -165,10 +180,9 @@ impl Response {
                 out.put_u32(*count);
                 out.put_u64(*epoch);
             }
-            Response::Error { status, body } => {
-                out.reserve(2 + body.len());
-                out.put_u8(3);
-                out.put_u16(*status);
+            Response::Error { body } => {
+                out.reserve(body.len());
+                out.put_u8(ERROR_KIND);
                 out.put_slice(body);
             }
         }
@@ -196,13 +210,7 @@ impl Response {
                     epoch: frame.get_u64(),
                 }
             }
-            3 => {
-                need(2, &frame)?;
-                Response::Error {
-                    status: frame.get_u16(),
-                    body: frame,
-                }
-            }
+            ERROR_KIND => Response::Error { body: frame },
             other => return Err(FrameError::UnknownKind(other)),
         };
         Ok((id, response))
@@ -265,12 +273,30 @@ mod tests {
                 epoch: 9,
             },
             Response::Error {
-                status: 503,
                 body: Bytes::from_static(br#"{"error":"no_leader"}"#),
             },
         ] {
             assert_eq!(Response::decode(response.encode(1)), Ok((1, response)));
         }
+    }
+
+    /// An error answer is the JSON body after the kind, with no status
+    /// before it; the retired kind 3 is not read.
+    #[test]
+    fn an_error_is_its_json_body_alone() {
+        let body = br#"{"error":"not_leader","written":"no"}"#;
+        let frame = Response::Error {
+            body: Bytes::from_static(body),
+        }
+        .encode(7);
+        assert_eq!(frame[8], 4);
+        assert_eq!(&frame[9..], body);
+        let mut old = frame.to_vec();
+        old[8] = 3;
+        assert_eq!(
+            Response::decode(Bytes::from(old)),
+            Err(FrameError::UnknownKind(3))
+        );
     }
 
     proptest! {

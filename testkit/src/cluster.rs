@@ -1,4 +1,5 @@
-//! A cluster: one Redis, a broker and followers, each test with its own name and loopback subnet.
+//! A cluster: one Redis, a broker and followers, each test with its own
+//! name and loopback subnet.
 
 use std::{
     fmt,

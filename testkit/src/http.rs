@@ -156,7 +156,7 @@ pub async fn produce_batch(node_url: &str, topic: &str, partition: u32, batch: V
     request(
         Method::POST,
         &url,
-        Some((broker::http::batch::CONTENT_TYPE, batch)),
+        Some((yak_protocol::BATCH_CONTENT_TYPE, batch)),
     )
     .await
 }

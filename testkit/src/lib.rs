@@ -40,9 +40,11 @@
 //!
 //! let cluster = Cluster::builder().followers(1).start().await;
 //! let leader = cluster.leader().await.expect("a leader");
-//! let (status, body) = produce(leader.url(), &json!({"topic": "t", "payload": 1})).await;
+//! let (status, body) = produce(leader.url(), &json!({"topic": "t",
+//! "payload": 1})).await;
 //! assert_eq!(status, 200, "{body}");
-//! let (_, read) = consume(leader.url(), "t", body["partition"].as_u64().unwrap() as u32, 0).await;
+//! let (_, read) = consume(leader.url(), "t",
+//! body["partition"].as_u64().unwrap() as u32, 0).await;
 //! assert_eq!(read["records"][0]["payload"], 1);
 //! # }
 //! ```
@@ -60,7 +62,8 @@
 //! ## Finding the binaries
 //! [`bin_dir`] is `$YAK_BIN_DIR` if set; otherwise the cargo profile
 //! directory of the running test (`…/target/debug/deps/<test>` →
-//! `…/target/debug/`). Unless `YAK_BIN_DIR` is set, the first start of a binary in a
+//! `…/target/debug/`). Unless `YAK_BIN_DIR` is set, the first start of a
+//! binary in a
 //! test process runs `cargo build -p <its package>` once (a no-op
 //! when they are up to date), because `cargo test -p <crate>` builds no
 //! binary of another package.

@@ -1,4 +1,5 @@
-//! A YAK node process (the real `broker` or `follower` binary) and what can be read from outside it: its API, its log files, its activity.
+//! A YAK node process (the real `broker` or `follower` binary) and what can
+//! be read from outside it: its API, its log files, its activity.
 
 use std::{
     fmt,

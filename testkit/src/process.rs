@@ -1,4 +1,5 @@
-//! Child processes: temp dirs, signals, exits, output tails, and finding (building) the workspace's binaries.
+//! Child processes: temp dirs, signals, exits, output tails, and finding
+//! (building) the workspace's binaries.
 
 use std::{
     fs::{self},

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use yak_client::{ClientConfig, ClientError, LeaderInfo, TopicSummary, YakClient};
+use yak_client::{ClientConfig, ClientError, ErrorCode, LeaderInfo, TopicSummary, YakClient};
 
 /// How the UI's link to the cluster is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -130,9 +130,7 @@ pub fn observe(
 }
 
 fn leaderless(e: &ClientError) -> bool {
-    matches!(e, ClientError::NoLeader(_))
-        || e.code()
-            .is_some_and(|c| matches!(c, "no_leader" | "not_leader" | "fenced"))
+    matches!(e, ClientError::NoLeader(_)) || e.error_code().is_some_and(ErrorCode::is_leader_change)
 }
 
 /// A watch on the cluster; cheap to clone.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
-use yak_client::ClientError;
+use yak_client::{ClientError, ErrorCode};
 
 #[derive(Debug, Clone)]
 pub struct UiError {
@@ -91,10 +91,20 @@ impl From<ClientError> for UiError {
                 message,
                 ..
             } => {
+                let known = ErrorCode::parse(&code);
                 let status = match status {
-                    400..=499 => StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-                    503 | 307 => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::BAD_GATEWAY,
+                    Some(s @ 400..=499) => {
+                        StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)
+                    }
+                    Some(503 | 307) => StatusCode::SERVICE_UNAVAILABLE,
+                    Some(_) => StatusCode::BAD_GATEWAY,
+                    // No HTTP status (the binary port's answers): the code
+                    // says which kind of failure it is.
+                    None if known.is_some_and(ErrorCode::is_refusal) => StatusCode::BAD_REQUEST,
+                    None if known.is_some_and(ErrorCode::is_retryable) => {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                    None => StatusCode::BAD_GATEWAY,
                 };
                 let code = if code.is_empty() {
                     "broker_error".to_owned()
@@ -170,7 +180,7 @@ mod tests {
     #[test]
     fn broker_errors_keep_code_and_message() {
         let e = ClientError::Api {
-            status: 400,
+            status: Some(400),
             code: "invalid_topic".to_owned(),
             message: "topic name may only contain ...".to_owned(),
             not_written: true,
@@ -180,6 +190,28 @@ mod tests {
         assert_eq!(ui.status(), StatusCode::BAD_REQUEST);
         assert_eq!(ui.code(), "invalid_topic");
         assert!(ui.message().starts_with("topic name"));
+    }
+
+    #[test]
+    fn an_answer_without_a_status_is_placed_by_its_code() {
+        let answer = |code: &str| {
+            UiError::from(ClientError::Api {
+                status: None,
+                code: code.to_owned(),
+                message: "m".to_owned(),
+                not_written: true,
+                body: Box::new(serde_json::Value::Null),
+            })
+        };
+        assert_eq!(answer("invalid_batch").status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            answer("no_leader").status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(answer("storage_error").status(), StatusCode::BAD_GATEWAY);
+        let newer = answer("a_code_from_the_future");
+        assert_eq!(newer.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(newer.code(), "a_code_from_the_future");
     }
 
     #[test]

@@ -3,12 +3,12 @@
 //! `/api/topics`), and one [`serve`] that builds and runs a UI's server
 //! with what every YAK server has (`yak_web::server`).
 
-use std::{net::TcpListener, path::PathBuf, sync::Arc};
+use std::{net::TcpListener, sync::Arc};
 
 use actix_web::{App, HttpResponse, HttpServer, Responder, web};
 use askama::Template;
 use tokio_util::sync::CancellationToken;
-use yak_client::{ClientConfig, YakClient};
+use yak_client::{ClientConfig, ConnectArgs, YakClient};
 use yak_web::{
     ServerArgs, UiLinks,
     assets::{self, Asset},
@@ -20,14 +20,8 @@ use crate::{ClusterWatch, UiError};
 /// Flags both UIs take (each adds its own `--listen`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
-    /// Node URLs to find the leader through, comma-separated.
-    #[arg(
-        long,
-        env = "YAK_BOOTSTRAP",
-        value_delimiter = ',',
-        default_value = "http://127.0.0.1:5001,http://127.0.0.1:5002"
-    )]
-    pub bootstrap: Vec<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Where the producer UI is, for the navigation.
     #[arg(
         long,
@@ -42,12 +36,6 @@ pub struct CommonArgs {
         default_value = "http://127.0.0.1:5004"
     )]
     pub consumer_ui_url: String,
-    /// Bearer token for nodes started with `--client-token`.
-    #[arg(long, env = "YAK_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// PEM file of an extra CA to trust for `https://` nodes.
-    #[arg(long, env = "YAK_TLS_CA")]
-    pub tls_ca: Option<PathBuf>,
     #[command(flatten)]
     pub server: ServerArgs,
 }
@@ -58,19 +46,6 @@ impl CommonArgs {
             producer: self.producer_ui_url.clone(),
             consumer: self.consumer_ui_url.clone(),
         }
-    }
-
-    /// `base` (a UI's retry policy) with the token and CA of the flags.
-    pub fn client_config(&self, base: ClientConfig) -> Result<ClientConfig, UiError> {
-        let tls_ca_pem = match &self.tls_ca {
-            Some(path) => Some(yak_client::read_ca(path)?),
-            None => None,
-        };
-        Ok(ClientConfig {
-            token: self.token.clone().filter(|t| !t.is_empty()),
-            tls_ca_pem,
-            ..base
-        })
     }
 }
 
@@ -93,9 +68,10 @@ impl UiBase {
         config: ClientConfig,
         shutdown: CancellationToken,
     ) -> Result<Self, UiError> {
-        let config = args.client_config(config)?;
-        let client = YakClient::with_config(args.bootstrap.iter().cloned(), config.clone())?;
-        let cluster = ClusterWatch::spawn(&args.bootstrap, &config, shutdown.clone())?;
+        let config = args.connect.config(config)?;
+        let client =
+            YakClient::with_config(args.connect.bootstrap.iter().cloned(), config.clone())?;
+        let cluster = ClusterWatch::spawn(&args.connect.bootstrap, &config, shutdown.clone())?;
         Ok(Self {
             client,
             cluster,
@@ -134,7 +110,7 @@ pub async fn serve<D: Send + Sync + 'static>(
     tracing::info!(
         listen = %listener.local_addr()?,
         scheme = args.server.scheme(),
-        bootstrap = %args.bootstrap.join(","),
+        bootstrap = %args.connect.bootstrap.join(","),
         "{service} starting"
     );
     let shutdown = base.shutdown.clone();

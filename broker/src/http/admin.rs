@@ -4,7 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use yak_protocol::{TopicConfig, validate_topic_name};
+use yak_protocol::{ErrorCode, TopicConfig, validate_topic_name};
 
 use super::{
     error::{ApiError, parse_json},
@@ -52,11 +52,12 @@ pub async fn create(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let body: CreateTopic = parse_json(&body)?;
-    validate_topic_name(&body.name).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    validate_topic_name(&body.name)
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidTopic, m))?;
     let partitions = body.partitions.unwrap_or(node.config().default_partitions);
     if !(1..=MAX_PARTITIONS).contains(&partitions) {
         return Err(ApiError::bad_request(
-            "invalid_partition",
+            ErrorCode::InvalidPartition,
             format!("partitions must be 1 to {MAX_PARTITIONS}, got {partitions}"),
         ));
     }
@@ -66,7 +67,7 @@ pub async fn create(
     ] {
         if value == Some(0) {
             return Err(ApiError::bad_request(
-                "invalid_retention",
+                ErrorCode::InvalidRetention,
                 format!(
                     "{field} must be a positive integer (leave it out for the cluster default)"
                 ),
@@ -86,7 +87,7 @@ pub async fn create(
     if !created {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            "topic_exists",
+            ErrorCode::TopicExists,
             format!("topic {:?} already exists", body.name),
         ));
     }
@@ -102,7 +103,7 @@ pub async fn describe(
     node: web::Data<Node>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    validate_topic_name(&name).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    validate_topic_name(&name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidTopic, m))?;
     let topic = node
         .topic(&name)
         .await?
@@ -170,14 +171,13 @@ pub async fn health(node: web::Data<Node>) -> HttpResponse {
 
 /// `GET /ready`: Redis answers and the role is known.
 pub async fn ready(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
-    node.store()
-        .ping()
-        .await
-        .map_err(|e| ApiError::unavailable("not_ready", format!("redis is not reachable: {e}")))?;
+    node.store().ping().await.map_err(|e| {
+        ApiError::unavailable(ErrorCode::NotReady, format!("redis is not reachable: {e}"))
+    })?;
     let role = node.role();
     if role == crate::role::Role::Stopped {
         return Err(ApiError::unavailable(
-            "not_ready",
+            ErrorCode::NotReady,
             "the node is shutting down",
         ));
     }

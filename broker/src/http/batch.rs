@@ -9,12 +9,10 @@
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
+use yak_protocol::{BATCH_CONTENT_TYPE, ErrorCode, Written};
 
 use super::{error::ApiError, produce::path_and_query};
 use crate::{node::Node, produce::store_batch};
-
-/// The media type of a binary batch body.
-pub const CONTENT_TYPE: &str = "application/vnd.yak.batch";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,13 +33,13 @@ pub async fn produce_batch(
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.starts_with(CONTENT_TYPE) {
+    if !content_type.starts_with(BATCH_CONTENT_TYPE) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("a binary batch is sent as {CONTENT_TYPE}, not {content_type:?}"),
+            ErrorCode::UnsupportedMediaType,
+            format!("a binary batch is sent as {BATCH_CONTENT_TYPE}, not {content_type:?}"),
         )
-        .with("written", "no"));
+        .written(Written::No));
     }
     let stored = store_batch(&node, &topic, partition, &body)
         .await

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::error::ApiError;
-use yak_protocol::validate_topic_name;
+use yak_protocol::{ErrorCode, validate_topic_name};
 
 use crate::{metrics::Metrics, node::Node};
 
@@ -92,22 +92,22 @@ struct Committed {
 
 /// Checks the query, long-polls if it asks to, and reads.
 async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiError> {
-    validate_topic_name(&q.topic).map_err(|m| ApiError::bad_request("invalid_topic", m))?;
+    validate_topic_name(&q.topic).map_err(|m| ApiError::bad_request(ErrorCode::InvalidTopic, m))?;
     if !(1..=MAX_RECORDS).contains(&q.max_records) {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("max_records must be 1 to {MAX_RECORDS}"),
         ));
     }
     if !(1..=MAX_BYTES).contains(&q.max_bytes) {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("max_bytes must be 1 to {MAX_BYTES}"),
         ));
     }
     if q.wait_ms > MAX_WAIT_MS {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("wait_ms must be at most {MAX_WAIT_MS}"),
         ));
     }
@@ -137,7 +137,7 @@ async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiE
             )
         };
         return Err(ApiError::bad_request(
-            "offset_out_of_range",
+            ErrorCode::OffsetOutOfRange,
             format!("{why}; read from an offset in [{start}, {hwm}]"),
         )
         .with("log_start_offset", start)
@@ -197,7 +197,7 @@ pub async fn consume_batch(
         .get_or_create(&labels)
         .inc_by(records);
     Ok(HttpResponse::Ok()
-        .content_type(super::batch::CONTENT_TYPE)
+        .content_type(yak_protocol::BATCH_CONTENT_TYPE)
         .insert_header(("yak-high-water-mark", read.hwm.to_string()))
         .insert_header(("yak-log-start-offset", read.log_start.to_string()))
         .body(read.chunks.concat()))

@@ -5,6 +5,7 @@
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
+use yak_protocol::ErrorCode;
 use yak_web::{
     NavLink, Shell,
     assets::{self, Asset},
@@ -42,9 +43,13 @@ pub async fn page(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         node_id: &node.config().node_id,
         demo_control_url: node.config().demo_control_url.as_deref(),
     };
-    let html = page
-        .render()
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let html = page.render().map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            e.to_string(),
+        )
+    })?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html))

@@ -2,9 +2,11 @@
 //! errors become responses — a status and a JSON body
 //! `{"error": "<code>", "message": "<text>", ...}`.
 //!
-//! Produce errors also say `"written"`: `"no"` when the records are certainly
-//! not stored (safe to retry anywhere), `"unknown"` when they may be (retry
-//! with the same producer id and sequence to get the original offsets).
+//! The code is a [`yak_protocol::ErrorCode`], the list clients read too.
+//! Produce errors also say `"written"` ([`Written`]): `"no"` when the
+//! records are certainly not stored (safe to retry anywhere), `"unknown"`
+//! when they may be (retry with the same producer id and sequence to get
+//! the original offsets).
 
 use actix_web::{
     HttpResponse, ResponseError,
@@ -14,6 +16,7 @@ use actix_web::{
     middleware::ErrorHandlerResponse,
 };
 use serde_json::{Map, Value, json};
+use yak_protocol::{ErrorCode, Written};
 
 use crate::{
     node::{Node, NodeError},
@@ -25,7 +28,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     /// Fields after `error` and `message`, in the order added (a `Vec`:
     /// an error travels in every `Result`, and few have any).
@@ -40,7 +43,7 @@ impl std::fmt::Display for ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -50,27 +53,27 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn too_large(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
     }
 
-    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     /// A missing or wrong token; answered with `WWW-Authenticate: Bearer`.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     pub fn unknown_topic(topic: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "unknown_topic",
+            ErrorCode::UnknownTopic,
             format!("topic {topic:?} does not exist"),
         )
     }
@@ -82,10 +85,16 @@ impl ApiError {
         self
     }
 
+    /// Says whether a produce's records may have been stored (the
+    /// `"written"` field).
+    pub fn written(self, written: Written) -> Self {
+        self.with("written", written.as_str())
+    }
+
     /// A partition number past the topic's partitions.
     pub fn invalid_partition(topic: &str, partition: u32, count: u32) -> Self {
         Self::bad_request(
-            "invalid_partition",
+            ErrorCode::InvalidPartition,
             ProduceError::InvalidPartition {
                 topic: topic.to_owned(),
                 partition,
@@ -103,21 +112,21 @@ impl ApiError {
             Some((id, Some(url))) => {
                 let mut e = Self::new(
                     StatusCode::TEMPORARY_REDIRECT,
-                    "not_leader",
+                    ErrorCode::NotLeader,
                     format!("this node does not lead; the leader is {id} at {url}"),
                 )
                 .with("leader_id", id)
                 .with("leader_url", url.clone())
-                .with("written", "no");
+                .written(Written::No);
                 e.location = Some(format!("{url}{path_and_query}"));
                 e
             }
             other => Self::unavailable(
-                "no_leader",
+                ErrorCode::NoLeader,
                 "this node does not lead and no leader is known; retry shortly",
             )
             .with("leader_id", other.map(|(id, _)| id))
-            .with("written", "no"),
+            .written(Written::No),
         }
     }
 
@@ -126,7 +135,7 @@ impl ApiError {
     /// body parsing).
     pub fn refused_at(self, path: &str) -> Self {
         if is_produce_path(path) {
-            self.with("written", "no")
+            self.written(Written::No)
         } else {
             self
         }
@@ -135,7 +144,7 @@ impl ApiError {
     /// The JSON body: `{"error", "message", ...extra fields}`.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("error".into(), self.code.into());
+        body.insert("error".into(), self.code.as_str().into());
         body.insert("message".into(), self.message.clone().into());
         body.extend(self.extra.clone());
         Value::Object(body)
@@ -145,7 +154,7 @@ impl ApiError {
     pub fn storage(e: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "storage_error",
+            ErrorCode::StorageError,
             e.to_string(),
         )
     }
@@ -176,32 +185,38 @@ impl ResponseError for ApiError {
 
 impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
-        let written = if e.is_definite() { "no" } else { "unknown" };
+        let written = if e.is_definite() {
+            Written::No
+        } else {
+            Written::Unknown
+        };
         let message = e.to_string();
         let e = match e {
             WriteError::BeforeAppend(inner) => *inner,
             e => e,
         };
         let error = match e {
-            WriteError::NotLeader => Self::unavailable("not_leader", message),
+            WriteError::NotLeader => Self::unavailable(ErrorCode::NotLeader, message),
             WriteError::SequenceConflict => {
-                Self::new(StatusCode::CONFLICT, "sequence_conflict", message)
+                Self::new(StatusCode::CONFLICT, ErrorCode::SequenceConflict, message)
             }
             WriteError::NotEnoughReplicas { .. } => {
-                Self::unavailable("not_enough_replicas", message)
+                Self::unavailable(ErrorCode::NotEnoughReplicas, message)
             }
-            WriteError::Fenced { .. } => Self::unavailable("fenced", message),
-            WriteError::Unavailable(_) => Self::unavailable("unavailable", message),
-            WriteError::LogBehindHwm { .. } => Self::unavailable("not_ready", message),
+            WriteError::Fenced { .. } => Self::unavailable(ErrorCode::Fenced, message),
+            WriteError::Unavailable(_) => Self::unavailable(ErrorCode::Unavailable, message),
+            WriteError::LogBehindHwm { .. } => Self::unavailable(ErrorCode::NotReady, message),
             WriteError::Closed | WriteError::Interrupted => {
-                Self::unavailable("shutting_down", message)
+                Self::unavailable(ErrorCode::ShuttingDown, message)
             }
-            WriteError::Storage(_) => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", message)
-            }
+            WriteError::Storage(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::StorageError,
+                message,
+            ),
             WriteError::BeforeAppend(_) => unreachable!("unwrapped above"),
         };
-        error.with("written", written)
+        error.written(written)
     }
 }
 
@@ -212,30 +227,37 @@ impl ApiError {
         let written = e.written();
         let message = e.to_string();
         let error = match e {
-            ProduceError::InvalidTopic(_) => Self::bad_request("invalid_topic", message),
+            ProduceError::InvalidTopic(_) => Self::bad_request(ErrorCode::InvalidTopic, message),
             ProduceError::UnknownTopic(topic) => Self::unknown_topic(&topic),
             ProduceError::InvalidPartition { .. } => {
-                Self::bad_request("invalid_partition", message)
+                Self::bad_request(ErrorCode::InvalidPartition, message)
             }
-            ProduceError::InvalidBatch(_) => Self::bad_request("invalid_batch", message),
-            ProduceError::KeyTooLarge(_) => Self::too_large("key_too_large", message),
-            ProduceError::PayloadTooLarge(_) => Self::too_large("payload_too_large", message),
+            ProduceError::InvalidBatch(_) => Self::bad_request(ErrorCode::InvalidBatch, message),
+            ProduceError::KeyTooLarge(_) => Self::too_large(ErrorCode::KeyTooLarge, message),
+            ProduceError::PayloadTooLarge(_) => {
+                Self::too_large(ErrorCode::PayloadTooLarge, message)
+            }
             ProduceError::NotLeader => Self::not_leader(node.leader(), path_and_query),
             ProduceError::Metadata(e) => e.into(),
             ProduceError::Node(e) => e.into(),
             ProduceError::Storage(e) => Self::storage(e),
             ProduceError::Write(e) => return e.into(),
-            ProduceError::NoResult => {
-                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-            }
+            ProduceError::NoResult => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::Internal,
+                message,
+            ),
         };
-        error.with("written", written.as_str())
+        error.written(written)
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        Self::unavailable("unavailable", format!("cluster metadata unavailable: {e}"))
+        Self::unavailable(
+            ErrorCode::Unavailable,
+            format!("cluster metadata unavailable: {e}"),
+        )
     }
 }
 
@@ -245,7 +267,7 @@ impl From<NodeError> for ApiError {
             NodeError::Store(e) => e.into(),
             other => Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 other.to_string(),
             ),
         }
@@ -263,15 +285,15 @@ pub fn is_produce_path(path: &str) -> bool {
 pub fn parse_json<'de, T: serde::Deserialize<'de>>(body: &'de [u8]) -> Result<T, ApiError> {
     if body.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "the request body is empty",
         ));
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => {
-            ApiError::bad_request("invalid_request", e.to_string())
+            ApiError::bad_request(ErrorCode::InvalidRequest, e.to_string())
         }
-        _ => ApiError::bad_request("invalid_json", format!("malformed JSON: {e}")),
+        _ => ApiError::bad_request(ErrorCode::InvalidJson, format!("malformed JSON: {e}")),
     })
 }
 
@@ -294,17 +316,17 @@ pub fn render_framework_error<B>(
         .map(|e| e.to_string())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
     let code = match status {
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_client_error() => "bad_request",
-        _ => "internal",
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::BodyTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        s if s.is_client_error() => ErrorCode::BadRequest,
+        _ => ErrorCode::Internal,
     };
     let (req, _) = res.into_parts();
-    let mut body = json!({"error": code, "message": message});
+    let mut body = json!({"error": code.as_str(), "message": message});
     if is_produce_path(req.path()) && status.is_client_error() {
-        body["written"] = "no".into();
+        body["written"] = Written::No.as_str().into();
     }
     let response = HttpResponse::build(status).json(body);
     let res = ServiceResponse::new(req, response).map_into_boxed_body();
@@ -355,6 +377,49 @@ mod tests {
             },
         ] {
             assert_eq!(code_and_written(e.clone()).1, "no", "{e:?}");
+        }
+    }
+
+    /// A client over the binary port, or reading a batch's per-record
+    /// results, sees the code but no status: the code's class must say
+    /// what the HTTP status says (4xx: refused; 307/503: retry; 500:
+    /// failed).
+    #[test]
+    fn each_status_agrees_with_the_class_of_its_code() {
+        let errors = [
+            WriteError::NotLeader,
+            WriteError::SequenceConflict,
+            WriteError::NotEnoughReplicas {
+                isr: 1,
+                min: 2,
+                appended: false,
+            },
+            WriteError::Fenced { epoch: 3 },
+            WriteError::Unavailable("redis".into()),
+            WriteError::LogBehindHwm { end: 1, hwm: 2 },
+            WriteError::Closed,
+            WriteError::Interrupted,
+            WriteError::Storage("disk".into()),
+        ]
+        .map(ApiError::from);
+        let others = [
+            ApiError::unknown_topic("t"),
+            ApiError::unauthorized("no token"),
+            ApiError::invalid_partition("t", 3, 1),
+            ApiError::storage("disk"),
+            ApiError::not_leader(None, "/produce"),
+            ApiError::not_leader(Some(("b".into(), Some("http://b".into()))), "/produce"),
+            parse_json::<Value>(b"").unwrap_err(),
+            parse_json::<Vec<u8>>(b"{}").unwrap_err(),
+        ];
+        for e in errors.iter().chain(&others) {
+            let (status, code) = (e.status, e.code);
+            assert_eq!(code.is_refusal(), status.is_client_error(), "{e}");
+            assert_eq!(
+                code.is_retryable(),
+                matches!(status.as_u16(), 307 | 503),
+                "{e}"
+            );
         }
     }
 }

@@ -121,3 +121,26 @@ pub async fn epoch_end(
     let partition = partition(&node, &q.topic, q.partition).await?;
     Ok(HttpResponse::Ok().json(partition.epoch_end(q.epoch)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The follower reads a refusal back from its body by the code
+    /// `Refusal::code` names: the code written must be that one.
+    #[test]
+    fn a_refusal_is_answered_with_its_own_code() {
+        for r in [
+            Refusal::StaleEpoch { current: 4 },
+            Refusal::NeedsTruncation { end: 7 },
+            Refusal::NonContiguous { end: 8 },
+            Refusal::BelowLogStart { start: 9 },
+            Refusal::NotLeader,
+        ] {
+            let body = ApiError::from(r).body();
+            assert_eq!(body["error"], r.code().as_str(), "{r:?}");
+            // What the follower answers, the leader's client reads back.
+            assert_eq!(Refusal::from_body(&body), Some(r), "{body}");
+        }
+    }
+}

@@ -25,6 +25,7 @@ use actix_web::{
 
 pub use error::ApiError;
 
+use yak_protocol::ErrorCode;
 use yak_web::server::security_headers;
 
 use crate::{node::Node, partitioner::Spreader, stats::StatsFeed};
@@ -84,11 +85,11 @@ pub fn server(node: Node, stats: StatsFeed, listener: TcpListener) -> std::io::R
             .app_data(spreader.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(|e, req| {
-                let e = ApiError::bad_request("invalid_query", e.to_string());
+                let e = ApiError::bad_request(ErrorCode::InvalidQuery, e.to_string());
                 e.refused_at(req.path()).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|e, req| {
-                let e = ApiError::bad_request("invalid_path", e.to_string());
+                let e = ApiError::bad_request(ErrorCode::InvalidPath, e.to_string());
                 e.refused_at(req.path()).into()
             }))
             .wrap(actix_web::middleware::from_fn(access::check))

@@ -10,7 +10,7 @@ use partition_log::BatchBuilder;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use yak_protocol::validate_topic_name;
+use yak_protocol::{ErrorCode, validate_topic_name};
 
 use super::error::{ApiError, parse_json};
 use crate::{
@@ -68,13 +68,16 @@ fn parse_body(body: &[u8]) -> Result<(bool, Vec<RecordIn<'_>>), ApiError> {
     };
     if let Some(other) = top.keys().find(|k| *k != "records") {
         return Err(ApiError::bad_request(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             format!("unknown field `{other}`, expected `records`"),
         ));
     }
     let records: Vec<RecordIn<'_>> = parse_json(records.get().as_bytes())?;
     if records.is_empty() {
-        return Err(ApiError::bad_request("invalid_request", "records is empty"));
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidRequest,
+            "records is empty",
+        ));
     }
     Ok((false, records))
 }
@@ -87,7 +90,7 @@ pub async fn produce(
 ) -> Result<HttpResponse, ApiError> {
     // Nothing is stored before the write path: every error up to there
     // says so.
-    let not_written = |e: ApiError| e.with("written", "no");
+    let not_written = |e: ApiError| e.written(yak_protocol::Written::No);
     let (single, records) = parse_body(&body).map_err(not_written)?;
     if node.gate().epoch().is_none() {
         return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
@@ -189,12 +192,13 @@ fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
                 format!("record {i}: {msg}")
             }
         };
-        validate_topic_name(&r.topic).map_err(|m| ApiError::bad_request("invalid_topic", at(m)))?;
+        validate_topic_name(&r.topic)
+            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidTopic, at(m)))?;
         if let Some(key) = &r.key
             && key.len() > MAX_KEY_BYTES
         {
             return Err(ApiError::too_large(
-                "key_too_large",
+                ErrorCode::KeyTooLarge,
                 at(format!(
                     "key is {} bytes; the limit is {MAX_KEY_BYTES}",
                     key.len()
@@ -204,7 +208,7 @@ fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
         let payload = r.payload.get().len();
         if payload > max_payload {
             return Err(ApiError::too_large(
-                "payload_too_large",
+                ErrorCode::PayloadTooLarge,
                 at(format!(
                     "payload is {payload} bytes; the limit is {max_payload}"
                 )),
@@ -215,7 +219,7 @@ fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
             (Some(id), Some(seq)) => {
                 if id > i64::MAX as u64 || seq > i32::MAX as u64 {
                     return Err(ApiError::bad_request(
-                        "invalid_request",
+                        ErrorCode::InvalidRequest,
                         at(format!(
                             "producer_id must be at most {} and sequence at most {}",
                             i64::MAX,
@@ -225,14 +229,14 @@ fn validate(node: &Node, records: &[RecordIn<'_>]) -> Result<(), ApiError> {
                 }
                 if !sequences.insert((id, seq)) {
                     return Err(ApiError::bad_request(
-                        "invalid_request",
+                        ErrorCode::InvalidRequest,
                         at(format!("sequence {seq} of producer {id} appears twice")),
                     ));
                 }
             }
             _ => {
                 return Err(ApiError::bad_request(
-                    "invalid_request",
+                    ErrorCode::InvalidRequest,
                     at("producer_id and sequence go together".to_owned()),
                 ));
             }

@@ -26,8 +26,7 @@ use std::sync::Arc;
 use futures_util::{StreamExt, stream::FuturesOrdered};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Reply, WriteError, WriterContext, Written};
-use crate::role::Event;
+use super::{WriteError, WriterContext, Written, handle::Reply, raise_hwm};
 
 /// Rounds replicated but not yet committed before the writer waits: bounds
 /// the uncommitted tail when Redis is slow.
@@ -205,14 +204,8 @@ impl Task {
         let outcome = match stored {
             _ if self.failed_epoch.is_some_and(|f| epoch <= f) => Err(WriteError::Fenced { epoch }),
             Ok(stored) => {
-                if let Some(raised) = stored.map(|stored| stored.min(end)) {
-                    self.hwm.send_if_modified(|current| {
-                        let up = raised > *current;
-                        if up {
-                            *current = raised;
-                        }
-                        up
-                    });
+                if let Some(stored) = stored {
+                    raise_hwm(&self.hwm, stored.min(end));
                 }
                 self.gate_open(epoch)
             }
@@ -245,13 +238,8 @@ impl Task {
     /// sees a closed gate (or a new epoch) on its next round.
     fn step_down(&mut self, epoch: u64, error: WriteError) -> WriteError {
         let name = format!("{}/{}", self.topic, self.partition);
-        tracing::error!(partition = %name, epoch, "commit failed, stepping down: {error}");
-        self.ctx.activity.push(
-            "error",
-            format!("{name}: commit failed at epoch {epoch}: {error}"),
-        );
+        self.ctx.reject_epoch(&name, epoch, &error);
         self.failed_epoch = Some(epoch);
-        let _ = self.ctx.events.try_send(Event::EpochRejected { epoch });
         error
     }
 }

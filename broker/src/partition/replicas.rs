@@ -10,6 +10,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,7 +19,10 @@ use futures_util::future::join_all;
 use partition_log::LogReader;
 
 use super::{FollowerStatus, ReplicaStatus, WriterContext};
-use crate::peer::{CallError, PeerClient, Refusal, ReplicateParams};
+use crate::{
+    clock::Clock,
+    peer::{CallError, Refusal, ReplicateParams},
+};
 
 /// Largest resend in one request when a follower lags.
 const RESEND_BYTES: usize = 4 * 1024 * 1024;
@@ -40,12 +44,19 @@ pub struct ReplicaSet {
     isr: Vec<String>,
     followers: HashMap<String, Progress>,
     lag_time: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl ReplicaSet {
     /// The ISR as stored; every follower in it gets a full lag time of grace.
-    pub fn new(me: String, isr: Vec<String>, end: u64, lag_time: Duration) -> Self {
-        let now = Instant::now();
+    pub fn new(
+        me: String,
+        isr: Vec<String>,
+        end: u64,
+        lag_time: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let now = clock.now();
         let followers = isr
             .iter()
             .filter(|id| **id != me)
@@ -62,6 +73,7 @@ impl ReplicaSet {
             isr,
             followers,
             lag_time,
+            clock,
         }
     }
 
@@ -93,7 +105,7 @@ impl ReplicaSet {
 
     /// Records a follower's log end as reported by its fetch.
     pub fn progress(&mut self, id: &str, offset: u64) {
-        let now = Instant::now();
+        let now = self.clock.now();
         let entry = self.followers.entry(id.to_owned()).or_insert(Progress {
             offset,
             caught_up_at: now,
@@ -108,7 +120,7 @@ impl ReplicaSet {
             id.to_owned(),
             Progress {
                 offset,
-                caught_up_at: Instant::now(),
+                caught_up_at: self.clock.now(),
             },
         );
     }
@@ -116,7 +128,7 @@ impl ReplicaSet {
     fn deadline(&self, id: &str) -> Instant {
         self.followers
             .get(id)
-            .map_or_else(Instant::now, |p| p.caught_up_at + self.lag_time)
+            .map_or_else(|| self.clock.now(), |p| p.caught_up_at + self.lag_time)
     }
 
     pub fn status(&self, end: u64) -> ReplicaStatus {
@@ -197,7 +209,7 @@ pub async fn push_round(
         async move {
             let result = match url {
                 None => Err(PushError::Unreachable("not registered".to_owned())),
-                Some(url) => push(&ctx.client, &url, reader, params, round, deadline).await,
+                Some(url) => push(ctx, &url, reader, params, round, deadline).await,
             };
             (id, result)
         }
@@ -217,7 +229,7 @@ pub async fn push_round(
 
 /// Brings one follower to the round's end, or gives up at `deadline`.
 async fn push(
-    client: &PeerClient,
+    ctx: &WriterContext,
     url: &str,
     reader: &LogReader,
     mut params: ReplicateParams,
@@ -227,7 +239,7 @@ async fn push(
     let mut body = round.bytes.clone();
     let mut first = true;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(ctx.clock.now());
         if left.is_zero() && !first {
             return Err(PushError::Lagging(format!(
                 "not caught up within the lag time (at {})",
@@ -237,7 +249,8 @@ async fn push(
         // However long ago it last caught up, a follower gets one real try.
         let timeout = if first { left.max(FIRST_TRY) } else { left };
         first = false;
-        let backoff = match client
+        let backoff = match ctx
+            .link
             .replicate(url, &params, body.clone(), timeout.min(REQUEST_TIMEOUT))
             .await
         {

@@ -7,7 +7,9 @@
 //! connection, reopened only when it went away or the leader moved; an
 //! answer that says the leader may have moved forgets the cached leader,
 //! exactly as an HTTP attempt does; retries are the cluster's
-//! ([`YakClient::retrying`]), so both transports fail over alike.
+//! ([`YakClient::retrying`]), so both transports fail over alike. An error
+//! answer is judged by its code and `written` field, as an HTTP one is
+//! (the port sends no HTTP status).
 
 use std::sync::Arc;
 
@@ -83,10 +85,16 @@ impl YakClient {
                     epoch: Some(epoch),
                 });
             }
-            Ok(Response::Error { status, body }) => match reqwest::StatusCode::from_u16(status) {
-                Ok(status) => ClientError::from_answer(status, &body),
-                Err(_) => transport(format!("an answer with status {status}")),
-            },
+            // The code and `written` decide (the port sends no HTTP status).
+            Ok(Response::Error { body }) => {
+                ClientError::from_frame(&body).unwrap_or_else(|| ClientError::Decode {
+                    url: format!("tcp://{addr}"),
+                    message: format!(
+                        "an error answer that is not a JSON error body: {}",
+                        String::from_utf8_lossy(&body)
+                    ),
+                })
+            }
             Ok(Response::Ready) => transport("a Ready answer to a produce".to_owned()),
             Err(message) => transport(message),
         };

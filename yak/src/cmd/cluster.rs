@@ -3,12 +3,14 @@
 
 use clap::{Args, Subcommand};
 
-use super::{Bootstrap, out};
+use yak_client::{ClientConfig, ConnectArgs};
+
+use super::out;
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
     #[command(flatten)]
-    bootstrap: Bootstrap,
+    bootstrap: ConnectArgs,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -20,7 +22,7 @@ enum ClusterCommand {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let client = args.bootstrap.client()?;
+    let client = args.bootstrap.client(ClientConfig::default())?;
     let ClusterCommand::Status = args.command;
     let info = client.leader_info().await?;
     out(format!(

@@ -7,12 +7,14 @@ use clap::Args;
 use serde_json::json;
 use yak_client::{Consumer, StartAt};
 
-use super::{Bootstrap, out};
+use yak_client::{ClientConfig, ConnectArgs};
+
+use super::out;
 
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     #[command(flatten)]
-    bootstrap: Bootstrap,
+    bootstrap: ConnectArgs,
     topic: String,
     /// Partition to read [default: all partitions].
     #[arg(long, env = "YAK_CONSUME_PARTITION")]
@@ -29,7 +31,7 @@ pub struct ConsumeArgs {
 }
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
-    let client = args.bootstrap.client()?;
+    let client = args.bootstrap.client(ClientConfig::default())?;
     let partitions = match args.partition {
         Some(p) => vec![p],
         None => {

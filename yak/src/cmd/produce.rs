@@ -10,12 +10,14 @@ use clap::Args;
 use serde_json::{Map, Value};
 use yak_client::{Producer, ProducerConfig, Record, fields};
 
-use super::{Bootstrap, out};
+use yak_client::{ClientConfig, ConnectArgs};
+
+use super::out;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
-    bootstrap: Bootstrap,
+    bootstrap: ConnectArgs,
     /// Topic to send to (created on first produce if the cluster allows).
     topic: String,
     /// The value: JSON if it parses as JSON, otherwise a string.
@@ -47,7 +49,10 @@ pub struct ProduceArgs {
 }
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let producer = Producer::new(args.bootstrap.client()?, ProducerConfig::default());
+    let producer = Producer::new(
+        args.bootstrap.client(ClientConfig::default())?,
+        ProducerConfig::default(),
+    );
     let make = |payload: Value, key: Option<String>| Record {
         topic: args.topic.clone(),
         key: key.or_else(|| args.key.clone()),

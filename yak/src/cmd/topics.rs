@@ -4,12 +4,14 @@ use clap::{Args, Subcommand};
 
 use yak_client::TopicConfig;
 
-use super::{Bootstrap, out};
+use yak_client::{ClientConfig, ConnectArgs};
+
+use super::out;
 
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
     #[command(flatten)]
-    bootstrap: Bootstrap,
+    bootstrap: ConnectArgs,
     #[command(subcommand)]
     command: TopicsCommand,
 }
@@ -39,7 +41,7 @@ enum TopicsCommand {
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let client = args.bootstrap.client()?;
+    let client = args.bootstrap.client(ClientConfig::default())?;
     match args.command {
         TopicsCommand::List => {
             let topics = client.topics().await?;

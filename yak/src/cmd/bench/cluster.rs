@@ -5,7 +5,9 @@
 
 use std::{path::Path, time::Duration};
 
-use crate::local::{self, Durability, Logs, Proc};
+use yak_client::ClientConfig;
+
+use crate::local::{self, Durability, Logs, NodeSpec, Proc, Server};
 
 /// The shipped default (`--lease-ttl-ms`).
 pub const LEASE_TTL: Duration = Duration::from_millis(2000);
@@ -24,8 +26,9 @@ pub struct OwnCluster {
 
 impl OwnCluster {
     /// Starts the cluster's Redis (fsyncing as `durability` says), the
-    /// broker and the follower, each waited for until healthy, then the
-    /// baseline's Redis; returns the cluster and its nodes' URLs.
+    /// broker and the follower (each with a binary produce port), waits
+    /// until both are healthy, then starts the baseline's Redis; returns
+    /// the cluster and its nodes' URLs.
     pub async fn start(
         bin_dir: Option<&Path>,
         durability: Durability,
@@ -37,29 +40,34 @@ impl OwnCluster {
         let logs = Logs::Files(dir.path().to_owned());
         let (redis, redis_url) =
             local::start_redis(&dir.path().join("redis"), durability, &logs).await?;
-        let mut procs = vec![redis];
-        let mut nodes = Vec::new();
-        let mut urls = Vec::new();
-        for (id, bin) in [("broker", &broker), ("follower", &follower)] {
-            let port = local::free_port()?;
-            let mut args = local::node_args(
-                id,
-                "127.0.0.1",
-                port,
-                dir.path(),
-                &redis_url,
-                LEASE_TTL.as_millis() as u64,
-            );
-            args.extend([
-                "--tcp-listen".to_owned(),
-                format!("127.0.0.1:{}", local::free_port()?),
-            ]);
-            procs.push(Proc::spawn(id, bin, &args, &logs)?);
-            nodes.push((id.to_owned(), procs.len() - 1));
-            let url = format!("http://127.0.0.1:{port}");
-            local::wait_healthy(id, &url, Duration::from_secs(30)).await?;
-            urls.push(url);
+        let mut servers = Vec::new();
+        for (id, binary) in [("broker", broker), ("follower", follower)] {
+            servers.push(Server::node(&NodeSpec {
+                id: id.to_owned(),
+                binary,
+                host: "127.0.0.1".to_owned(),
+                port: local::free_port()?,
+                data_dir: dir.path().to_owned(),
+                redis_url: redis_url.clone(),
+                lease_ttl_ms: LEASE_TTL.as_millis() as u64,
+                tcp_port: Some(local::free_port()?),
+                ..NodeSpec::default()
+            }));
         }
+        let mut procs = vec![redis];
+        let first = procs.len();
+        // One at a time, so that the broker leads before the follower
+        // starts. On an error, dropping `procs` kills what started.
+        for server in &servers {
+            let one = std::slice::from_ref(server);
+            local::start_servers(one, &ClientConfig::default(), &logs, &mut procs).await?;
+        }
+        let nodes = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.name.clone(), first + i))
+            .collect();
+        let urls = servers.into_iter().map(|s| s.url).collect();
         let (baseline, baseline_url) =
             local::start_redis(&dir.path().join("baseline"), Durability::InMemory, &logs).await?;
         let cluster = Self {

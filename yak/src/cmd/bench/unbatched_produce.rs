@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use futures_util::future::join_all;
 use hdrhistogram::Histogram;
-use yak_client::{Producer, ProducerConfig, YakClient};
+use yak_client::{Producer, ProducerConfig, YakClient, probe};
 
 use super::{Sizes, rate};
 
@@ -113,14 +113,11 @@ impl LeaderTimings {
 }
 
 /// The leader's timings now; `None` if its `/metrics` cannot be read.
+/// Asked with the client's token and CAs (the endpoint needs the client
+/// token on a cluster that has one).
 pub async fn leader_timings(client: &YakClient) -> Option<LeaderTimings> {
     let url = client.leader_url().await.ok()?;
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = probe::metrics_text(&url, client.config()).await.ok()?;
     let value = |name: &str| {
         text.lines().find_map(|l| {
             l.strip_prefix(name)?

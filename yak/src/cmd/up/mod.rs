@@ -20,8 +20,9 @@ use tokio::{
     signal::unix::{SignalKind, signal},
     sync::mpsc,
 };
+use yak_client::ClientConfig;
 
-use crate::local::{self, Durability, Logs, Proc};
+use crate::local::{self, Durability, Logs, NodeSpec, Proc, Server, UiSpec};
 use supervise::Supervisor;
 
 #[derive(Debug, Args)]
@@ -75,8 +76,9 @@ pub struct UpArgs {
 }
 
 impl UpArgs {
-    /// Token flags for the nodes and for the UIs.
-    fn token_args(&self) -> (Vec<String>, Vec<String>) {
+    /// The client token, and the cluster token (random when there is a
+    /// client token but no cluster token: the nodes need one with the other).
+    fn tokens(&self) -> (Option<String>, Option<String>) {
         let client = self.client_token.clone().filter(|t| !t.is_empty());
         let cluster = self
             .cluster_token
@@ -87,16 +89,7 @@ impl UpArgs {
                     .as_ref()
                     .map(|_| format!("{:032x}", rand::random::<u128>()))
             });
-        let mut node = Vec::new();
-        if let Some(cluster) = cluster {
-            node.extend(["--cluster-token".to_owned(), cluster]);
-        }
-        let mut ui = Vec::new();
-        if let Some(client) = client {
-            node.extend(["--client-token".to_owned(), client.clone()]);
-            ui.extend(["--token".to_owned(), client]);
-        }
-        (node, ui)
+        (client, cluster)
     }
 }
 
@@ -199,51 +192,55 @@ async fn start_all(
             url
         }
     };
-    let mut nodes = vec![("broker".to_owned(), broker, args.broker_port)];
-    for i in 0..args.followers {
-        let port = match i {
-            0 => args.follower_port,
-            n => args.consumer_ui_port + n,
+    let (client_token, cluster_token) = args.tokens();
+    let mut servers = Vec::new();
+    for i in 0..=args.followers {
+        let (id, binary, port) = match i {
+            0 => ("broker".to_owned(), broker, args.broker_port),
+            1 => ("follower-1".to_owned(), follower, args.follower_port),
+            n => (
+                format!("follower-{n}"),
+                follower,
+                args.consumer_ui_port + n - 1,
+            ),
         };
-        nodes.push((format!("follower-{}", i + 1), follower, port));
+        servers.push(Server::node(&NodeSpec {
+            id,
+            binary: binary.clone(),
+            host: host.clone(),
+            port,
+            data_dir: data_dir.to_owned(),
+            redis_url: redis_url.clone(),
+            lease_ttl_ms: args.lease_ttl_ms,
+            tcp_port: None,
+            cluster_token: cluster_token.clone(),
+            client_token: client_token.clone(),
+            demo_control_url: control.map(str::to_owned),
+        }));
     }
-    let (node_tokens, ui_tokens) = args.token_args();
-    let mut urls = Vec::new();
-    for (name, bin, port) in &nodes {
-        let mut node_args =
-            local::node_args(name, host, *port, data_dir, &redis_url, args.lease_ttl_ms);
-        node_args.extend(node_tokens.iter().cloned());
-        if let Some(control) = control {
-            node_args.extend(["--demo-control-url".to_owned(), control.to_owned()]);
-        }
-        procs.push(Proc::spawn(name, bin, &node_args, logs)?);
-        urls.push((name.clone(), format!("http://{host}:{port}")));
-    }
-    let node_urls: Vec<String> = urls.iter().map(|(_, u)| u.clone()).collect();
-    let bootstrap = node_urls.join(",");
-    for (name, bin, port) in [
+    let node_urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    for (name, binary, port) in [
         ("producer-ui", producer_ui, args.producer_ui_port),
         ("consumer-ui", consumer_ui, args.consumer_ui_port),
     ] {
-        let mut ui_args = vec![
-            "--listen".to_owned(),
-            format!("{host}:{port}"),
-            "--bootstrap".to_owned(),
-            bootstrap.clone(),
-            "--producer-ui-url".to_owned(),
-            format!("http://{host}:{}", args.producer_ui_port),
-            "--consumer-ui-url".to_owned(),
-            format!("http://{host}:{}", args.consumer_ui_port),
-        ];
-        ui_args.extend(ui_tokens.iter().cloned());
-        procs.push(Proc::spawn(name, bin, &ui_args, logs)?);
-        urls.push((name.to_owned(), format!("http://{host}:{port}")));
+        servers.push(Server::ui(&UiSpec {
+            name: name.to_owned(),
+            binary: binary.clone(),
+            host: host.clone(),
+            port,
+            bootstrap: node_urls.clone(),
+            producer_ui_url: format!("http://{host}:{}", args.producer_ui_port),
+            consumer_ui_url: format!("http://{host}:{}", args.consumer_ui_port),
+            token: client_token.clone(),
+        }));
     }
-    for (name, url) in &urls {
-        local::wait_healthy(name, url, Duration::from_secs(30)).await?;
-    }
+    let access = ClientConfig {
+        token: client_token,
+        ..ClientConfig::default()
+    };
+    local::start_servers(&servers, &access, logs, procs).await?;
     let mut banner = String::from("the local cluster is up\n");
-    for (name, url) in &urls {
+    for Server { name, url, .. } in &servers {
         let what = match name.as_str() {
             "producer-ui" => "producer UI",
             "consumer-ui" => "consumer UI",
