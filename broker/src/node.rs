@@ -13,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::future::join_all;
 use partition_log::{LogConfig, LogError};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
@@ -27,11 +26,11 @@ use crate::{
     follower::{FollowerContext, FollowerSession},
     lease::{DriverParts, Duties, LeaseDriver, LeaseGate, LeaseSettings},
     metrics::{Metrics, TransitionLabels},
-    partition::{WriteError, WriterContext},
+    partition::WriterContext,
     peer::{PeerClient, Peers},
     role::{Event, Role},
     store::{ClusterStore, LeaseHolder, NodeInfo, StoreError},
-    topics::{Topic, TopicRegistry},
+    topics::{LeadError, Topic, TopicRegistry},
 };
 
 const UPKEEP_EVERY: Duration = Duration::from_millis(500);
@@ -57,12 +56,8 @@ pub enum NodeError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error("cannot lead {topic}/{partition}: {source}")]
-    Lead {
-        topic: String,
-        partition: u32,
-        source: WriteError,
-    },
+    #[error(transparent)]
+    Lead(#[from] LeadError),
 }
 
 /// What this node last learned about the cluster.
@@ -392,33 +387,8 @@ impl Node {
 impl Duties for Node {
     type Error = NodeError;
 
-    /// True if this node's log holds every committed record, as far as
-    /// Redis says: for every partition of every topic, the local log end is
-    /// at least the HWM Redis holds. A node that is behind must not take
-    /// the lease: it would refuse to lead, but followers that saw it as
-    /// leader would first cut their tails to its end (found by the nemesis
-    /// soak). Unknown (Redis unreachable) counts as no.
     async fn holds_everything_committed(&self) -> bool {
-        let Ok(topics) = self.store().topics().await else {
-            return false;
-        };
-        for (name, partitions) in topics {
-            let local = self.topics().get(&name);
-            let Ok(hwms) = self.store().hwms(&name, partitions).await else {
-                return false;
-            };
-            for (id, committed) in hwms.into_iter().enumerate() {
-                let end = local
-                    .as_ref()
-                    .and_then(|t| t.partitions.get(id))
-                    .map_or(0, |p| p.reader().end_offset());
-                if end < committed {
-                    tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");
-                    return false;
-                }
-            }
-        }
-        true
+        self.topics().hold_everything_committed(self.store()).await
     }
 
     /// Prepares every partition to lead at `epoch`.
@@ -438,46 +408,19 @@ impl Duties for Node {
             }
         }
         self.sync_topics().await?;
-        let mut jobs = Vec::new();
-        for topic in self.topics().all() {
-            for partition in topic.partitions.clone() {
-                let node = self.clone();
-                jobs.push(async move {
-                    let redis = node.store().hwm(&partition.topic, partition.id).await?;
-                    let local = node.0.checkpoint.lock().hwm(&partition.topic, partition.id);
-                    partition
-                        .lead(epoch, redis.max(local))
-                        .await
-                        .map_err(|source| NodeError::Lead {
-                            topic: partition.topic.to_string(),
-                            partition: partition.id,
-                            source,
-                        })
-                });
-            }
-        }
-        for result in join_all(jobs).await {
-            result?;
-        }
+        self.topics()
+            .lead_all(epoch, self.store(), &self.0.checkpoint)
+            .await?;
         self.activity("election", format!("leading at epoch {epoch}"));
         Ok(())
     }
 
-    /// Asks every partition to commit what it holds beyond its HWM.
     async fn commit_tails(&self) {
-        for topic in self.topics().all() {
-            for partition in &topic.partitions {
-                partition.commit_tail().await;
-            }
-        }
+        self.topics().commit_tails().await;
     }
 
     async fn stop_leading(&self) {
-        for topic in self.topics().all() {
-            for partition in &topic.partitions {
-                partition.stop_leading().await;
-            }
-        }
+        self.topics().stop_leading().await;
     }
 
     /// Starts following `leader` (replacing any other follow), or stops.

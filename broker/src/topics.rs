@@ -12,11 +12,29 @@ use std::{
     sync::{Arc, RwLock},
 };
 
+use futures_util::future::join_all;
 use partition_log::{LogConfig, LogError};
 use tokio::sync::watch;
 use yak_protocol::{TopicConfig, validate_topic_name};
 
-use crate::partition::{Partition, WriterContext};
+use crate::{
+    checkpoint::SharedCheckpoint,
+    partition::{Partition, WriteError, WriterContext},
+    store::{ClusterStore, StoreError},
+};
+
+/// Why the partitions could not all start leading.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot lead {topic}/{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: u32,
+        source: WriteError,
+    },
+}
 
 #[derive(Debug)]
 pub struct Topic {
@@ -98,6 +116,78 @@ impl TopicRegistry {
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
         self.topics.read().unwrap().values().cloned().collect()
+    }
+
+    /// True if this node's logs hold every committed record, as far as
+    /// Redis says: for every partition of every topic, the local log end is
+    /// at least the HWM Redis holds. A node that is behind must not take
+    /// the lease: it would refuse to lead, but followers that saw it as
+    /// leader would first cut their tails to its end (found by the nemesis
+    /// soak). Unknown (Redis unreachable) counts as no.
+    pub async fn hold_everything_committed(&self, store: &ClusterStore) -> bool {
+        let Ok(topics) = store.topics().await else {
+            return false;
+        };
+        for (name, partitions) in topics {
+            let local = self.get(&name);
+            let Ok(hwms) = store.hwms(&name, partitions).await else {
+                return false;
+            };
+            for (id, committed) in hwms.into_iter().enumerate() {
+                let end = local
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(id))
+                    .map_or(0, |p| p.reader().end_offset());
+                if end < committed {
+                    tracing::debug!(topic = %name, partition = id, end, committed, "behind the committed HWM: may not lead");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Makes every partition lead at `epoch`, from the higher of the HWM
+    /// Redis holds and the one this node remembers.
+    pub async fn lead_all(
+        &self,
+        epoch: u64,
+        store: &ClusterStore,
+        checkpoint: &SharedCheckpoint,
+    ) -> Result<(), LeadError> {
+        let partitions = self.all().into_iter().flat_map(|t| t.partitions.clone());
+        let jobs = partitions.map(|partition| async move {
+            let redis = store.hwm(&partition.topic, partition.id).await?;
+            let local = checkpoint.lock().hwm(&partition.topic, partition.id);
+            partition
+                .lead(epoch, redis.max(local))
+                .await
+                .map_err(|source| LeadError::Partition {
+                    topic: partition.topic.to_string(),
+                    partition: partition.id,
+                    source,
+                })?;
+            Ok::<_, LeadError>(())
+        });
+        join_all(jobs).await.into_iter().collect()
+    }
+
+    /// Asks every partition to commit what it holds beyond its HWM.
+    pub async fn commit_tails(&self) {
+        for topic in self.all() {
+            for partition in &topic.partitions {
+                partition.commit_tail().await;
+            }
+        }
+    }
+
+    /// Stops every partition from leading.
+    pub async fn stop_leading(&self) {
+        for topic in self.all() {
+            for partition in &topic.partitions {
+                partition.stop_leading().await;
+            }
+        }
     }
 
     /// Changes whenever a topic is opened.

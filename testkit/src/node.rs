@@ -1,5 +1,10 @@
 //! A YAK node process (the real `broker` or `follower` binary) and what can
 //! be read from outside it: its API, its log files, its activity.
+//!
+//! Its command line is a [`yak_launch::NodeSpec`] (as `yak up`'s nodes'
+//! are): every flag of [`NodeOptions`], an exact `--data-dir` in the
+//! node's temp dir, `--tcp-listen off` with TLS or without the binary
+//! port, every inherited `YAK_*` variable removed and `NO_COLOR=1` set.
 
 use std::{
     fmt,
@@ -9,7 +14,7 @@ use std::{
     net::{IpAddr, SocketAddr},
     panic::Location,
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ExitStatus},
     sync::OnceLock,
     time::{Duration, Instant},
 };
@@ -18,12 +23,13 @@ use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tempfile::TempDir;
+use yak_launch::{Environment, NodeSpec, Stopped, TcpListen};
 
 use crate::{
     DEFAULT_LEASE_TTL_MS, LOG_TAIL_LINES, POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT,
     http::http_client, http::try_send, net::free_port_on, process::bin_dir, process::build_bins,
     process::keep_temp, process::signal, process::stop_process, process::tail, process::temp_dir,
-    process::wait_exit, tls, wait::poll_until,
+    process::terminate, process::wait_healthy, tls, wait::poll_until,
 };
 
 /// Which binary a node runs.
@@ -76,14 +82,16 @@ pub struct NodeOptions {
     /// `--lease-ttl-ms`.
     pub lease_ttl_ms: u64,
     /// The loopback address it listens on (default 127.0.0.1; a
-    /// [`Cluster`]'s nodes live on its [`Subnet`]).
+    /// [`Cluster`](crate::Cluster)'s nodes live on its [`Subnet`](crate::Subnet)).
     pub host: IpAddr,
-    /// Further flags, passed as they are after the ones above.
+    /// Further flags, passed as they are after the ones above and the
+    /// TLS and token flags.
     pub args: Vec<String>,
     /// Environment variables for the process (every inherited `YAK_*`
     /// variable is removed first).
     pub env: Vec<(String, String)>,
-    /// Serves HTTPS with the [`tls::test_ca`] certificate.
+    /// Serves HTTPS with the [`tls::test_ca`] certificate (`--tls-cert`,
+    /// `--tls-key`, `--tls-ca`).
     pub tls: bool,
     /// `--client-token`, which the harness's own requests then send.
     pub client_token: Option<String>,
@@ -120,17 +128,13 @@ impl NodeOptions {
     /// Serve HTTPS with the process's [`tls::test_ca`] certificate and
     /// trust that CA when calling other nodes.
     pub fn tls(mut self) -> Self {
-        self.args.extend(tls::test_ca().node_args());
         self.tls = true;
         self
     }
 
     /// `--client-token` (which needs a `--cluster-token` too).
     pub fn client_token(mut self, token: impl Into<String>) -> Self {
-        let token = token.into();
-        self.args
-            .extend(["--client-token".to_owned(), token.clone()]);
-        self.client_token = Some(token);
+        self.client_token = Some(token.into());
         self
     }
 
@@ -249,68 +253,57 @@ impl NodeProcess {
             self.options.kind.binary_name(),
             self.port
         );
-        let mut command = Command::new(&binary);
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("YAK_") {
-                command.env_remove(&key);
-            }
-        }
-        command
-            .arg("--node-id")
-            .arg(&self.options.id)
-            .arg("--listen")
-            .arg(format!("{}:{}", self.options.host, self.port))
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--redis-url")
-            .arg(&self.options.redis_url)
-            .arg("--cluster")
-            .arg(&self.options.cluster)
-            .arg("--lease-ttl-ms")
-            .arg(self.options.lease_ttl_ms.to_string())
-            .arg("--tcp-listen")
-            .arg(if self.options.tls || !self.options.tcp {
-                "off".to_owned()
-            } else {
-                format!("{}:{}", self.options.host, self.tcp_port)
-            })
-            .args(&self.options.args)
-            .env("NO_COLOR", "1")
-            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log);
+        let mut command = self.spec(binary, data_dir).command_line().command();
         let child = command
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
             .spawn()
-            .map_err(|e| format!("spawning {}: {e}", binary.display()))?;
+            .map_err(|e| format!("spawning {}: {e}", command.get_program().display()))?;
         self.child = Some(child);
         self.paused = false;
 
-        let health = format!("{}/health", self.url());
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(reply) = try_send(http_client().get(&health)).await
-                && reply.status == StatusCode::OK
-            {
-                return Ok(());
-            }
-            let child = self.child.as_mut().expect("just spawned");
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Err(format!(
-                    "node {} exited with {status} while starting; its output:\n{}",
+        let ca = self.options.tls.then(|| tls::test_ca().ca_pem());
+        let child = self.child.as_mut().expect("just spawned");
+        match wait_healthy(&self.url, ca, child).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if matches!(e, yak_launch::HealthError::Exited { .. }) {
+                    self.child = None;
+                }
+                Err(format!(
+                    "node {}: {e}; its output:\n{}",
                     self.options.id,
                     tail(&self.log_path(), LOG_TAIL_LINES)
-                ));
+                ))
             }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "node {} did not answer {health} within {START_TIMEOUT:?}; its output:\n{}",
-                    self.options.id,
-                    tail(&self.log_path(), LOG_TAIL_LINES)
-                ));
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// The node's command line: its options, port and data directory.
+    fn spec(&self, program: PathBuf, data_dir: PathBuf) -> NodeSpec {
+        let options = &self.options;
+        let ca = options.tls.then(tls::test_ca);
+        let mut env = Environment::without_yak().var("NO_COLOR", "1");
+        env.set.extend(options.env.iter().cloned());
+        NodeSpec {
+            program,
+            id: options.id.clone(),
+            listen: format!("{}:{}", options.host, self.port),
+            advertised_url: None,
+            data_dir,
+            redis_url: options.redis_url.clone(),
+            cluster: Some(options.cluster.clone()),
+            lease_ttl_ms: Some(options.lease_ttl_ms),
+            tcp_listen: match options.tls || !options.tcp {
+                true => TcpListen::Off,
+                false => TcpListen::At(self.tcp_addr()),
+            },
+            tls: ca.map(tls::TestCa::node_tls),
+            cluster_token: None,
+            client_token: options.client_token.clone(),
+            demo_control_url: None,
+            extra_args: options.args.clone(),
+            env,
         }
     }
 
@@ -488,16 +481,10 @@ impl NodeProcess {
         let Some(mut child) = self.child.take() else {
             panic!("node {} is not running", self.options.id);
         };
-        if self.paused {
-            signal(&child, Signal::SIGCONT);
-            self.paused = false;
-        }
-        signal(&child, Signal::SIGTERM);
-        match wait_exit(&mut child, STOP_TIMEOUT).await {
-            Some(status) => status,
-            None => {
-                signal(&child, Signal::SIGKILL);
-                let _ = child.wait();
+        self.paused = false;
+        match terminate(&mut child).await {
+            Stopped::Exited(status) => status,
+            Stopped::Killed(_) => {
                 self.dump_logs();
                 panic!(
                     "node {} did not exit within {STOP_TIMEOUT:?} of SIGTERM",

@@ -1,19 +1,22 @@
 //! Child processes: temp dirs, signals, exits, output tails, and finding
 //! (building) the workspace's binaries.
+//!
+//! How a process is stopped, paused and waited for is `yak-launch`'s (the
+//! same as `yak up`'s); what is the harness's own is the policy: a process
+//! that does not stop, pause or start in time is a panic.
 
 use std::{
     fs::{self},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 
-use crate::STOP_TIMEOUT;
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
+use crate::{START_TIMEOUT, STOP_TIMEOUT};
+use nix::sys::signal::Signal;
 use tempfile::TempDir;
+use yak_client::{ClientConfig, Probe};
+use yak_launch::{HealthError, Stopped};
 
 pub(crate) fn temp_dir(prefix: &str) -> TempDir {
     tempfile::Builder::new()
@@ -29,64 +32,49 @@ pub(crate) fn keep_temp() -> bool {
 /// Sends `signal` to a child process. Errors (it already exited) are
 /// ignored.
 pub(crate) fn signal(child: &Child, signal: Signal) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = kill(Pid::from_raw(pid), signal);
-    }
+    let _ = yak_launch::signal::send(child.id(), signal);
 }
 
-/// SIGSTOP, then waits until every thread of the process has stopped.
-///
-/// A process-directed SIGSTOP stops the threads one by one: the thread that
-/// takes the signal starts the group stop when it next runs, and on a busy
-/// machine the other threads can go on running user code (accepting a
-/// request, answering one) for milliseconds after `kill` returned. Tests
-/// rely on "nothing happens in there after `pause()`", so this reads
-/// `/proc/<pid>/task/*/stat` until every thread is stopped (or gone).
-/// Without `/proc` it returns at once.
+/// SIGSTOP, then waits until every thread of the process has stopped
+/// ([`yak_launch::pause`]: tests rely on "nothing happens in there after
+/// `pause()`"). Panics if that takes longer than [`STOP_TIMEOUT`].
 pub(crate) fn stop_process(child: &Child) {
-    signal(child, Signal::SIGSTOP);
-    let pid = child.id();
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while !all_threads_stopped(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} did not stop within {STOP_TIMEOUT:?} of SIGSTOP"
-        );
-        std::thread::sleep(Duration::from_millis(1));
+    if let Err(e) = yak_launch::pause(child.id(), STOP_TIMEOUT) {
+        panic!("pausing: {e}");
     }
 }
 
-/// True if no thread of `pid` can run: each is stopped (`T`), traced
-/// (`t`), a zombie or gone. True if `/proc` cannot be read.
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return true;
+/// SIGTERM, then SIGKILL if it has not exited within [`STOP_TIMEOUT`]
+/// ([`yak_launch::terminate`]; a paused process is continued first).
+/// Panics if even SIGKILL does not end it.
+pub(crate) async fn terminate(child: &mut Child) -> Stopped {
+    match yak_launch::terminate(child, STOP_TIMEOUT).await {
+        Ok(stopped) => stopped,
+        Err(e) => panic!("stopping process {}: {e}", child.id()),
+    }
+}
+
+/// Waits until the server at `url` answers `GET /health` (trusting the
+/// test CA `ca_pem`, if given), failing at once if `child` exits, and
+/// after [`START_TIMEOUT`]. The error says why, for the caller to panic
+/// with along with the process's output.
+pub(crate) async fn wait_healthy(
+    url: &str,
+    ca_pem: Option<&str>,
+    child: &mut Child,
+) -> Result<(), HealthError> {
+    let config = ClientConfig {
+        request_timeout: Duration::from_secs(2),
+        tls_ca_pem: ca_pem.map(|pem| pem.as_bytes().to_vec()),
+        ..ClientConfig::default()
     };
-    tasks.filter_map(Result::ok).all(|task| {
-        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
-            return true; // the thread exited
-        };
-        // "<tid> (<comm>) <state> ..."; comm may hold spaces and parens.
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].trim_start().chars().next());
-        matches!(state, Some('T' | 't' | 'Z' | 'X') | None)
-    })
-}
-
-/// Waits for `child` to exit, up to `timeout`, without blocking the async
-/// runtime.
-pub(crate) async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let probe = match Probe::new(url, &config) {
+        Ok(probe) => probe,
+        Err(e) => panic!("probing {url}: {e}"),
+    };
+    yak_launch::wait_healthy(&probe, START_TIMEOUT, || child.try_wait().ok().flatten())
+        .await
+        .map(drop)
 }
 
 /// The last `n` lines of a file (lossy UTF-8), or a note why there are none.

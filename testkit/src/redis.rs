@@ -1,21 +1,23 @@
-//! A real `redis-server` on a free port, with or without persistence.
+//! A real `redis-server` on a free port, with or without persistence,
+//! started from a [`yak_launch::RedisSpec`] (the flags `yak up` gives
+//! its Redis too).
 
 use std::{
     fmt,
     fs::OpenOptions,
-    io::{Read, Write},
-    net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
 use nix::sys::signal::Signal;
 use tempfile::TempDir;
+use yak_launch::{Environment, Fsync, RedisPersistence, RedisSpec, find_on_path, health};
 
 use crate::{
-    START_TIMEOUT, STOP_TIMEOUT, net::free_port_on, process::keep_temp, process::signal,
-    process::stop_process, process::tail, process::temp_dir, process::wait_exit,
+    START_TIMEOUT, net::free_port_on, process::keep_temp, process::signal, process::stop_process,
+    process::tail, process::temp_dir, process::terminate,
 };
 
 /// How a [`RedisServer`] persists.
@@ -23,7 +25,8 @@ use crate::{
 pub struct RedisOptions {
     /// `--appendonly yes`: data survives [`RedisServer::restart`].
     pub appendonly: bool,
-    /// `--appendfsync always` (only meaningful with `appendonly`).
+    /// `--appendfsync always` (only meaningful with `appendonly`; without
+    /// it, `everysec`).
     pub appendfsync_always: bool,
     /// The loopback address it listens on [default: 127.0.0.1].
     pub host: Option<IpAddr>,
@@ -118,12 +121,7 @@ impl RedisServer {
     }
 
     fn binary() -> PathBuf {
-        let found = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("redis-server"))
-                .find(|p| p.is_file())
-        });
-        found.unwrap_or_else(|| {
+        find_on_path("redis-server").unwrap_or_else(|| {
             panic!(
                 "redis-server is not on PATH. Run scripts/test.sh once (it installs \
                  redis-server), or install it yourself (apt-get install redis-server)."
@@ -137,24 +135,21 @@ impl RedisServer {
             .append(true)
             .open(self.log_path())
             .map_err(|e| format!("opening the redis log: {e}"))?;
-        let mut command = Command::new(Self::binary());
-        command
-            .arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
-            .arg(self.host().to_string())
-            .arg("--dir")
-            .arg(&self.path)
-            .args(["--save", ""])
-            .args(["--daemonize", "no"])
-            .args(["--logfile", ""])
-            .arg("--appendonly")
-            .arg(if self.options.appendonly { "yes" } else { "no" });
-        if self.options.appendfsync_always {
-            command.args(["--appendfsync", "always"]);
-        }
-        let child = command
-            .stdin(Stdio::null())
+        let spec = RedisSpec {
+            program: Self::binary(),
+            host: self.host().to_string(),
+            port: self.port,
+            dir: self.path.clone(),
+            persistence: match (self.options.appendonly, self.options.appendfsync_always) {
+                (false, _) => RedisPersistence::InMemory,
+                (true, true) => RedisPersistence::AppendOnly(Fsync::Always),
+                (true, false) => RedisPersistence::AppendOnly(Fsync::EverySec),
+            },
+            env: Environment::default(),
+        };
+        let child = spec
+            .command_line()
+            .command()
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
@@ -163,24 +158,22 @@ impl RedisServer {
         self.paused = false;
         let addr = self.addr();
         let child = self.child.as_mut().expect("just spawned");
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if ping(addr) {
-                return Ok(());
+        let what = format!("redis-server on {addr} to answer PING");
+        let ready = health::wait_ready(
+            &what,
+            START_TIMEOUT,
+            || child.try_wait().ok().flatten(),
+            || async { health::redis_answers(addr) },
+        )
+        .await;
+        match ready {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                if matches!(e, health::HealthError::Exited { .. }) {
+                    self.child = None;
+                }
+                Err(format!("{e}; its log:\n{}", tail(&self.log_path(), 20)))
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                self.child = None;
-                return Err(format!(
-                    "redis-server on {addr} exited with {status}; its log:\n{}",
-                    tail(&self.log_path(), 20)
-                ));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!(
-                    "redis-server on {addr} did not answer PING within {START_TIMEOUT:?}"
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -221,7 +214,7 @@ impl RedisServer {
 
     /// True if it answers `PING` right now.
     pub fn answers(&self) -> bool {
-        ping(self.addr())
+        health::redis_answers(self.addr()).is_ok()
     }
 
     /// SIGKILL: dies at once; without AOF fsync, recent writes may be lost.
@@ -234,17 +227,10 @@ impl RedisServer {
     }
 
     /// SIGTERM (Redis flushes its AOF and exits), waiting for the exit;
-    /// SIGKILL if it takes longer than [`STOP_TIMEOUT`].
+    /// SIGKILL if it takes longer than [`crate::STOP_TIMEOUT`].
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            if self.paused {
-                signal(&child, Signal::SIGCONT);
-            }
-            signal(&child, Signal::SIGTERM);
-            if wait_exit(&mut child, STOP_TIMEOUT).await.is_none() {
-                signal(&child, Signal::SIGKILL);
-                let _ = child.wait();
-            }
+            terminate(&mut child).await;
         }
         self.paused = false;
     }
@@ -304,25 +290,4 @@ impl Drop for RedisServer {
             eprintln!("testkit: kept redis dir {}", kept.display());
         }
     }
-}
-
-/// One `PING` over a raw connection: true if it answers `+PONG` (not
-/// `-LOADING` while it reads its AOF).
-pub(crate) fn ping(addr: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 64];
-    let mut got = Vec::new();
-    while !got.ends_with(b"\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.starts_with(b"+PONG")
 }

@@ -95,17 +95,13 @@ impl TestCa {
         Path::new(self.dir.path()).join(name)
     }
 
-    /// The node flags that serve HTTPS with this CA's certificate and
-    /// trust it when calling other nodes.
-    pub fn node_args(&self) -> Vec<String> {
-        let path = |p: PathBuf| p.display().to_string();
-        vec![
-            "--tls-cert".into(),
-            path(self.cert_path()),
-            "--tls-key".into(),
-            path(self.key_path()),
-            "--tls-ca".into(),
-            path(self.ca_path()),
-        ]
+    /// The node's TLS settings: serve HTTPS with this CA's certificate
+    /// and trust it when calling other nodes.
+    pub fn node_tls(&self) -> yak_launch::NodeTls {
+        yak_launch::NodeTls {
+            cert: self.cert_path(),
+            key: self.key_path(),
+            ca: Some(self.ca_path()),
+        }
     }
 }

@@ -1,23 +1,18 @@
 //! A UI process: the real `producer-ui` or `consumer-ui` binary on a free
 //! port against a cluster, found like the node binaries ([`bin_dir`]) and
-//! built once per test process unless `YAK_BIN_DIR` is set.
+//! built once per test process unless `YAK_BIN_DIR` is set. Its command
+//! line is a [`yak_launch::UiSpec`] (as `yak up`'s UIs' are), with every
+//! inherited `YAK_*` variable removed and `RUST_LOG` defaulting to `info`.
 
-use std::{
-    fs::OpenOptions,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::OnceLock,
-};
+use std::{fs::OpenOptions, path::PathBuf, process::Child, sync::OnceLock};
 
-use nix::sys::signal::Signal;
 use tempfile::TempDir;
+use yak_launch::{Environment, Stopped, UiSpec};
 
 use crate::{
-    LOG_TAIL_LINES, START_TIMEOUT, STOP_TIMEOUT,
-    http::{http_client, try_send},
+    LOG_TAIL_LINES,
     net::free_port,
-    process::{bin_dir, build_bins, signal, tail, temp_dir, wait_exit},
-    wait::wait_for,
+    process::{bin_dir, build_bins, tail, temp_dir, terminate, wait_healthy},
 };
 
 /// Which UI.
@@ -93,27 +88,25 @@ impl UiProcess {
             .append(true)
             .open(&log)
             .expect("opening the UI log");
-        let mut command = Command::new(ui_binary(ui));
-        command
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--bootstrap")
-            .arg(bootstrap.join(","))
-            .args(args)
-            .env_remove("YAK_BOOTSTRAP")
-            .env_remove("YAK_PRODUCER_UI_LISTEN")
-            .env_remove("YAK_CONSUMER_UI_LISTEN")
-            .env(
+        let spec = UiSpec {
+            program: ui_binary(ui),
+            listen: format!("127.0.0.1:{port}"),
+            bootstrap: bootstrap.iter().map(|url| url.to_string()).collect(),
+            upload_dir: (ui == Ui::Producer).then(|| dir.path().to_owned()),
+            extra_args: args.iter().map(|arg| arg.to_string()).collect(),
+            env: Environment::without_yak().var(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
-            .stdin(Stdio::null())
+            ),
+            ..UiSpec::default()
+        };
+        let child = spec
+            .command_line()
+            .command()
             .stdout(out.try_clone().expect("log handle"))
-            .stderr(out);
-        if ui == Ui::Producer {
-            command.arg("--upload-dir").arg(dir.path());
-        }
-        let child = command.spawn().expect("spawning the UI");
+            .stderr(out)
+            .spawn()
+            .expect("spawning the UI");
         let mut process = Self {
             ui,
             child: Some(child),
@@ -121,28 +114,14 @@ impl UiProcess {
             log,
             _dir: dir,
         };
-        let health = format!("{}/health", process.url);
-        let name = ui.binary_name();
-        wait_for(&format!("{name} to answer {health}"), START_TIMEOUT, || {
-            let exited = process
-                .child
-                .as_mut()
-                .and_then(|child| child.try_wait().ok().flatten());
-            if let Some(status) = exited {
-                panic!(
-                    "{name} exited with {status}; its output:\n{}",
-                    tail(&process.log, LOG_TAIL_LINES)
-                );
-            }
-            let health = health.clone();
-            async move {
-                try_send(http_client().get(&health))
-                    .await
-                    .is_ok_and(|reply| reply.status.is_success())
-                    .then_some(())
-            }
-        })
-        .await;
+        let child = process.child.as_mut().expect("just spawned");
+        if let Err(e) = wait_healthy(&process.url, None, child).await {
+            panic!(
+                "{}: {e}; its output:\n{}",
+                ui.binary_name(),
+                tail(&process.log, LOG_TAIL_LINES)
+            );
+        }
         process
     }
 
@@ -162,19 +141,14 @@ impl UiProcess {
     }
 
     /// SIGTERM, and waits for a graceful exit (SIGKILL after
-    /// [`STOP_TIMEOUT`]). Returns whether it exited by itself with success.
+    /// [`crate::STOP_TIMEOUT`]). Returns whether it exited by itself with success.
     pub async fn terminate(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
-        signal(&child, Signal::SIGTERM);
-        match wait_exit(&mut child, STOP_TIMEOUT).await {
-            Some(status) => status.success(),
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                false
-            }
+        match terminate(&mut child).await {
+            Stopped::Exited(status) => status.success(),
+            Stopped::Killed(_) => false,
         }
     }
 }

@@ -1,25 +1,36 @@
 //! Processes on this machine: starting `redis-server` and YAK's servers
 //! (nodes and UIs), routing their output, waiting for health, stopping
 //! them. Shared by `yak up` and `yak bench`: this is the one place of the
-//! `yak` command that builds a server's flags ([`Server`]) and spawns a
-//! process ([`Proc`]); health goes through the client library's
-//! [`Probe`], with the token and CAs of the caller's [`ClientConfig`].
+//! `yak` command that says how it lays out a local cluster ([`Server`]:
+//! `<data_dir>/<id>`, the advertised URL, tokens, demo controls) and
+//! spawns a process ([`Proc`]).
+//!
+//! The command lines themselves come from `yak-launch` (its specs, which
+//! the test harness uses too), and so do stopping (SIGTERM, then SIGKILL)
+//! and the health wait (through the client library's [`Probe`], with the
+//! token and CAs of the caller's [`ClientConfig`], failing at once when
+//! the process exits). What stays here is `yak`'s own policy: output
+//! prefixed or in files, restarts with the first command line, errors
+//! reported, not panicked. The servers inherit `yak`'s environment
+//! unchanged (a `YAK_*` variable set for `yak` reaches them).
 
 use std::{
-    net::TcpListener,
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::Stdio,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use anyhow::{Context, bail};
-use nix::{sys::signal::Signal, unistd::Pid};
+use anyhow::{Context, anyhow, bail};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, BufReader},
     process::{Child, Command},
     sync::mpsc,
 };
 use yak_client::{ClientConfig, Probe};
+use yak_launch::{
+    CommandLine, Environment, Fsync, RedisPersistence, RedisSpec, Stopped, TcpListen, health, spec,
+};
 
 /// Where a process's output goes.
 #[derive(Debug, Clone)]
@@ -41,11 +52,10 @@ impl Logs {
     }
 }
 
-/// A process started here, restartable with the same arguments.
+/// A process started here, restartable with the same command line.
 pub struct Proc {
     pub name: String,
-    program: PathBuf,
-    args: Vec<String>,
+    line: CommandLine,
     child: Child,
 }
 
@@ -54,19 +64,18 @@ impl std::fmt::Debug for Proc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proc")
             .field("name", &self.name)
-            .field("program", &self.program)
+            .field("program", &self.line.program())
             .field("pid", &self.child.id())
             .finish_non_exhaustive()
     }
 }
 
 impl Proc {
-    pub fn spawn(name: &str, program: &Path, args: &[String], logs: &Logs) -> anyhow::Result<Self> {
-        let child = start(name, program, args, logs)?;
+    pub fn spawn(name: &str, line: &CommandLine, logs: &Logs) -> anyhow::Result<Self> {
+        let child = start(name, line, logs)?;
         Ok(Self {
             name: name.to_owned(),
-            program: program.to_owned(),
-            args: args.to_vec(),
+            line: line.clone(),
             child,
         })
     }
@@ -85,32 +94,30 @@ impl Proc {
         let _ = self.child.kill().await;
     }
 
-    /// Starts it again with the same arguments (after it exited).
+    /// Starts it again with the same command line (after it exited).
     pub fn restart(&mut self, logs: &Logs) -> anyhow::Result<()> {
-        self.child = start(&self.name, &self.program, &self.args, logs)?;
+        self.child = start(&self.name, &self.line, logs)?;
         Ok(())
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    /// SIGTERM, then SIGKILL if it has not exited within `grace`
+    /// ([`yak_launch::terminate`]); says so when it had to kill.
     pub async fn stop(&mut self, grace: Duration, logs: &Logs) {
-        let Some(id) = self.child.id() else { return };
-        let _ = nix::sys::signal::kill(Pid::from_raw(id as i32), Signal::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            logs.say(format!(
-                "{} did not stop in {grace:?}; killing it",
+        match yak_launch::terminate(&mut self.child, grace).await {
+            Ok(Stopped::Exited(_)) => {}
+            Ok(Stopped::Killed(_)) => logs.say(format!(
+                "{} did not stop in {grace:?}; killed it",
                 self.name
-            ));
-            let _ = self.child.kill().await;
+            )),
+            Err(e) => logs.say(format!("stopping {}: {e}", self.name)),
         }
     }
 }
 
-fn start(name: &str, program: &Path, args: &[String], logs: &Logs) -> anyhow::Result<Child> {
-    let mut command = Command::new(program);
-    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+fn start(name: &str, line: &CommandLine, logs: &Logs) -> anyhow::Result<Child> {
+    let program = line.program();
+    let mut command = Command::from(line.command());
+    command.kill_on_drop(true);
     match logs {
         Logs::Files(dir) => {
             let file = std::fs::OpenOptions::new()
@@ -193,88 +200,71 @@ pub enum Durability {
     InMemory,
 }
 
-/// Starts `redis-server` on a free port with its data in `dir`; returns it
-/// and its URL once it answers PING.
+impl Durability {
+    fn persistence(self) -> RedisPersistence {
+        match self {
+            Durability::AppendFsyncAlways => RedisPersistence::AppendOnly(Fsync::Always),
+            Durability::AppendFsyncEverySec => RedisPersistence::AppendOnly(Fsync::EverySec),
+            Durability::InMemory => RedisPersistence::InMemory,
+        }
+    }
+}
+
+/// How long `redis-server` gets to answer `PING` after it was started.
+const REDIS_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts `redis-server` on a free port of 127.0.0.1 with its data in
+/// `dir`; returns it and its URL once it answers PING (an error at once if
+/// it exits first).
 pub async fn start_redis(
     dir: &Path,
     durability: Durability,
     logs: &Logs,
 ) -> anyhow::Result<(Proc, String)> {
-    if which("redis-server").is_none() {
+    let Some(program) = yak_launch::find_on_path("redis-server") else {
         bail!(
             "redis-server is not installed. Install it with `sudo apt-get install redis-server` \
              (scripts/run.sh does this for you), or pass --redis-url to use a running Redis."
         );
-    }
+    };
     std::fs::create_dir_all(dir)?;
-    let port = free_port()?;
-    let (appendonly, appendfsync) = match durability {
-        Durability::AppendFsyncAlways => ("yes", "always"),
-        Durability::AppendFsyncEverySec => ("yes", "everysec"),
-        Durability::InMemory => ("no", "always"),
+    let spec = RedisSpec {
+        program,
+        host: "127.0.0.1".to_owned(),
+        port: free_port()?,
+        dir: dir.to_owned(),
+        persistence: durability.persistence(),
+        env: Environment::default(),
     };
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        &dir.display().to_string(),
-        "--appendonly",
-        appendonly,
-        "--appendfsync",
-        appendfsync,
-        "--save",
-        "",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let proc = Proc::spawn("redis", Path::new("redis-server"), &args, logs)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !redis_pong(port).await {
-        if Instant::now() > deadline {
-            bail!("redis-server did not answer on port {port} within 10 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok((proc, format!("redis://127.0.0.1:{port}")))
-}
-
-async fn redis_pong(port: u16) -> bool {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let mut buf = [0u8; 7];
-    stream.write_all(b"PING\r\n").await.is_ok()
-        && stream.read_exact(&mut buf).await.is_ok()
-        && &buf == b"+PONG\r\n"
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(program))
-        .find(|p| p.is_file())
+    let mut proc = Proc::spawn("redis", &spec.command_line(), logs)?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
+    health::wait_ready(
+        &format!("redis-server on {addr} to answer PING"),
+        REDIS_START_TIMEOUT,
+        || proc.exited(),
+        || async { health::redis_answers(addr) },
+    )
+    .await
+    .map_err(|e| anyhow!("redis: {e} (see its log)"))?;
+    Ok((proc, spec.url()))
 }
 
 /// A YAK server to start: a node (`broker`, `follower`) or a UI
-/// (`producer-ui`, `consumer-ui`). Every flag `yak` gives a server is set
-/// here, by [`Server::node`] and [`Server::ui`]; [`start_servers`] starts
-/// them and waits until they answer. Its `Debug` leaves out the flags,
-/// which may hold tokens.
+/// (`producer-ui`, `consumer-ui`). [`Server::node`] and [`Server::ui`]
+/// turn `yak`'s [`NodeSpec`] and [`UiSpec`] into `yak-launch` specs, which
+/// set the flags; [`start_servers`] starts them and waits until they
+/// answer. Its `Debug` leaves out the flags, which may hold tokens.
 #[derive(Clone)]
 pub struct Server {
     /// The process's name: log prefix or file, demo controls.
     pub name: String,
-    binary: PathBuf,
-    args: Vec<String>,
+    line: CommandLine,
     /// Where it answers: `http://<host>:<port>`.
     pub url: String,
 }
 
-/// How to run a node.
+/// How `yak` runs a node: one of a local cluster's, all under one data
+/// directory.
 #[derive(Clone, Default)]
 pub struct NodeSpec {
     /// `--node-id`, also the process's name.
@@ -299,7 +289,7 @@ pub struct NodeSpec {
     pub demo_control_url: Option<String>,
 }
 
-/// How to run a UI.
+/// How `yak` runs a UI.
 #[derive(Clone, Default)]
 pub struct UiSpec {
     /// The process's name (`producer-ui`, `consumer-ui`).
@@ -317,69 +307,67 @@ pub struct UiSpec {
     pub token: Option<String>,
 }
 
-/// `--flag value` pairs, without the pairs whose value is `None`.
-fn flags<'a>(pairs: impl IntoIterator<Item = (&'a str, Option<String>)>) -> Vec<String> {
-    pairs
-        .into_iter()
-        .filter_map(|(flag, value)| Some([flag.to_owned(), value?]))
-        .flatten()
-        .collect()
-}
-
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
             .field("name", &self.name)
-            .field("binary", &self.binary)
+            .field("binary", &self.line.program())
             .field("url", &self.url)
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
+    /// A node that listens on and advertises `http://<host>:<port>`, keeps
+    /// its data in `<data_dir>/<id>` and inherits `yak`'s environment.
     pub fn node(spec: &NodeSpec) -> Self {
         let listen = format!("{}:{}", spec.host, spec.port);
         let url = format!("http://{listen}");
-        let args = flags([
-            ("--node-id", Some(spec.id.clone())),
-            ("--listen", Some(listen)),
-            ("--advertised-url", Some(url.clone())),
-            (
-                "--data-dir",
-                Some(spec.data_dir.join(&spec.id).display().to_string()),
-            ),
-            ("--redis-url", Some(spec.redis_url.clone())),
-            ("--lease-ttl-ms", Some(spec.lease_ttl_ms.to_string())),
-            (
-                "--tcp-listen",
-                spec.tcp_port.map(|port| format!("{}:{port}", spec.host)),
-            ),
-            ("--cluster-token", spec.cluster_token.clone()),
-            ("--client-token", spec.client_token.clone()),
-            ("--demo-control-url", spec.demo_control_url.clone()),
-        ]);
+        let node = spec::NodeSpec {
+            program: spec.binary.clone(),
+            id: spec.id.clone(),
+            listen,
+            advertised_url: Some(url.clone()),
+            data_dir: spec.data_dir.join(&spec.id),
+            redis_url: spec.redis_url.clone(),
+            cluster: None,
+            lease_ttl_ms: Some(spec.lease_ttl_ms),
+            tcp_listen: match spec.tcp_port {
+                Some(port) => TcpListen::At(format!("{}:{port}", spec.host)),
+                None => TcpListen::Default,
+            },
+            tls: None,
+            cluster_token: spec.cluster_token.clone(),
+            client_token: spec.client_token.clone(),
+            demo_control_url: spec.demo_control_url.clone(),
+            extra_args: Vec::new(),
+            env: Environment::default(),
+        };
         Self {
             name: spec.id.clone(),
-            binary: spec.binary.clone(),
-            args,
+            line: node.command_line(),
             url,
         }
     }
 
+    /// A UI on `http://<host>:<port>`, inheriting `yak`'s environment.
     pub fn ui(spec: &UiSpec) -> Self {
         let listen = format!("{}:{}", spec.host, spec.port);
         let url = format!("http://{listen}");
-        let args = flags([
-            ("--listen", Some(listen)),
-            ("--bootstrap", Some(spec.bootstrap.join(","))),
-            ("--producer-ui-url", Some(spec.producer_ui_url.clone())),
-            ("--consumer-ui-url", Some(spec.consumer_ui_url.clone())),
-            ("--token", spec.token.clone()),
-        ]);
+        let ui = spec::UiSpec {
+            program: spec.binary.clone(),
+            listen,
+            bootstrap: spec.bootstrap.clone(),
+            producer_ui_url: Some(spec.producer_ui_url.clone()),
+            consumer_ui_url: Some(spec.consumer_ui_url.clone()),
+            token: spec.token.clone(),
+            upload_dir: None,
+            extra_args: Vec::new(),
+            env: Environment::default(),
+        };
         Self {
             name: spec.name.clone(),
-            binary: spec.binary.clone(),
-            args,
+            line: ui.command_line(),
             url,
         }
     }
@@ -400,12 +388,7 @@ pub async fn start_servers(
 ) -> anyhow::Result<()> {
     let first = procs.len();
     for server in servers {
-        procs.push(Proc::spawn(
-            &server.name,
-            &server.binary,
-            &server.args,
-            logs,
-        )?);
+        procs.push(Proc::spawn(&server.name, &server.line, logs)?);
     }
     for (server, proc) in servers.iter().zip(&mut procs[first..]) {
         wait_healthy(proc, &server.url, access, START_TIMEOUT).await?;
@@ -413,8 +396,9 @@ pub async fn start_servers(
     Ok(())
 }
 
-/// Polls `{url}/health` until it answers 200 with JSON; fails at once if
-/// `proc` exits, or when `timeout` passes.
+/// Polls `{url}/health` until it answers 2xx with JSON
+/// ([`yak_launch::wait_healthy`]); fails at once if `proc` exits, or when
+/// `timeout` passes.
 async fn wait_healthy(
     proc: &mut Proc,
     url: &str,
@@ -427,35 +411,19 @@ async fn wait_healthy(
     }
     .with_access_of(access);
     let probe = Probe::new(url, &config)?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let error = match probe.health().await {
-            Ok(_) => return Ok(()),
-            Err(e) => e,
-        };
-        if let Some(status) = proc.exited() {
-            bail!(
-                "{} exited ({status}) before it answered {url}/health (see its log)",
-                proc.name
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} did not become healthy at {url}/health within {timeout:?}: {error} (see its log)",
-                proc.name
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let name = proc.name.clone();
+    yak_launch::wait_healthy(&probe, timeout, || proc.exited())
+        .await
+        .map_err(|e| anyhow!("{name}: {e} (see its log)"))?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-        let at = args.iter().position(|a| a == name)?;
-        args.get(at + 1).map(String::as_str)
+    fn flag(server: &Server, name: &str) -> Option<String> {
+        server.line.flag(name)
     }
 
     #[test]
@@ -490,14 +458,11 @@ mod tests {
             ("--client-token", "client-secret"),
             ("--demo-control-url", "http://127.0.0.1:5000"),
         ] {
-            assert_eq!(
-                flag(&node.args, name),
-                Some(value),
-                "{name} in {:?}",
-                node.args
-            );
+            assert_eq!(flag(&node, name).as_deref(), Some(value), "{name}");
         }
-        assert_eq!(node.args.len(), 20, "{:?}", node.args);
+        assert_eq!(node.line.args().len(), 20, "{:?}", node.line.args());
+        assert_eq!(node.line.program(), Path::new("/bin/follower"));
+        assert_eq!(node.line.env(), &Environment::default(), "yak's own");
         let shown = format!("{node:?}");
         assert!(!shown.contains("secret"), "{shown}");
     }
@@ -516,12 +481,13 @@ mod tests {
             "--client-token",
             "--demo-control-url",
         ] {
-            assert_eq!(flag(&node.args, name), None, "{name} in {:?}", node.args);
+            assert_eq!(flag(&node, name), None, "{name}");
         }
         assert_eq!(
-            flag(&node.args, "--advertised-url"),
+            flag(&node, "--advertised-url").as_deref(),
             Some("http://0.0.0.0:5001")
         );
+        assert_eq!(flag(&node, "--cluster"), None);
     }
 
     #[test]
@@ -540,19 +506,21 @@ mod tests {
             token: None,
         });
         assert_eq!(ui.url, "http://127.0.0.1:5004");
-        assert_eq!(flag(&ui.args, "--listen"), Some("127.0.0.1:5004"));
+        let flag = |name| flag(&ui, name);
+        assert_eq!(flag("--listen").as_deref(), Some("127.0.0.1:5004"));
         assert_eq!(
-            flag(&ui.args, "--bootstrap"),
+            flag("--bootstrap").as_deref(),
             Some("http://127.0.0.1:5001,http://127.0.0.1:5002")
         );
         assert_eq!(
-            flag(&ui.args, "--producer-ui-url"),
+            flag("--producer-ui-url").as_deref(),
             Some("http://127.0.0.1:5003")
         );
         assert_eq!(
-            flag(&ui.args, "--consumer-ui-url"),
+            flag("--consumer-ui-url").as_deref(),
             Some("http://127.0.0.1:5004")
         );
-        assert_eq!(flag(&ui.args, "--token"), None);
+        assert_eq!(flag("--token"), None);
+        assert_eq!(flag("--upload-dir"), None);
     }
 }
