@@ -14,7 +14,7 @@ use std::{
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, join_all};
-use partition_log::{BatchBuilder, LogConfig, PartitionLog, batch};
+use partition_log::{BatchBuilder, LogConfig, LogError, PartitionLog, batch};
 use tempfile::TempDir;
 use testkit::RedisServer;
 use tokio::sync::{mpsc, watch};
@@ -245,16 +245,27 @@ impl Env {
             metrics: Arc::new(Metrics::default()),
         };
         let (_, topic_config) = watch::channel(Default::default());
-        let partition = Partition::open(
-            TOPIC,
-            0,
-            dir.path(),
-            LogConfig::default(),
-            hwm,
-            topic_config,
-            ctx,
-        )
-        .expect("opening the partition");
+        // A log this test wrote and closed a moment ago can still be
+        // locked: a process another test spawns inherits the lock file's
+        // descriptor between its fork and exec.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let partition = loop {
+            let opened = Partition::open(
+                TOPIC,
+                0,
+                dir.path(),
+                LogConfig::default(),
+                hwm,
+                topic_config.clone(),
+                ctx.clone(),
+            );
+            match opened {
+                Err(LogError::Locked(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => break opened.expect("opening the partition"),
+            }
+        };
         Replica {
             partition,
             gate,
