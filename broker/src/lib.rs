@@ -26,6 +26,8 @@
 //! - `topics`: the local topics and their partitions.
 //! - `follower`: the follower's side of replication, one session per
 //!   leader.
+//! - `groups`: the consumer-group coordinator (membership, rebalances,
+//!   assignors, committed offsets in Redis), served by the leader.
 //! - `node`: the shared node handle, start-up and upkeep.
 //! - `produce`: the produce service every transport shares (topic
 //!   resolution and creation, batch checks, metrics) and its typed error.
@@ -45,6 +47,7 @@ mod checkpoint;
 pub mod clock;
 mod config;
 mod follower;
+mod groups;
 mod http;
 pub mod launch;
 mod lease;

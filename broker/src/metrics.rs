@@ -41,6 +41,11 @@ pub struct FollowerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -69,6 +74,8 @@ pub struct Metrics {
     pub log_size_bytes: Family<PartitionLabels, Gauge>,
     pub log_end_offset: Family<PartitionLabels, Gauge>,
     pub high_water_mark: Family<PartitionLabels, Gauge>,
+    pub group_lag: Family<GroupLabels, Gauge>,
+    pub group_members: Family<GroupLabels, Gauge>,
     /// Replication round trips (µs) since the dashboard last sampled them.
     replication_window: Mutex<Hdr<u64>>,
 }
@@ -99,6 +106,8 @@ impl Default for Metrics {
             log_size_bytes: Family::default(),
             log_end_offset: Family::default(),
             high_water_mark: Family::default(),
+            group_lag: Family::default(),
+            group_members: Family::default(),
             replication_window: Mutex::new(
                 Hdr::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds"),
             ),
@@ -189,6 +198,16 @@ impl Default for Metrics {
             "high_water_mark",
             "Committed offset this node knows",
             m.high_water_mark.clone(),
+        );
+        r.register(
+            "group_lag_records",
+            "Records a consumer group has not committed, against this node's HWMs",
+            m.group_lag.clone(),
+        );
+        r.register(
+            "group_members",
+            "Members of a consumer group",
+            m.group_members.clone(),
         );
         Self { registry, ..m }
     }

@@ -1,5 +1,6 @@
 //! [`Node`]: the shared handle on everything one YAK node runs — its
-//! configuration, the Redis store, the topics, the lease gate, the role (as
+//! configuration, the Redis store, the topics, the group coordinator, the
+//! lease gate, the role (as
 //! published by the lease driver), metrics and the activity log — and its
 //! start-up and background upkeep (registry heartbeat, metadata sync,
 //! checkpoint).
@@ -24,6 +25,7 @@ use crate::{
     clock::{SystemClock, now_ms},
     config::NodeConfig,
     follower::{FollowerContext, FollowerSession},
+    groups::Coordinator,
     lease::{DriverParts, Duties, LeaseDriver, LeaseGate, LeaseSettings},
     metrics::{Metrics, TransitionLabels},
     partition::WriterContext,
@@ -76,6 +78,7 @@ struct Inner {
     config: NodeConfig,
     store: ClusterStore,
     topics: Arc<TopicRegistry>,
+    groups: Arc<Coordinator>,
     gate: Arc<LeaseGate>,
     role: watch::Receiver<Role>,
     checkpoint: SharedCheckpoint,
@@ -145,10 +148,17 @@ impl Node {
         for (name, partitions) in on_disk {
             topics.open(&name, partitions, |p| checkpoint.hwm(&name, p))?;
         }
+        let groups = Arc::new(Coordinator::new(
+            store.clone(),
+            Arc::clone(&gate),
+            Arc::clone(&topics),
+            activity.clone(),
+        ));
         let node = Node(Arc::new(Inner {
             config,
             store,
             topics,
+            groups,
             gate,
             role: role_rx,
             checkpoint: SharedCheckpoint::new(checkpoint),
@@ -178,6 +188,7 @@ impl Node {
         };
         let driver = LeaseDriver::new(node.clone(), parts);
         let lease_task = tokio::spawn(driver.run(shutdown.clone()));
+        tokio::spawn(run_groups(Arc::clone(&node.0.groups), shutdown.clone()));
         tokio::spawn(node.clone().upkeep(shutdown));
         Ok((node, lease_task))
     }
@@ -192,6 +203,10 @@ impl Node {
 
     pub fn topics(&self) -> &TopicRegistry {
         &self.0.topics
+    }
+
+    pub fn groups(&self) -> &Coordinator {
+        &self.0.groups
     }
 
     pub fn gate(&self) -> &LeaseGate {
@@ -269,6 +284,12 @@ impl Node {
         if let Some(topic) = self.topics().get(name) {
             return Ok(Some(topic));
         }
+        self.refresh_topic(name).await
+    }
+
+    /// The topic as the cluster metadata has it now, opened (or grown)
+    /// locally; `None` if the metadata does not know it.
+    pub async fn refresh_topic(&self, name: &str) -> Result<Option<Arc<Topic>>, NodeError> {
         let known = self.store().topics().await?;
         match known.get(name) {
             Some(&partitions) => Ok(Some(self.open_topic(name, partitions)?)),
@@ -288,7 +309,8 @@ impl Node {
         let mut configs = self.store().topic_configs().await?;
         for (name, partitions) in self.store().topics().await? {
             let topic = match self.topics().get(&name) {
-                Some(topic) => topic,
+                Some(topic) if topic.partitions.len() as u32 >= partitions => topic,
+                Some(_) => self.open_topic(&name, partitions)?,
                 None if yak_protocol::validate_topic_name(&name).is_err() => {
                     tracing::warn!(topic = %name, "ignoring invalid topic name in redis");
                     continue;
@@ -379,6 +401,18 @@ impl Node {
         }
         if let Err(e) = checkpoint.flush() {
             tracing::error!("cannot persist the node state: {e}");
+        }
+    }
+}
+
+/// The coordinator's session and rebalance upkeep, until shutdown.
+async fn run_groups(groups: Arc<Coordinator>, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(crate::groups::TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticks.tick() => groups.tick().await,
         }
     }
 }

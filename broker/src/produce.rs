@@ -283,3 +283,38 @@ pub async fn create_topic(
     }
     Ok((topic, created))
 }
+
+/// Raises a topic's partition count to `partitions` (on the leader) and
+/// makes the new partitions lead; their ISR is set like a new topic's.
+/// Returns the count now stored, which is `partitions` unless the topic
+/// already had at least as many.
+pub async fn add_partitions(node: &Node, name: &str, partitions: u32) -> Result<u32, ProduceError> {
+    let epoch = node.gate().epoch().ok_or(ProduceError::NotLeader)?;
+    let stored = node
+        .store()
+        .grow_topic(epoch, name, partitions)
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Fenced { .. } => ProduceError::NotLeader,
+            e => ProduceError::Metadata(e),
+        })?
+        .ok_or_else(|| ProduceError::UnknownTopic(name.to_owned()))?;
+    let before = node.topic(name).await?.map_or(0, |t| t.partitions.len());
+    let topic = node.open_topic(name, stored)?;
+    let prepared = join_all(
+        topic.partitions[before.min(topic.partitions.len())..]
+            .iter()
+            .map(|p| p.prepare()),
+    )
+    .await;
+    if let Some(Err(e)) = prepared.into_iter().find(Result::is_err) {
+        tracing::warn!(topic = name, "cannot prepare the new partitions yet: {e}");
+    }
+    if stored as usize > before {
+        node.activity(
+            "topic",
+            format!("topic {name} grew from {before} to {stored} partitions"),
+        );
+    }
+    Ok(stored)
+}

@@ -13,12 +13,16 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use yak_protocol::TopicConfig;
+use yak_protocol::{
+    TopicConfig,
+    group::{GroupState, GroupSummary},
+};
 
 use crate::{
     activity::Activity,
     clock::now_ms,
-    metrics::{FollowerLabels, Metrics, PartitionLabels},
+    groups,
+    metrics::{FollowerLabels, GroupLabels, Metrics, PartitionLabels},
     node::Node,
     partition::FollowerStatus,
     role::Role,
@@ -88,13 +92,35 @@ pub struct Stats {
     pub consumed_total: u64,
     pub series: Series,
     pub activity: Vec<Activity>,
+    /// Consumer groups as stored in Redis, lag against this node's HWMs.
+    pub groups: Vec<GroupSummary>,
 }
 
-/// Counter totals at the previous sample, to turn counts into rates.
+/// Counter totals at the previous sample, to turn counts into rates, and
+/// each group's state, generation and member count.
 #[derive(Debug, Default)]
 struct Previous {
     produced: BTreeMap<String, u64>,
     consumed: BTreeMap<String, u64>,
+    groups: BTreeMap<String, (GroupState, u64, usize)>,
+}
+
+impl Previous {
+    /// What changed in the groups since the previous sample, in words.
+    fn group_changes(&self, now: &[GroupSummary]) -> Vec<String> {
+        now.iter()
+            .filter(|g| self.groups.get(&g.group) != Some(&(g.state, g.generation, g.members)))
+            .map(|g| {
+                format!(
+                    "group {}: {} at generation {} with {} members",
+                    g.group,
+                    g.state.as_str(),
+                    g.generation,
+                    g.members
+                )
+            })
+            .collect()
+    }
 }
 
 /// The published snapshots (JSON), for `/stats` and `/events`, and the
@@ -126,7 +152,33 @@ async fn run_sampler(node: Node, out: watch::Sender<Arc<str>>, shutdown: Cancell
             _ = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
-        let stats = sample(&node, &mut series, &mut previous);
+        // Redis unreachable: the groups panel goes empty, the rest stays.
+        let groups = groups::summaries(node.store(), node.topics())
+            .await
+            .unwrap_or_default();
+        // The leader's coordinator logs group changes as it makes them;
+        // the other nodes' activity logs learn them from Redis.
+        if !matches!(node.role(), Role::Leader { .. }) {
+            for change in previous.group_changes(&groups) {
+                node.activity("group", change);
+            }
+        }
+        for g in &groups {
+            let labels = GroupLabels {
+                group: g.group.clone(),
+            };
+            let metrics = node.metrics();
+            metrics.group_lag.get_or_create(&labels).set(g.lag as i64);
+            metrics
+                .group_members
+                .get_or_create(&labels)
+                .set(g.members as i64);
+        }
+        previous.groups = groups
+            .iter()
+            .map(|g| (g.group.clone(), (g.state, g.generation, g.members)))
+            .collect();
+        let stats = sample(&node, &mut series, &mut previous, groups);
         let json = serde_json::to_string(&stats).expect("stats serialize");
         out.send_replace(Arc::from(json));
     }
@@ -139,7 +191,12 @@ fn push<T>(queue: &mut VecDeque<T>, value: T) {
     queue.push_back(value);
 }
 
-fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
+fn sample(
+    node: &Node,
+    series: &mut Series,
+    previous: &mut Previous,
+    groups: Vec<GroupSummary>,
+) -> Stats {
     let metrics = node.metrics();
     let topics = node.topics().all();
     let mut topic_stats = Vec::with_capacity(topics.len());
@@ -267,5 +324,6 @@ fn sample(node: &Node, series: &mut Series, previous: &mut Previous) -> Stats {
         consumed_total,
         series: series.clone(),
         activity,
+        groups,
     }
 }

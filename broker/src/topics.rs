@@ -1,10 +1,11 @@
 //! The topics this node holds: for each, its partitions' logs under
 //! `<data dir>/topics/<topic>/<partition>/`.
 //!
-//! Invariants: a topic's partition count never changes once created; a
-//! topic exists locally only if it exists in the cluster metadata (or was
-//! found on disk, from a time it did); topic names are validated before
-//! they touch the file system.
+//! Invariants: a topic's partition count only grows (a grown topic is a new
+//! [`Topic`] holding the same partitions and more); a topic exists locally
+//! only if it exists in the cluster metadata (or was found on disk, from a
+//! time it did); topic names are validated before they touch the file
+//! system.
 
 use std::{
     collections::BTreeMap,
@@ -40,8 +41,9 @@ pub enum LeadError {
 pub struct Topic {
     pub name: String,
     pub partitions: Vec<Partition>,
-    /// The rule as stored in Redis; unlimited until it is known.
-    config: watch::Sender<TopicConfig>,
+    /// The rule as stored in Redis; unlimited until it is known. Shared
+    /// with the topic this one grew from.
+    config: Arc<watch::Sender<TopicConfig>>,
 }
 
 impl Topic {
@@ -65,8 +67,8 @@ pub struct TopicRegistry {
     log_config: LogConfig,
     ctx: WriterContext,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
-    /// How many topics are open; bumped by every opening, so that a
-    /// follower starts replicating a new topic at once, not at its next scan.
+    /// Bumped by every opening and growth, so that a follower starts
+    /// replicating a new partition at once, not at its next scan.
     opened: watch::Sender<usize>,
 }
 
@@ -190,49 +192,53 @@ impl TopicRegistry {
         }
     }
 
-    /// Changes whenever a topic is opened.
+    /// Changes whenever a topic is opened or grows.
     pub fn watch_opened(&self) -> watch::Receiver<usize> {
         self.opened.subscribe()
     }
 
-    /// Opens (creating if needed) the local logs of a topic. `known_hwm`
-    /// gives each partition's last known HWM.
+    /// Opens (creating if needed) the local logs of a topic's first
+    /// `partitions` partitions, growing an open topic that has fewer.
+    /// `known_hwm` gives each partition's last known HWM.
     pub fn open(
         &self,
         name: &str,
         partitions: u32,
         known_hwm: impl Fn(u32) -> u64,
     ) -> Result<Arc<Topic>, LogError> {
-        if let Some(topic) = self.get(name) {
+        let enough = |t: &Arc<Topic>| t.partitions.len() as u32 >= partitions;
+        if let Some(topic) = self.get(name).filter(enough) {
             return Ok(topic);
         }
         validate_topic_name(name).expect("callers validate topic names");
         let mut topics = self.topics.write().unwrap();
-        if let Some(topic) = topics.get(name) {
-            return Ok(Arc::clone(topic));
+        let (mut held, config) = match topics.get(name) {
+            Some(topic) if enough(topic) => return Ok(Arc::clone(topic)),
+            Some(topic) => (topic.partitions.clone(), Arc::clone(&topic.config)),
+            None => (
+                Vec::new(),
+                Arc::new(watch::Sender::new(TopicConfig::default())),
+            ),
+        };
+        for p in held.len() as u32..partitions {
+            let dir = self.dir.join(name).join(p.to_string());
+            held.push(Partition::open(
+                name,
+                p,
+                &dir,
+                self.log_config,
+                known_hwm(p),
+                config.subscribe(),
+                self.ctx.clone(),
+            )?);
         }
-        let config = watch::Sender::new(TopicConfig::default());
-        let partitions = (0..partitions)
-            .map(|p| {
-                let dir = self.dir.join(name).join(p.to_string());
-                Partition::open(
-                    name,
-                    p,
-                    &dir,
-                    self.log_config,
-                    known_hwm(p),
-                    config.subscribe(),
-                    self.ctx.clone(),
-                )
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let topic = Arc::new(Topic {
             name: name.to_owned(),
-            partitions,
+            partitions: held,
             config,
         });
         topics.insert(name.to_owned(), Arc::clone(&topic));
-        self.opened.send_replace(topics.len());
+        self.opened.send_modify(|n| *n += 1);
         tracing::info!(
             topic = name,
             partitions = topic.partitions.len(),

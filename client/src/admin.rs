@@ -1,13 +1,19 @@
-//! Topic administration on a [`YakClient`]: list, create (with an optional
-//! retention rule) and describe topics.
+//! Administration on a [`YakClient`]: topics (list, create with an
+//! optional retention rule, describe, add partitions) and consumer groups
+//! (list, describe, committed offsets, reset).
 //!
 //! Every method here is one [`YakClient::call`] and nothing more: leader
-//! discovery, redirects and retries are the cluster module's. A create is
-//! retried only when the answer says nothing was written, so a topic is
-//! never created twice by a retry.
+//! discovery, redirects and retries are the cluster module's. A create and
+//! a partition increase are retried only when the answer says nothing was
+//! written, so a retry never creates a topic twice nor mistakes its own
+//! earlier success for a refusal; a reset, which sets the same offsets
+//! however often it runs, is retried like a read.
 
 use reqwest::Method;
-use yak_protocol::TopicConfig;
+use yak_protocol::{
+    TopicConfig,
+    group::{GroupDetail, GroupList, Offsets, Reset},
+};
 
 use crate::{
     cluster::YakClient,
@@ -60,5 +66,48 @@ impl YakClient {
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDetail> {
         let path = format!("/topics/{}", encode(name));
         self.call(Method::GET, &path, None, None, |_| true).await
+    }
+
+    /// Raises `topic`'s partition count to `partitions` (the new total);
+    /// returns the count. Groups reading the topic rebalance so that the
+    /// new partitions get an owner.
+    pub async fn add_partitions(&self, topic: &str, partitions: u32) -> Result<u32> {
+        let path = format!("/topics/{}/partitions", encode(topic));
+        let body = Body::json(&serde_json::json!({ "partitions": partitions }));
+        let topic: TopicSummary = self
+            .call(Method::POST, &path, Some(&body), None, |e| {
+                e.is_not_written()
+            })
+            .await?;
+        Ok(topic.partitions)
+    }
+
+    /// Every consumer group: state, generation, members, topics, lag.
+    pub async fn list_groups(&self) -> Result<GroupList> {
+        self.call(Method::GET, "/groups", None, None, |_| true)
+            .await
+    }
+
+    /// One group: its members and their assignment, and per partition the
+    /// committed offset and lag.
+    pub async fn describe_group(&self, group: &str) -> Result<GroupDetail> {
+        let path = format!("/groups/{}", encode(group));
+        self.call(Method::GET, &path, None, None, |_| true).await
+    }
+
+    /// A group's committed offsets (none for a group that never
+    /// committed).
+    pub async fn group_offsets(&self, group: &str) -> Result<Offsets> {
+        let path = format!("/groups/{}/offsets", encode(group));
+        self.call(Method::GET, &path, None, None, |_| true).await
+    }
+
+    /// Moves a group's committed offsets, only while it has no members
+    /// (`group_not_empty` otherwise); returns them.
+    pub async fn reset_group(&self, group: &str, reset: &Reset) -> Result<Offsets> {
+        let path = format!("/groups/{}/reset", encode(group));
+        let body = Body::json(reset);
+        self.call(Method::POST, &path, Some(&body), None, |_| true)
+            .await
     }
 }

@@ -13,7 +13,9 @@
 //! - `connect` (feature `cli`): `ConnectArgs`, the `--bootstrap`,
 //!   `--token` and `--tls-ca` flags of the `yak` command and the UIs.
 //! - `wire`: request bodies, decoding answers, percent-encoding.
-//! - `admin`: topic administration (list, create, describe).
+//! - `admin`: topic administration (list, create, describe, add
+//!   partitions) and group administration (list, describe, offsets,
+//!   reset).
 //! - `fetch`: raw reads of a partition's stored batches.
 //! - [`producer`]: [`Producer`] — single and batched sends, optional linger,
 //!   idempotent by default so a retry across a failover never stores a
@@ -21,6 +23,12 @@
 //! - [`consumer`]: [`Consumer`] — reads a partition from earliest, latest or
 //!   an offset, long-polling; resumes exactly at the next offset after a
 //!   failover.
+//! - [`group`]: [`GroupConsumer`] — a member of a consumer group: shares
+//!   a group's partitions with the other members, heartbeats, commits its
+//!   positions, takes part in rebalances, and resumes at the committed
+//!   offsets after a rebalance or a restart. Its children hold the member
+//!   calls of the group API (`membership`), the heartbeat task
+//!   (`heartbeat`) and the read positions (`positions`).
 //! - `tcp`: the shared connection to the leader's binary produce port
 //!   (`yak-protocol`), which [`Producer::send_records`] uses when it can.
 //! - [`model`]: the API's request and response shapes.
@@ -32,7 +40,8 @@
 //!   trusts the CAs. For tools that start and watch the processes.
 //! - `error`: [`ClientError`].
 //!
-//! Dependencies between them run one way: `admin`, `fetch` and
+//! Dependencies between them run one way: `group` uses `admin`, `fetch`,
+//! `consumer` (its start rule) and `cluster`; `admin`, `fetch` and
 //! `cluster::produce_batch` use `cluster`, which uses `config` and `wire`;
 //! `probe` uses `config` alone.
 //!
@@ -59,6 +68,7 @@ pub mod consumer;
 mod error;
 mod fetch;
 pub mod fields;
+pub mod group;
 pub mod model;
 pub mod probe;
 pub mod producer;
@@ -70,6 +80,11 @@ pub use cluster::{ClientConfig, Discovery, YakClient, discover, read_ca};
 pub use connect::ConnectArgs;
 pub use consumer::{Consumer, Skipped, StartAt};
 pub use error::{ClientError, Result};
+pub use group::{
+    Assignor, GroupConfig, GroupConsumer, GroupDetail, GroupEvent, GroupList, GroupRecord,
+    GroupState, GroupSummary, MemberDetail, Offsets, PartitionOffset, Reset, ResetTo,
+    TopicPartition,
+};
 pub use model::{
     Consumed, Fetch, LeaderInfo, Produced, ProducedBatch, Record, TopicDetail, TopicSummary,
 };

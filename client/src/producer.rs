@@ -126,6 +126,44 @@ impl Producer {
             .expect("one result per record")
     }
 
+    /// Stores one record as its own idempotent batch under the caller's
+    /// producer id and sequence (retried with the same pair, so a retry or
+    /// a second process replaying the same input never stores it twice).
+    /// For read-process-write pipelines: producer id derived from (group,
+    /// input topic, input partition), sequence = input offset.
+    ///
+    /// The pair must be unique per output record: the cluster answers a
+    /// pair it has stored with the original offset, whatever the record.
+    /// It remembers the last 256 batches of each producer id per
+    /// partition, so a replay is recognised while its original is among
+    /// them. Ignores this producer's own id, sequences and linger.
+    pub async fn send_sequenced(
+        &self,
+        record: Record,
+        producer_id: u64,
+        sequence: u64,
+    ) -> Result<Produced> {
+        if producer_id > i64::MAX as u64 || sequence > MAX_SEQUENCE {
+            return Err(ClientError::Config(format!(
+                "a producer id is at most {} and a sequence at most {MAX_SEQUENCE}, \
+                 got {producer_id} and {sequence}",
+                i64::MAX
+            )));
+        }
+        let wire = WireRecord {
+            topic: &record.topic,
+            key: record.key.as_deref(),
+            payload: &record.payload,
+            partition: record.partition,
+            producer_id: Some(producer_id),
+            sequence: Some(sequence),
+        };
+        let body = Body::json(&wire);
+        self.client
+            .call(Method::POST, "/produce", Some(&body), None, |_| true)
+            .await
+    }
+
     /// Sends records to one partition as one binary batch (over the
     /// leader's binary port, or `POST /produce/batch`; see
     /// [`ClientConfig::tcp`](crate::ClientConfig::tcp)): the records are encoded here in the storage format

@@ -1,7 +1,10 @@
-//! The consumer UI's routes: the page, its JSON API and its event stream.
-//! `docs/ui.md` lists every route.
+//! The consumer UI's routes: the consumer page, its JSON API and its event
+//! stream; the group view is the child module `groups`. `docs/ui.md` lists
+//! every route.
 
-use std::{pin::Pin, sync::Arc};
+mod groups;
+
+use std::{collections::HashSet, pin::Pin, sync::Arc, time::Duration};
 
 use actix_web::{HttpResponse, web};
 use askama::Template;
@@ -13,20 +16,35 @@ use yak_ui::{UiError, server::UiBase};
 use yak_web::{Page, Shell, assets::Asset, sse};
 
 use crate::{
-    registry::{Change, Registry, SubscribeRequest},
+    groups::GroupWatch,
+    registry::{Change, Registry},
+    request::SubscribeRequest,
     subscription::{KEPT_MESSAGES, SHOWN_MESSAGES, SubEvent, Subscription},
+    tabs::TabId,
 };
 
-/// The page script.
-pub const ASSETS: &[Asset] = &[Asset::js(
-    "consumer.js",
-    include_str!("../../templates/static/consumer.js"),
-)];
+/// The page scripts.
+pub const ASSETS: &[Asset] = &[
+    Asset::js(
+        "consumer.js",
+        include_str!("../../templates/static/consumer.js"),
+    ),
+    Asset::js(
+        "groups.js",
+        include_str!("../../templates/static/groups.js"),
+    ),
+];
+
+/// How often a page that named its tab is pinged: the server notices a
+/// closed page only when a write to it fails, and the page's group
+/// memberships should end soon after it closes.
+const PING: Duration = Duration::from_secs(1);
 
 /// Everything the handlers share.
 #[derive(Debug)]
 pub struct AppState {
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
+    pub groups: GroupWatch,
     /// Client, cluster watch, links, shutdown: what every UI has.
     pub base: Arc<UiBase>,
 }
@@ -42,6 +60,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/messages/{id}", web::get().to(messages))
         .route("/api/unsubscribe/{id}", web::delete().to(unsubscribe))
         .route("/api/events", web::get().to(events));
+    groups::routes(cfg);
 }
 
 #[derive(Template)]
@@ -74,13 +93,13 @@ async fn subscriptions(state: State) -> HttpResponse {
 
 async fn pause(state: State, id: web::Path<u64>) -> Result<HttpResponse, UiError> {
     let sub = state.registry.get(*id)?;
-    sub.pause();
+    sub.pause()?;
     Ok(HttpResponse::Ok().json(sub.status()))
 }
 
 async fn resume(state: State, id: web::Path<u64>) -> Result<HttpResponse, UiError> {
     let sub = state.registry.get(*id)?;
-    sub.resume();
+    sub.resume()?;
     Ok(HttpResponse::Ok().json(sub.status()))
 }
 
@@ -134,20 +153,31 @@ fn sub_stream(sub: &Subscription, rx: broadcast::Receiver<Arc<SubEvent>>) -> Sub
     ))
 }
 
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    /// The page's tab: it sees its own group subscriptions, which end when
+    /// it closes.
+    #[serde(default)]
+    tab: Option<String>,
+}
+
 /// The page's one event stream: `hello` (leader, topics, every
-/// subscription with its recent messages), then `leader`, `topics`,
-/// `subscribed`, `unsubscribed`, and per subscription `messages`, `status`,
-/// `note` and `lagged` (the page was too slow and skipped events).
-async fn events(state: State) -> HttpResponse {
+/// subscription the page sees with its recent messages), then `leader`,
+/// `topics`, `subscribed`, `unsubscribed`, and per subscription `messages`,
+/// `status`, `note` and `lagged` (the page was too slow and skipped
+/// events); `ping` every second to a page that named its tab.
+async fn events(state: State, query: web::Query<EventsQuery>) -> Result<HttpResponse, UiError> {
+    let tab = query.into_inner().tab.map(TabId::try_from).transpose()?;
     let shutdown = state.base.shutdown.clone();
-    sse::stream(shutdown, move |sink| async move {
+    Ok(sse::stream(shutdown, move |sink| async move {
+        let _open = tab.clone().map(|tab| state.registry.open_tab(tab));
         let mut leader = state.base.cluster.watch_leader();
         let mut topics = state.base.cluster.watch_topics();
         let (subs, mut changes) = state.registry.watch();
         let mut streams: SelectAll<SubStream> = SelectAll::new();
         let mut snapshots = Vec::new();
-        let mut attached = std::collections::HashSet::new();
-        for sub in &subs {
+        let mut attached = HashSet::new();
+        for sub in subs.iter().filter(|sub| sub.visible_to(tab.as_ref())) {
             let (snapshot, rx) = sub.attach();
             snapshots.push(snapshot);
             streams.push(sub_stream(sub, rx));
@@ -161,19 +191,20 @@ async fn events(state: State) -> HttpResponse {
         if !sink.send("hello", &hello).await {
             return;
         }
+        let mut ping = tokio::time::interval(PING);
         loop {
             let sent = tokio::select! {
                 change = changes.recv() => match change {
-                    Ok(Change::Added(sub)) if attached.insert(sub.id) => {
+                    Ok(Change::Added(sub)) if sub.visible_to(tab.as_ref()) && attached.insert(sub.id) => {
                         let (snapshot, rx) = sub.attach();
                         streams.push(sub_stream(&sub, rx));
                         sink.send("subscribed", &snapshot).await
                     }
                     Ok(Change::Added(_)) => true,
-                    Ok(Change::Removed(id)) => {
-                        attached.remove(&id);
+                    Ok(Change::Removed(id)) if attached.remove(&id) => {
                         sink.send("unsubscribed", &json!({ "id": id })).await
                     }
+                    Ok(Change::Removed(_)) => true,
                     // Dozens of subscriptions changed while the page was
                     // stalled: let it reconnect and start from a snapshot.
                     Err(RecvError::Lagged(_)) => return,
@@ -202,10 +233,11 @@ async fn events(state: State) -> HttpResponse {
                     let list = topics.borrow_and_update().clone();
                     sink.send("topics", &list).await
                 }
+                _ = ping.tick(), if tab.is_some() => sink.send("ping", &json!({})).await,
             };
             if !sent {
                 return;
             }
         }
-    })
+    }))
 }

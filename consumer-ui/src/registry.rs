@@ -1,5 +1,6 @@
-//! [`Registry`]: the consumer UI's subscriptions, and a broadcast of their
-//! coming and going for the open pages.
+//! [`Registry`]: the consumer UI's subscriptions, a broadcast of their
+//! coming and going for the open pages, and the pages ([`Tabs`]) that own
+//! group memberships, which end when their page closes.
 
 use std::{
     collections::BTreeMap,
@@ -9,47 +10,19 @@ use std::{
     },
 };
 
-use serde::Deserialize;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use yak_client::validate_topic_name;
-use yak_client::{ErrorCode, StartAt, YakClient};
+use yak_client::{ErrorCode, YakClient};
 use yak_ui::UiError;
 
-use crate::subscription::Subscription;
+use crate::{
+    request::{Plan, SubscribeRequest},
+    subscription::{LEAVE_TIMEOUT, Source, Subscription, Tasks},
+    tabs::{Closing, GRACE, TabId, Tabs},
+};
 
 /// Subscriptions one UI process runs at most.
 pub const MAX_SUBSCRIPTIONS: usize = 32;
-
-/// Where a subscription starts: `"earliest"`, `"latest"` or an offset
-/// (a number or a string of digits).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum StartSpec {
-    Offset(u64),
-    Word(String),
-}
-
-impl StartSpec {
-    pub fn parse(&self) -> Result<StartAt, String> {
-        match self {
-            StartSpec::Offset(n) => Ok(StartAt::Offset(*n)),
-            StartSpec::Word(w) => w.trim().parse(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubscribeRequest {
-    pub topic: String,
-    /// One partition, or every partition when absent.
-    #[serde(default)]
-    pub partition: Option<u32>,
-    /// Default: `latest`.
-    #[serde(default)]
-    pub start: Option<StartSpec>,
-}
 
 /// Subscriptions added or removed.
 #[derive(Debug, Clone)]
@@ -64,18 +37,40 @@ pub struct Registry {
     subs: Mutex<BTreeMap<u64, Arc<Subscription>>>,
     next_id: AtomicU64,
     changes: broadcast::Sender<Change>,
+    tabs: Tabs,
+    tasks: Tasks,
     shutdown: CancellationToken,
 }
 
+/// An open event stream of a page. When the last one of a page is dropped,
+/// the page's group subscriptions end after [`GRACE`], unless it opens
+/// another first.
+#[derive(Debug)]
+pub struct TabStream {
+    registry: Arc<Registry>,
+    tab: TabId,
+}
+
+impl Drop for TabStream {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.registry.tabs.close(&self.tab) {
+            self.registry.end_later(ticket);
+        }
+    }
+}
+
 impl Registry {
-    pub fn new(client: YakClient, shutdown: CancellationToken) -> Self {
-        Self {
+    /// A registry whose tasks run on the current runtime.
+    pub fn new(client: YakClient, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
             client,
             subs: Mutex::default(),
             next_id: AtomicU64::new(1),
             changes: broadcast::channel(64).0,
+            tabs: Tabs::default(),
+            tasks: Tasks::current(),
             shutdown,
-        }
+        })
     }
 
     pub fn get(&self, id: u64) -> Result<Arc<Subscription>, UiError> {
@@ -97,43 +92,51 @@ impl Registry {
         (subs.values().cloned().collect(), self.changes.subscribe())
     }
 
-    /// Checks the request against the topic's partitions (from the leader)
-    /// and starts reading.
-    pub async fn subscribe(&self, req: SubscribeRequest) -> Result<Arc<Subscription>, UiError> {
-        let topic = req.topic.trim().to_owned();
-        validate_topic_name(&topic).map_err(|m| UiError::bad_request("invalid_topic", m))?;
-        let start = match &req.start {
-            None => StartAt::Latest,
-            Some(spec) => spec
-                .parse()
-                .map_err(|m| UiError::bad_request("invalid_start", m))?,
-        };
-        let detail = self
-            .client
-            .describe_topic(&topic)
-            .await
-            .map_err(|e| match e {
-                e if e.error_code() == Some(ErrorCode::UnknownTopic) => UiError::not_found(
-                    "unknown_topic",
-                    format!("there is no topic {topic:?}; send to it first, or create it"),
-                ),
-                e => UiError::from(e),
-            })?;
-        let mut all: Vec<u32> = detail.partitions.iter().map(|p| p.partition).collect();
-        all.sort_unstable();
-        let partitions = match req.partition {
-            None => all,
-            Some(p) if all.contains(&p) => vec![p],
-            Some(p) => {
-                return Err(UiError::bad_request(
-                    "unknown_partition",
-                    format!(
-                        "{topic} has no partition {p}; it has {} partition{} (0 to {})",
-                        all.len(),
-                        if all.len() == 1 { "" } else { "s" },
-                        all.len().saturating_sub(1)
-                    ),
-                ));
+    /// Marks a stream of `tab`'s page open until the answer is dropped.
+    pub fn open_tab(self: &Arc<Self>, tab: TabId) -> TabStream {
+        self.tabs.open(&tab);
+        TabStream {
+            registry: self.clone(),
+            tab,
+        }
+    }
+
+    /// Checks the request against the cluster (the topics exist and have
+    /// the partition) and starts reading.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        req: SubscribeRequest,
+    ) -> Result<Arc<Subscription>, UiError> {
+        let (source, partitions) = match req.plan()? {
+            Plan::Partitions {
+                topic,
+                partition,
+                start,
+            } => {
+                let partitions = self.partitions(&topic, partition).await?;
+                let source = Source::Partitions {
+                    topic: topic.into(),
+                    all: partition.is_none(),
+                    start,
+                };
+                (source, partitions)
+            }
+            Plan::Group {
+                group,
+                topics,
+                start,
+                owner,
+            } => {
+                for topic in &topics {
+                    self.partitions(topic, None).await?;
+                }
+                let source = Source::Group {
+                    group,
+                    topics,
+                    start,
+                    owner,
+                };
+                (source, Vec::new())
             }
         };
         let sub = {
@@ -147,21 +150,49 @@ impl Registry {
                 ));
             }
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let sub = Subscription::new(
-                id,
-                topic,
-                &partitions,
-                req.partition.is_none(),
-                start,
-                self.shutdown.child_token(),
-            );
+            let sub = Subscription::new(id, source, &partitions, self.shutdown.child_token());
             subs.insert(id, sub.clone());
             let _ = self.changes.send(Change::Added(sub.clone()));
             sub
         };
-        sub.spawn(&self.client);
-        tracing::info!(sub = sub.id, topic = %sub.topic, ?partitions, ?start, "subscribed");
+        sub.spawn(&self.client, &self.tasks);
+        // A page whose stream is not open now may never open one.
+        if let Some(ticket) = sub.owner().and_then(|tab| self.tabs.unless_open(tab)) {
+            self.end_later(ticket);
+        }
+        tracing::info!(sub = sub.id, source = ?sub.source, ?partitions, "subscribed");
         Ok(sub)
+    }
+
+    /// The partitions of `topic` (sorted), or just `partition` if it has
+    /// it; asks the leader.
+    async fn partitions(&self, topic: &str, partition: Option<u32>) -> Result<Vec<u32>, UiError> {
+        let detail = self
+            .client
+            .describe_topic(topic)
+            .await
+            .map_err(|e| match e {
+                e if e.error_code() == Some(ErrorCode::UnknownTopic) => UiError::not_found(
+                    "unknown_topic",
+                    format!("there is no topic {topic:?}; send to it first, or create it"),
+                ),
+                e => UiError::from(e),
+            })?;
+        let mut all: Vec<u32> = detail.partitions.iter().map(|p| p.partition).collect();
+        all.sort_unstable();
+        match partition {
+            None => Ok(all),
+            Some(p) if all.contains(&p) => Ok(vec![p]),
+            Some(p) => Err(UiError::bad_request(
+                "unknown_partition",
+                format!(
+                    "{topic} has no partition {p}; it has {} partition{} (0 to {})",
+                    all.len(),
+                    if all.len() == 1 { "" } else { "s" },
+                    all.len().saturating_sub(1)
+                ),
+            )),
+        }
     }
 
     pub fn unsubscribe(&self, id: u64) -> Result<(), UiError> {
@@ -180,20 +211,40 @@ impl Registry {
         tracing::info!(sub = id, "unsubscribed");
         Ok(())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Ends the subscriptions of the ticket's page after [`GRACE`] if it
+    /// has opened no stream since.
+    fn end_later(self: &Arc<Self>, ticket: Closing) {
+        let registry = self.clone();
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = tokio::time::sleep(GRACE) => {}
+                // Shutting down ends every subscription anyway.
+                () = registry.shutdown.cancelled() => return,
+            }
+            if !registry.tabs.still_closed(&ticket) {
+                return;
+            }
+            let owned: Vec<u64> = registry
+                .list()
+                .iter()
+                .filter(|sub| sub.owner() == Some(&ticket.tab))
+                .map(|sub| sub.id)
+                .collect();
+            for id in owned {
+                tracing::info!(sub = id, tab = %ticket.tab, "its page closed");
+                // Gone already if the page unsubscribed meanwhile.
+                let _ = registry.unsubscribe(id);
+            }
+            registry.tabs.forget(&ticket);
+        });
+    }
 
-    #[test]
-    fn start_specs() {
-        let parse = |v: serde_json::Value| serde_json::from_value::<StartSpec>(v).unwrap().parse();
-        assert_eq!(parse("earliest".into()), Ok(StartAt::Earliest));
-        assert_eq!(parse("latest".into()), Ok(StartAt::Latest));
-        assert_eq!(parse(42.into()), Ok(StartAt::Offset(42)));
-        assert_eq!(parse(" 7 ".into()), Ok(StartAt::Offset(7)));
-        assert!(parse("soon".into()).is_err());
-        assert!(serde_json::from_value::<StartSpec>((-1).into()).is_err());
+    /// After the shutdown signal: waits (a little) for the subscriptions'
+    /// tasks to end, so that group members have left their groups.
+    pub async fn closed(&self) {
+        if !self.tasks.close(LEAVE_TIMEOUT * 2).await {
+            tracing::warn!("some subscriptions did not end in time");
+        }
     }
 }

@@ -4,52 +4,16 @@
 //! consumer page; a subscription rides out a `kill -9` of the leader with
 //! consecutive offsets. Screenshots go to `target/screenshots/`.
 
-use std::time::Duration;
+mod common;
 
+use common::{WAIT, bootstrap, shown_messages, wait_for_topic};
 use serde_json::{Value, json};
 use testkit::{Browser, Cluster, Ui, UiProcess, wait_for};
 use yak_client::{Producer, ProducerConfig, Record, YakClient};
 
-const WAIT: Duration = Duration::from_secs(20);
-
-/// The cluster's node URLs, for `--bootstrap`.
-fn bootstrap(cluster: &Cluster) -> Vec<&str> {
-    cluster.nodes().iter().map(|n| n.url()).collect()
-}
-
-/// The messages shown in subscription `card` (a CSS selector), newest
-/// first: partition, offset, key, payload text.
-async fn shown_messages(browser: &Browser, card: &str) -> Vec<Value> {
-    let rows = browser
-        .eval(
-            r#"return [...document.querySelectorAll(arguments[0] + " .sub-messages tr")].map((tr) => ({
-                partition: Number(tr.dataset.partition),
-                offset: Number(tr.dataset.offset),
-                key: tr.children[2].classList.contains("key") ? tr.children[2].textContent : null,
-                payload: tr.querySelector("td.payload pre").textContent,
-            }));"#,
-            vec![json!(card)],
-        )
-        .await;
-    rows.as_array().cloned().unwrap_or_default()
-}
-
 /// Subscribes in the consumer page (already open) and waits for the card.
 async fn subscribe(browser: &Browser, topic: &str, partition: Option<u32>, start: &str) -> String {
-    wait_for(
-        format!("topic {topic} in the subscribe form"),
-        WAIT,
-        || async {
-            let options = browser
-                .eval(
-                    "return [...document.querySelectorAll('#sub-topic option')].map(o => o.value);",
-                    vec![],
-                )
-                .await;
-            options.as_array()?.iter().any(|o| o == topic).then_some(())
-        },
-    )
-    .await;
+    wait_for_topic(browser, topic).await;
     browser.select("#sub-topic", topic).await;
     if let Some(p) = partition {
         browser.select("#sub-partition", &p.to_string()).await;
@@ -531,20 +495,7 @@ async fn a_subscription_below_the_log_start_says_older_records_were_deleted() {
     let consumer = UiProcess::start(Ui::Consumer, &nodes).await;
     let browser = Browser::start().await;
     browser.open(consumer.url()).await;
-    wait_for("the topic in the subscribe form", WAIT, || async {
-        let options = browser
-            .eval(
-                "return [...document.querySelectorAll('#sub-topic option')].map(o => o.value);",
-                vec![],
-            )
-            .await;
-        options
-            .as_array()?
-            .iter()
-            .any(|o| o == "trimmed")
-            .then_some(())
-    })
-    .await;
+    wait_for_topic(&browser, "trimmed").await;
     browser.select("#sub-topic", "trimmed").await;
     browser.click("label:has(#start-offset) span").await;
     browser.fill("#sub-offset", "0").await;

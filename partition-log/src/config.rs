@@ -7,9 +7,11 @@ use std::{fmt, str::FromStr, time::Duration};
 pub enum FsyncPolicy {
     /// `fdatasync` after every append, before it returns.
     Always,
-    /// At most this long between an append and its `fdatasync`; the owner
-    /// calls [`PartitionLog::sync_if_due`](crate::PartitionLog::sync_if_due)
-    /// from a timer so that quiet logs are synced too.
+    /// At most this long between an append and its `fdatasync`. Appends do
+    /// not sync: the owner takes [`PartitionLog::sync_due`]'s job from a
+    /// timer and runs it off the async runtime.
+    ///
+    /// [`PartitionLog::sync_due`]: crate::PartitionLog::sync_due
     Interval(Duration),
     /// Leave it to the OS. Durability then comes from replication alone.
     Never,

@@ -49,5 +49,5 @@ pub use batch::{Batch, BatchBuilder, BatchError, BatchHeader, Record};
 pub use config::{FsyncPolicy, LogConfig, ParseFsyncPolicyError, Retention};
 pub use epoch::EpochEntry;
 pub use error::{LogError, Result};
-pub use log::{AppendInfo, LogReader, OpenReport, PartitionLog};
+pub use log::{AppendInfo, LogReader, OpenReport, PartitionLog, SyncJob};
 pub use segment::Recovery;

@@ -165,8 +165,38 @@ pub struct PartitionLog {
     index_file: File,
     epochs: EpochHistory,
     last_sync: Instant,
+    /// The active segment has appends not yet synced.
     unsynced: bool,
+    /// Under `Interval`: segments closed by a roll before their last appends
+    /// were synced, and whether a new segment's directory entry is unsynced.
+    rolled: Vec<Arc<Segment>>,
+    dir_unsynced: bool,
     _lock: File,
+}
+
+/// Fsyncs a log owes, taken from it to run on a blocking thread (so that an
+/// async runtime's workers never wait on the disk): the data of the segments
+/// appended to since the last sync, then the directory if a segment was
+/// created. Holds the segments, not the log: the writer goes on appending.
+#[derive(Debug)]
+#[must_use = "a sync job does nothing until it is run"]
+pub struct SyncJob {
+    segments: Vec<Arc<Segment>>,
+    dir: Option<PathBuf>,
+}
+
+impl SyncJob {
+    /// Runs the fsyncs. On an error the data may not be durable: call
+    /// [`PartitionLog::sync_failed`] so that the next job syncs again.
+    pub fn run(self) -> Result<()> {
+        for segment in &self.segments {
+            segment.sync()?;
+        }
+        if let Some(dir) = &self.dir {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
 }
 
 impl PartitionLog {
@@ -244,6 +274,8 @@ impl PartitionLog {
             epochs,
             last_sync: Instant::now(),
             unsynced: false,
+            rolled: Vec::new(),
+            dir_unsynced: false,
             _lock: lock,
         };
         Ok((log, report))
@@ -327,10 +359,8 @@ impl PartitionLog {
         let next_offset = headers.last().unwrap().next_offset();
         self.write_run(&batches[run_start..run_start + run_len], next_offset)?;
         self.unsynced = true;
-        match self.config.fsync {
-            FsyncPolicy::Always => self.sync()?,
-            FsyncPolicy::Interval(_) => self.sync_if_due()?,
-            FsyncPolicy::Never => {}
+        if self.config.fsync == FsyncPolicy::Always {
+            self.sync()?;
         }
         Ok(AppendInfo {
             first_offset,
@@ -404,14 +434,22 @@ impl PartitionLog {
     }
 
     fn roll(&mut self, base_offset: u64) -> Result<()> {
-        if self.config.fsync != FsyncPolicy::Never {
-            self.active.sync()?;
-        }
         let segment = Arc::new(Segment::create(&self.reader.shared.dir, base_offset)?);
-        if self.config.fsync != FsyncPolicy::Never {
-            // An fdatasync of the new file does not persist its directory
-            // entry: without this, synced appends to it could vanish.
-            sync_dir(&self.reader.shared.dir)?;
+        // An fdatasync of the new file does not persist its directory
+        // entry: without a directory sync, synced appends to it could vanish.
+        match self.config.fsync {
+            FsyncPolicy::Always => {
+                self.active.sync()?;
+                sync_dir(&self.reader.shared.dir)?;
+            }
+            // Owed to the next sync job, with the closed segment's tail.
+            // (Whether or not `unsynced` says so yet: the append under
+            // way may just have written to it.)
+            FsyncPolicy::Interval(_) => {
+                self.rolled.push(Arc::clone(&self.active));
+                self.dir_unsynced = true;
+            }
+            FsyncPolicy::Never => {}
         }
         self.index_file = segment.index.open_for_append()?;
         self.reader
@@ -430,25 +468,43 @@ impl PartitionLog {
         *self.reader.shared.epochs.write().unwrap() = self.epochs.entries().to_vec();
     }
 
-    /// Forces appended bytes to disk now.
+    /// Forces appended bytes to disk now, on this thread.
     pub fn sync(&mut self) -> Result<()> {
-        if self.unsynced {
-            self.active.sync()?;
-            self.unsynced = false;
+        if let Some(job) = self.take_sync() {
+            job.run().inspect_err(|_| self.sync_failed())?;
         }
-        self.last_sync = Instant::now();
         Ok(())
     }
 
-    /// Syncs if the policy is `Interval` and the interval has passed since
-    /// the last sync. Call it from a timer as well as after appends.
-    pub fn sync_if_due(&mut self) -> Result<()> {
-        match self.config.fsync {
-            FsyncPolicy::Interval(every) if self.unsynced && self.last_sync.elapsed() >= every => {
-                self.sync()
-            }
-            _ => Ok(()),
+    /// Everything the log owes the disk, as a job to run elsewhere; `None`
+    /// if nothing is unsynced. The log counts it as synced from now on.
+    pub fn take_sync(&mut self) -> Option<SyncJob> {
+        self.last_sync = Instant::now();
+        if !self.unsynced && self.rolled.is_empty() && !self.dir_unsynced {
+            return None;
         }
+        let mut segments = std::mem::take(&mut self.rolled);
+        if std::mem::take(&mut self.unsynced) {
+            segments.push(Arc::clone(&self.active));
+        }
+        let dir = std::mem::take(&mut self.dir_unsynced).then(|| self.reader.shared.dir.clone());
+        Some(SyncJob { segments, dir })
+    }
+
+    /// Under `Interval`, the sync job due once the interval has passed
+    /// since the last sync. Take it from a timer (appends do not sync) and
+    /// run it off the async runtime.
+    pub fn sync_due(&mut self) -> Option<SyncJob> {
+        match self.config.fsync {
+            FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.take_sync(),
+            _ => None,
+        }
+    }
+
+    /// A sync job failed: what it held counts as unsynced again.
+    pub fn sync_failed(&mut self) {
+        self.unsynced = true;
+        self.dir_unsynced = true;
     }
 
     /// Removes every record at or after `offset`, which must be a batch

@@ -733,7 +733,9 @@ fn every_fsync_policy_appends_and_reads_back() {
         };
         let mut log = open(dir.path(), cfg);
         let batches = fill(&mut log, 12, 4, 100, 1);
-        log.sync_if_due().unwrap();
+        if let Some(job) = log.sync_due() {
+            job.run().unwrap();
+        }
         log.sync().unwrap();
         assert!(segment_bases(dir.path()).len() >= 2, "{fsync}");
         assert!(read_all(&log.reader()) == batches.concat(), "{fsync}");
@@ -743,6 +745,34 @@ fn every_fsync_policy_appends_and_reads_back() {
         assert_eq!(log.config().fsync, fsync);
         assert!(read_all(&log.reader()) == batches.concat(), "{fsync}");
     }
+}
+
+#[test]
+fn an_interval_log_owes_its_syncs_to_a_job_taken_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        fsync: FsyncPolicy::Interval(Duration::from_secs(3_600)),
+        ..config(2_048)
+    };
+    let mut log = open(dir.path(), cfg);
+    assert!(log.take_sync().is_none(), "nothing written, nothing owed");
+    let batches = fill(&mut log, 12, 4, 100, 1);
+    assert!(segment_bases(dir.path()).len() >= 2);
+    assert!(log.sync_due().is_none(), "the interval has not passed");
+    let job = log.take_sync().expect("appends and rolls are owed");
+    assert!(log.take_sync().is_none(), "taken once");
+    // Run elsewhere, as the broker does, while the log goes on appending.
+    std::thread::spawn(move || job.run())
+        .join()
+        .unwrap()
+        .unwrap();
+    let more = fill(&mut log, 1, 4, 100, 1);
+    log.sync_failed();
+    assert!(log.take_sync().is_some(), "a failed job is owed again");
+    drop(log);
+    let (log, report) = PartitionLog::open(dir.path(), cfg).unwrap();
+    assert_eq!(report.truncated_bytes, 0);
+    assert!(read_all(&log.reader()) == [batches.concat(), more.concat()].concat());
 }
 
 #[test]

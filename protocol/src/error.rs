@@ -67,6 +67,8 @@ codes! {
     InvalidJson = "invalid_json",
     /// 400: JSON of the wrong shape, or values out of range.
     InvalidRequest = "invalid_request",
+    /// 400: a group name that breaks the naming rule.
+    InvalidGroup = "invalid_group",
     /// 400: a query string that does not parse.
     InvalidQuery = "invalid_query",
     /// 400: a path parameter that does not parse.
@@ -92,6 +94,19 @@ codes! {
     Unauthorized = "unauthorized",
     /// 404: the topic does not exist.
     UnknownTopic = "unknown_topic",
+    /// 404: the consumer group does not exist.
+    UnknownGroup = "unknown_group",
+    /// 409: the member id is not in the group (its session expired, or it
+    /// left): join again without it.
+    UnknownMember = "unknown_member",
+    /// 409: the group moved on to a newer generation: join again.
+    StaleGeneration = "stale_generation",
+    /// 409: a commit for a partition the member does not hold.
+    NotAssigned = "not_assigned",
+    /// 409: a join asking for another assignor than the group's members.
+    AssignorMismatch = "assignor_mismatch",
+    /// 409: an offset reset while the group has members.
+    GroupNotEmpty = "group_not_empty",
     /// 404: no such route.
     NotFound = "not_found",
     /// 405: a known path with the wrong method.
@@ -166,7 +181,8 @@ impl ErrorCode {
             | FrameInvalid | BadRequest | Unauthorized | UnknownTopic | NotFound
             | MethodNotAllowed | TopicExists | SequenceConflict | KeyTooLarge | PayloadTooLarge
             | BodyTooLarge | UnsupportedMediaType | StaleEpoch | NeedsTruncation
-            | NonContiguous | BelowLogStart => Class::Refusal,
+            | NonContiguous | BelowLogStart | InvalidGroup | UnknownGroup | UnknownMember
+            | StaleGeneration | NotAssigned | AssignorMismatch | GroupNotEmpty => Class::Refusal,
             NotLeader | NoLeader | Fenced | NotEnoughReplicas | Unavailable | NotReady
             | ShuttingDown => Class::Transient,
             StorageError | Internal => Class::Failure,

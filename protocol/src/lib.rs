@@ -7,6 +7,8 @@
 //! - [`error`]: [`ErrorCode`], the `"error"` field of every error body a
 //!   node answers with, and what a client makes of it (retry, find the
 //!   leader again, refused).
+//! - [`group`]: consumer groups — the bodies of the `/groups` API and
+//!   the group-name rule.
 //! - [`frame`]: the binary produce protocol of the node's TCP port
 //!   (`--tcp-listen`): length-prefixed frames, requests and responses.
 //! - [`outcome`]: [`Written`], what an error says about a produce's
@@ -16,6 +18,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod group;
 pub mod outcome;
 pub mod topic;
 

@@ -28,6 +28,7 @@
 //! - [`ui`]: [`UiProcess`], a real `producer-ui` or `consumer-ui` process.
 //! - [`browser`]: [`Browser`], headless Chromium over WebDriver.
 //! - [`tls`]: a test CA and certificates for HTTPS nodes.
+//! - [`cli`]: checks of a binary's flags ([`cli::flags_without_env`]).
 //! - [`http`]: the harness's HTTP client and node-API helpers.
 //! - [`net`]: free ports, per-cluster loopback subnets, raw-socket clients.
 //! - [`process`]: signals, exits, output tails, finding and building the
@@ -73,6 +74,7 @@
 //! on to the nodes).
 
 pub mod browser;
+pub mod cli;
 pub mod cluster;
 pub mod http;
 pub mod net;

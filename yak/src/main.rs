@@ -3,8 +3,9 @@
 //! - `yak up`: the whole local cluster for the demo (Redis, a broker,
 //!   followers, the producer and consumer UIs), each its own process.
 //! - `yak bench`: YAK against Redis Streams, figures to `bench-results.json`.
-//! - `yak produce`, `yak consume`, `yak topics …`, `yak cluster status`:
-//!   talk to a cluster through the client library.
+//! - `yak produce`, `yak consume` (alone or as a member of a consumer
+//!   group), `yak topics …`, `yak groups …`, `yak cluster status`: talk to
+//!   a cluster through the client library.
 //!
 //! Every flag has a `YAK_*` environment fallback.
 
@@ -30,10 +31,13 @@ enum Command {
     Up(cmd::up::UpArgs),
     /// Send records: a value, a file of lines, or a CSV file.
     Produce(cmd::produce::ProduceArgs),
-    /// Read records from a partition (or all partitions) of a topic.
+    /// Read records from a partition (or all partitions) of a topic, or as
+    /// a member of a consumer group.
     Consume(cmd::consume::ConsumeArgs),
-    /// List, create and describe topics.
+    /// List, create and describe topics; add partitions.
     Topics(cmd::topics::TopicsArgs),
+    /// List and describe consumer groups; reset their offsets.
+    Groups(cmd::groups::GroupsArgs),
     /// Cluster state: leader, epoch, nodes, ISR and lag per partition.
     Cluster(cmd::cluster::ClusterArgs),
     /// Benchmark YAK against Redis Streams on this machine.
@@ -47,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Produce(args) => cmd::produce::run(args).await,
         Command::Consume(args) => cmd::consume::run(args).await,
         Command::Topics(args) => cmd::topics::run(args).await,
+        Command::Groups(args) => cmd::groups::run(args).await,
         Command::Cluster(args) => cmd::cluster::run(args).await,
         Command::Bench(args) => cmd::bench::run(args).await,
     }
@@ -54,9 +59,7 @@ async fn main() -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use clap::{ArgAction, CommandFactory};
+    use clap::CommandFactory;
 
     use super::Cli;
 
@@ -64,39 +67,9 @@ mod tests {
     /// its own `YAK_*` variable: a flag added without one fails here.
     #[test]
     fn every_flag_has_an_environment_fallback() {
-        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            let mut seen: BTreeMap<String, String> = BTreeMap::new();
-            for arg in command.get_arguments() {
-                let help_or_version = matches!(
-                    arg.get_action(),
-                    ArgAction::Help
-                        | ArgAction::HelpShort
-                        | ArgAction::HelpLong
-                        | ArgAction::Version
-                );
-                if arg.is_positional() || help_or_version {
-                    continue;
-                }
-                let flag = format!("{path} --{}", arg.get_long().unwrap_or_default());
-                let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
-                    missing.push(format!("{flag}: no env"));
-                    continue;
-                };
-                if !env.starts_with("YAK_") {
-                    missing.push(format!("{flag}: {env} is not a YAK_* variable"));
-                }
-                if let Some(other) = seen.insert(env.to_owned(), flag.clone()) {
-                    missing.push(format!("{flag}: {env} is also {other}'s"));
-                }
-            }
-            for sub in command.get_subcommands() {
-                walk(sub, &format!("{path} {}", sub.get_name()), missing);
-            }
-        }
         let mut command = Cli::command();
         command.build();
-        let mut missing = Vec::new();
-        walk(&command, "yak", &mut missing);
+        let missing = testkit::cli::flags_without_env(&command);
         assert!(missing.is_empty(), "{missing:#?}");
         // The walk reaches nested subcommands and flattened flags.
         let create = command

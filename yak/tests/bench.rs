@@ -46,6 +46,9 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
         "unbatched_produce.p99_ms",
         "unbatched_produce.redis_msgs_per_s",
         "consume.msgs_per_s",
+        "group_consume.msgs_per_s",
+        "group_rebalance.after_kill_ms",
+        "group_rebalance.session_timeout_ms",
         "failover.p50_ms",
         "failover.max_ms",
         "memory.broker_rss_mb",
@@ -65,6 +68,13 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
     );
     assert!(figure(&results, "git_commit").is_string());
     assert!(stdout.contains("failover p50 / max"), "{stdout}");
+    // The group member read the whole topic: at least the partition the
+    // plain consumer read.
+    assert!(
+        figure(&results, "group_consume.records").as_u64()
+            >= figure(&results, "consume.records").as_u64(),
+        "{results:#}"
+    );
     assert_chart(&chart);
 }
 

@@ -10,7 +10,10 @@ use super::{
     error::{ApiError, parse_json},
     produce::path_and_query,
 };
-use crate::{node::Node, produce::create_topic};
+use crate::{
+    node::Node,
+    produce::{self, create_topic},
+};
 
 const MAX_PARTITIONS: u32 = 1024;
 
@@ -186,4 +189,53 @@ pub async fn ready(node: web::Data<Node>) -> Result<HttpResponse, ApiError> {
         "node_id": node.config().node_id,
         "role": role.name(),
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddPartitions {
+    partitions: u32,
+}
+
+/// `POST /topics/{name}/partitions`: raises a topic's partition count (on
+/// the leader). Consumer groups reading it rebalance on their own.
+pub async fn add_partitions(
+    node: web::Data<Node>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let body: AddPartitions = parse_json(&body)?;
+    validate_topic_name(&name).map_err(|m| ApiError::bad_request(ErrorCode::InvalidTopic, m))?;
+    if body.partitions > MAX_PARTITIONS {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidPartition,
+            format!(
+                "partitions must be at most {MAX_PARTITIONS}, got {}",
+                body.partitions
+            ),
+        ));
+    }
+    if node.gate().epoch().is_none() {
+        return Err(ApiError::not_leader(node.leader(), &path_and_query(&req)));
+    }
+    let refused = |e| ApiError::produce(e, &node, &path_and_query(&req));
+    let current = node
+        .topic(&name)
+        .await?
+        .ok_or_else(|| ApiError::unknown_topic(&name))?
+        .partitions
+        .len() as u32;
+    if body.partitions <= current {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidPartition,
+            format!(
+                "topic {name:?} has {current} partitions; ask for more (a partition count only grows)"
+            ),
+        ));
+    }
+    let stored = produce::add_partitions(&node, &name, body.partitions)
+        .await
+        .map_err(refused)?;
+    Ok(HttpResponse::Ok().json(json!({ "name": name.as_str(), "partitions": stored })))
 }

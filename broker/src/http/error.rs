@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use yak_protocol::{ErrorCode, Written};
 
 use crate::{
+    groups::GroupError,
     node::{Node, NodeError},
     partition::WriteError,
     produce::ProduceError,
@@ -249,6 +250,35 @@ impl ApiError {
             ),
         };
         error.written(written)
+    }
+}
+
+impl ApiError {
+    /// A consumer-group error; a node that does not lead answers with a
+    /// redirect that repeats `path_and_query` on the leader.
+    pub fn group(e: GroupError, node: &Node, path_and_query: &str) -> Self {
+        let status = match &e {
+            GroupError::UnknownGroup(_) | GroupError::UnknownTopic(_) => StatusCode::NOT_FOUND,
+            GroupError::UnknownMember { .. }
+            | GroupError::StaleGeneration { .. }
+            | GroupError::NotAssigned { .. }
+            | GroupError::AssignorMismatch { .. }
+            | GroupError::NotEmpty { .. } => StatusCode::CONFLICT,
+            GroupError::InvalidGroup(_)
+            | GroupError::InvalidTopic(_)
+            | GroupError::Invalid(_)
+            | GroupError::OffsetOutOfRange { .. } => StatusCode::BAD_REQUEST,
+            GroupError::Storage { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            GroupError::NotLeader | GroupError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let error = Self::new(status, e.code(), e.to_string());
+        match e {
+            GroupError::NotLeader => Self::not_leader(node.leader(), path_and_query),
+            GroupError::Store(e) => e.into(),
+            GroupError::StaleGeneration { current, .. } => error.with("generation", current),
+            GroupError::OffsetOutOfRange { hwm, .. } => error.with("high_water_mark", hwm),
+            _ => error,
+        }
     }
 }
 

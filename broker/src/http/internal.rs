@@ -29,10 +29,17 @@ impl From<Refusal> for ApiError {
 }
 
 async fn partition(node: &Node, topic: &str, id: u32) -> Result<Partition, ApiError> {
-    let found = node
+    let mut found = node
         .topic(topic)
         .await?
         .ok_or_else(|| ApiError::unknown_topic(topic))?;
+    if id as usize >= found.partitions.len() {
+        // The topic may have grown since this node opened it.
+        found = node
+            .refresh_topic(topic)
+            .await?
+            .ok_or_else(|| ApiError::unknown_topic(topic))?;
+    }
     found
         .partitions
         .get(id as usize)

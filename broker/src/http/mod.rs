@@ -10,6 +10,7 @@ pub mod batch;
 mod consume;
 mod dashboard;
 pub mod error;
+mod groups;
 mod internal;
 mod observe;
 mod produce;
@@ -47,6 +48,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .post(admin::create),
         )
         .service(resource("/topics/{name}").get(admin::describe))
+        .service(resource("/topics/{name}/partitions").post(admin::add_partitions))
+        .service(resource("/groups").get(groups::list))
+        .service(resource("/groups/{group}").get(groups::describe))
+        .service(resource("/groups/{group}/join").post(groups::join))
+        .service(resource("/groups/{group}/heartbeat").post(groups::heartbeat))
+        .service(resource("/groups/{group}/leave").post(groups::leave))
+        .service(resource("/groups/{group}/commit").post(groups::commit))
+        .service(resource("/groups/{group}/offsets").get(groups::offsets))
+        .service(resource("/groups/{group}/reset").post(groups::reset))
         .service(resource("/metadata/leader").get(admin::leader))
         .service(resource("/health").get(admin::health))
         .service(resource("/ready").get(admin::ready))

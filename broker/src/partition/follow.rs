@@ -39,7 +39,7 @@ impl Writer {
         };
         let target = self.batch_boundary_at_or_below(target)?.max(hwm);
         if target < end {
-            self.write(|log| log.truncate_to(target))
+            self.rewrite(|log| log.truncate_to(target))
                 .map_err(|e| ReplicaError::Storage(e.to_string()))?;
             self.ctx.activity.push(
                 "truncation",

@@ -112,6 +112,7 @@ impl Partition {
             topic_config,
             ctx,
             rx,
+            syncing: None,
         };
         writer.ctx.runtime.clone().spawn(writer.run());
         Ok(Self {

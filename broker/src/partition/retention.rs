@@ -71,7 +71,7 @@ impl Writer {
             return Err(ReplicaError::Refused(Refusal::NotLeader));
         }
         let end = self.log.end_offset();
-        self.write(|log| log.reset_to(offset))
+        self.rewrite(|log| log.reset_to(offset))
             .map_err(|e| ReplicaError::Storage(e.to_string()))?;
         self.ctx.activity.push(
             "truncation",

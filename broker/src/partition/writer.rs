@@ -1,11 +1,19 @@
 //! The writer task: the one owner of a partition's log, producer table and
 //! replica set, and its command loop. The leading and following halves are
 //! in `lead` and `follow`, retention in `retention`.
+//!
+//! No fsync runs on an async worker: under `--fsync interval` the timer
+//! hands the log's due sync job to a blocking thread (one at a time), and
+//! under `always` the appends that sync run under `block_in_place`.
 
 use std::{sync::Arc, time::Duration};
 
-use partition_log::{BatchHeader, FsyncPolicy, PartitionLog};
-use tokio::sync::{mpsc, watch};
+use futures_util::FutureExt;
+use partition_log::{BatchHeader, FsyncPolicy, LogError, PartitionLog};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinHandle,
+};
 use yak_protocol::TopicConfig;
 
 use crate::producers::ProducerTable;
@@ -34,6 +42,8 @@ pub(super) struct Writer {
     pub(super) topic_config: watch::Receiver<TopicConfig>,
     pub(super) ctx: WriterContext,
     pub(super) rx: mpsc::Receiver<Command>,
+    /// The fsync running on a blocking thread (`interval` policy).
+    pub(super) syncing: Option<JoinHandle<Result<(), LogError>>>,
 }
 
 pub(super) struct Pending {
@@ -61,9 +71,7 @@ impl Writer {
                         None => break,
                     },
                     _ = sync_timer.tick() => {
-                        if let Err(e) = self.log.sync_if_due() {
-                            tracing::error!(topic = %self.topic, partition = self.id, "fsync failed: {e}");
-                        }
+                        self.sync_in_background();
                         continue;
                     }
                     _ = retention_timer.tick() => {
@@ -149,9 +157,7 @@ impl Writer {
             }
         }
         self.committer.drain().await;
-        if let Err(e) = self.log.sync() {
-            tracing::error!(topic = %self.topic, partition = self.id, "final fsync failed: {e}");
-        }
+        self.sync_all().await;
     }
 
     pub(super) fn name(&self) -> String {
@@ -161,13 +167,64 @@ impl Writer {
     /// Runs a write on the log. Only with `--fsync always` does a write
     /// wait for the disk; then the runtime is told (`block_in_place`).
     /// Otherwise it is a copy into the page cache, far cheaper than the
-    /// thread hand-over `block_in_place` costs on every round.
+    /// thread hand-over `block_in_place` costs on every round: under
+    /// `interval` the fsyncs (rolls included) are owed to the sync job.
     pub(super) fn write<T>(&mut self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
-        if self.log.config().fsync == FsyncPolicy::Always {
+        let syncs = self.log.config().fsync == FsyncPolicy::Always;
+        self.on_disk(syncs, f)
+    }
+
+    /// Runs a truncation or a reset, which syncs the directory under any
+    /// policy but `never`, so that a cut tail cannot come back.
+    pub(super) fn rewrite<T>(&mut self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
+        let syncs = self.log.config().fsync != FsyncPolicy::Never;
+        self.on_disk(syncs, f)
+    }
+
+    /// `f`, under `block_in_place` if it `syncs`.
+    fn on_disk<T>(&mut self, syncs: bool, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
+        if syncs {
             tokio::task::block_in_place(|| f(&mut self.log))
         } else {
             f(&mut self.log)
         }
+    }
+
+    /// Starts the due fsync on a blocking thread, unless the last one is
+    /// still running (then the next tick takes what is owed by then).
+    fn sync_in_background(&mut self) {
+        if self.syncing.as_ref().is_some_and(|job| !job.is_finished()) {
+            return;
+        }
+        if let Some(finished) = self.syncing.take() {
+            let result = finished.now_or_never().expect("a finished task is ready");
+            self.sync_done(result);
+        }
+        if let Some(job) = self.log.sync_due() {
+            self.syncing = Some(tokio::task::spawn_blocking(move || job.run()));
+        }
+    }
+
+    /// Waits for the running fsync, then runs what is still owed.
+    async fn sync_all(&mut self) {
+        if let Some(running) = self.syncing.take() {
+            let result = running.await;
+            self.sync_done(result);
+        }
+        if let Some(job) = self.log.take_sync() {
+            let result = tokio::task::spawn_blocking(move || job.run()).await;
+            self.sync_done(result);
+        }
+    }
+
+    fn sync_done(&mut self, result: Result<Result<(), LogError>, tokio::task::JoinError>) {
+        let error = match result {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        tracing::error!(topic = %self.topic, partition = self.id, "fsync failed: {error}");
+        self.log.sync_failed();
     }
 
     /// Raises the HWM toward `hwm`, never past the log end.

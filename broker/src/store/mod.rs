@@ -1,6 +1,7 @@
 //! The cluster's shared state in Redis: the leader lease and its fencing
 //! epoch, each partition's high-water mark, topic metadata and the node
-//! registry. Every key starts with the cluster name.
+//! registry, and consumer groups (`groups`). Every key starts with the
+//! cluster name.
 //!
 //! Invariants:
 //! - Every leader-only change is a Lua script that checks the caller's epoch
@@ -10,7 +11,10 @@
 //!   so a Redis that lost its data never hands out an epoch a node has seen.
 //! - An HWM only grows.
 
+mod groups;
 mod scripts;
+
+pub use groups::{GroupWrite, StoredGroup};
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -354,6 +358,31 @@ impl ClusterStore {
             .invoke_async(&mut conn)
             .await?;
         Ok(created == 1)
+    }
+
+    /// Raises a topic's partition count to `partitions` if `epoch` is
+    /// current: the count now stored (the old one if it was not lower),
+    /// `None` if the topic does not exist.
+    pub async fn grow_topic(
+        &self,
+        epoch: u64,
+        name: &str,
+        partitions: u32,
+    ) -> Result<Option<u32>, StoreError> {
+        let mut conn = self.conn().await?;
+        let stored: i64 = scripts::GROW_TOPIC
+            .key(self.key("epoch"))
+            .key(self.key("topics"))
+            .arg(epoch)
+            .arg(name)
+            .arg(partitions)
+            .invoke_async(&mut conn)
+            .await?;
+        match stored {
+            -1 => Err(StoreError::Fenced { epoch }),
+            0 => Ok(None),
+            n => Ok(Some(n as u32)),
+        }
     }
 
     /// Every topic's config (topics created before configs existed have

@@ -100,3 +100,77 @@ return 1
 "#,
     )
 });
+
+/// KEYS: epoch, group, owners, groups. ARGV: epoch, group name, state JSON,
+/// generation, member count, then `topic:partition`, member pairs (the
+/// owners). 1 if saved, -1 if the epoch is stale.
+pub static SAVE_GROUP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[2], 'state', ARGV[3], 'generation', ARGV[4], 'members', ARGV[5])
+redis.call('DEL', KEYS[3])
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+redis.call('SADD', KEYS[4], ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// KEYS: epoch, group, owners, offsets. ARGV: epoch, generation, member id,
+/// then `topic:partition`, offset pairs. Stores every offset or none:
+/// 1 if stored, -1 if the epoch is stale, -2 if the generation is not the
+/// group's, -3 if the member does not own one of the partitions.
+pub static COMMIT_OFFSETS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[2], 'generation') ~= ARGV[2] then return -2 end
+for i = 4, #ARGV, 2 do
+  if redis.call('HGET', KEYS[3], ARGV[i]) ~= ARGV[3] then return -3 end
+end
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+end
+return 1
+"#,
+    )
+});
+
+/// KEYS: epoch, group, offsets, groups. ARGV: epoch, group name, then
+/// `topic:partition`, offset pairs. 1 if stored, -1 if the epoch is stale,
+/// -2 if the group has members.
+pub static RESET_OFFSETS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if tonumber(redis.call('HGET', KEYS[2], 'members') or '0') > 0 then return -2 end
+for i = 3, #ARGV, 2 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+redis.call('SADD', KEYS[4], ARGV[2])
+return 1
+"#,
+    )
+});
+
+/// KEYS: epoch, topics. ARGV: epoch, name, partitions. Raises a topic's
+/// partition count: the count now stored (unchanged if it was not lower),
+/// 0 if the topic does not exist, -1 if the epoch is stale.
+pub static GROW_TOPIC: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local current = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if current == 0 then return 0 end
+local wanted = tonumber(ARGV[3])
+if wanted > current then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  return wanted
+end
+return current
+"#,
+    )
+});

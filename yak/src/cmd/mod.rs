@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod consume;
+pub mod groups;
 pub mod produce;
 pub mod topics;
 pub mod up;

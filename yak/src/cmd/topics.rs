@@ -1,4 +1,4 @@
-//! `yak topics list|create|describe`.
+//! `yak topics list|create|describe|add-partitions`.
 
 use clap::{Args, Subcommand};
 
@@ -38,6 +38,14 @@ enum TopicsCommand {
     /// The retention rule, and per partition: log range, size, HWM, ISR,
     /// follower lag.
     Describe { name: String },
+    /// Raise a topic's partition count (it never shrinks). Groups reading
+    /// it rebalance so that the new partitions get an owner.
+    AddPartitions {
+        name: String,
+        /// The new total, more than today's.
+        #[arg(long, env = "YAK_TOPICS_ADD_PARTITIONS")]
+        partitions: u32,
+    },
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
@@ -67,6 +75,10 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
                 "created {} with {} partitions",
                 t.name, t.partitions
             ));
+        }
+        TopicsCommand::AddPartitions { name, partitions } => {
+            let partitions = client.add_partitions(&name, partitions).await?;
+            out(format!("{name} now has {partitions} partitions"));
         }
         TopicsCommand::Describe { name } => {
             let detail = client.describe_topic(&name).await?;

@@ -10,26 +10,32 @@
 //!    each acknowledged only after the follower has it;
 //! 2. unbatched produce: one record per request from 64 clients; latency
 //!    percentiles from an HDR histogram;
-//! 3. consume: everything in one partition read back;
-//! 4. failover: `kill -9` of the leader while a producer runs, from the
+//! 3. consume: everything in one partition read back; then the whole
+//!    topic by the one member of a consumer group, committing as it goes;
+//! 4. group rebalance: two members share the topic, one is dropped without
+//!    leaving (as if killed), and the survivor waits until it holds every
+//!    partition — the session timeout plus the rebalance;
+//! 5. failover: `kill -9` of the leader while a producer runs, from the
 //!    kill to the first acknowledged write on the new leader. The kill
 //!    lands at a random moment of the leader's renewal cycle, as a crash
 //!    would, and each sample records the lease time the dead leader had
 //!    left: that wait is the lease's part, the rest is the takeover's;
-//! 5. the baseline: Redis Streams on a separate, non-persistent
+//! 6. the baseline: Redis Streams on a separate, non-persistent
 //!    redis-server — pipelined XADD, one XADD per request from as many
 //!    connections, and XRANGE read-back.
 //!
 //! This module holds the flags and runs the phases in order; each phase is
 //! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`],
-//! [`failover`], and [`memory`] between the last two), the Redis side is
-//! [`redis_baseline`], the processes the bench starts are [`cluster`], and
-//! [`report`] turns the figures into the JSON file, the chart and the table.
+//! [`group`], [`failover`], and [`memory`] just before failover), the Redis
+//! side is [`redis_baseline`], the processes the bench starts are
+//! [`cluster`], and [`report`] turns the figures into the JSON file, the
+//! chart and the table.
 
 mod batched_produce;
 mod cluster;
 mod consume;
 mod failover;
+mod group;
 mod memory;
 mod redis_baseline;
 mod report;
@@ -159,11 +165,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let topic = format!("bench-{}", std::process::id());
     client.create_topic(&topic, Some(3)).await?;
 
-    out("1/5 batched produce…");
+    out("1/6 batched produce…");
     let batched = batched_produce::measure(&client, &topic, &value, &sizes, false).await?;
     let batched_json = batched_produce::measure(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_baseline::batched(&redis, &value, &sizes).await?;
-    out("2/5 unbatched produce…");
+    out("2/6 unbatched produce…");
     let before = unbatched_produce::leader_timings(&client).await;
     let unbatched = unbatched_produce::measure(&client, &topic, &value, &sizes).await?;
     let breakdown = match (before, unbatched_produce::leader_timings(&client).await) {
@@ -171,21 +177,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let redis_unbatched = redis_baseline::unbatched(&redis, &value, &sizes).await?;
-    out("3/5 consume…");
+    out("3/6 consume…");
     let consume = consume::measure(&client, &topic).await?;
+    let group_consume = group::consume(&client, &topic).await?;
     let redis_consume = redis_baseline::read_back(&redis).await?;
+    out("4/6 group rebalance…");
+    let group_rebalance = group::rebalance(&client, &topic).await?;
     let memory = match &own {
         Some(cluster) => Some(memory::broker_rss_mb(cluster)?),
         None => None,
     };
-    out("4/5 failover…");
+    out("5/6 failover…");
     let failover = match &mut own {
         Some(cluster) => {
             Some(failover::measure(cluster, &client, &topic, &value, sizes.failovers).await?)
         }
         None => None,
     };
-    out("5/5 writing results…");
+    out("6/6 writing results…");
 
     let figures = Figures {
         batched,
@@ -195,6 +204,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         breakdown,
         redis_unbatched,
         consume,
+        group_consume,
+        group_rebalance,
         redis_consume,
         memory,
         failover,

@@ -11,6 +11,7 @@ use super::{
     BenchArgs, Sizes,
     consume::ReadBack,
     failover::Failover,
+    group::Rebalance,
     out,
     unbatched_produce::{Breakdown, Latency},
 };
@@ -24,6 +25,8 @@ pub struct Figures {
     pub breakdown: Option<Breakdown>,
     pub redis_unbatched: Latency,
     pub consume: ReadBack,
+    pub group_consume: ReadBack,
+    pub group_rebalance: Rebalance,
     pub redis_consume: f64,
     pub memory: Option<f64>,
     pub failover: Option<Failover>,
@@ -60,6 +63,8 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
         breakdown,
         redis_unbatched,
         consume,
+        group_consume,
+        group_rebalance,
         redis_consume,
         memory,
         failover,
@@ -83,6 +88,8 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "replication": "synchronous, every write on the follower before it is acknowledged",
             "redis_baseline": "separate redis-server, no persistence (--appendonly no --save ''), one stream",
             "topic_partitions": 3,
+            "group_consume": "the whole topic (every partition, from its start to the high-water mark it had when the read started) by the one member of a consumer group, committing at every poll; consume reads partition 0 alone",
+            "group_rebalance": "two members of a group share the topic; one is dropped without leaving (its heartbeats stop, as in a killed process); from then until the survivor holds every partition",
         },
         "git_commit": git_commit(),
         "batched_produce": {
@@ -108,6 +115,15 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "records": consume.records,
             "redis_msgs_per_s": redis_consume,
             "ratio": ratio(consume.msgs_per_s, *redis_consume),
+        },
+        "group_consume": {
+            "msgs_per_s": group_consume.msgs_per_s,
+            "records": group_consume.records,
+            "ratio_to_consume": ratio(group_consume.msgs_per_s, consume.msgs_per_s),
+        },
+        "group_rebalance": {
+            "after_kill_ms": group_rebalance.after_kill_ms,
+            "session_timeout_ms": group_rebalance.session_timeout_ms,
         },
         "failover": failover.as_ref().map(|f| json!({
             "p50_ms": f.p50_ms,
@@ -213,6 +229,22 @@ fn print_table(results: &Value) {
             f(&["consume", "ratio"]),
         ),
         (
+            "group consume (topic)",
+            show(f(&["group_consume", "msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "rebalance / session",
+            format!(
+                "{} / {}",
+                show(f(&["group_rebalance", "after_kill_ms"]), "ms"),
+                show(f(&["group_rebalance", "session_timeout_ms"]), "ms")
+            ),
+            "-".to_owned(),
+            None,
+        ),
+        (
             "failover p50 / max",
             format!(
                 "{} / {}",
@@ -270,6 +302,8 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
             get("consume", "msgs_per_s"),
             get("consume", "redis_msgs_per_s"),
         ),
+        // No Redis bar: the baseline has no consumer-group figure.
+        ("group consume", get("group_consume", "msgs_per_s"), 0.0),
     ];
     let latency = [
         ("p50", get("unbatched_produce", "p50_ms")),
@@ -288,11 +322,11 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.5..2.5, 0.0..max)?;
+        .build_cartesian_2d(-0.5..(throughput.len() as f64 - 0.5), 0.0..max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(7)
+        .x_labels(2 * throughput.len() + 1)
         .x_label_formatter(&|x: &f64| category(*x, &throughput.map(|t| t.0)))
         .y_label_formatter(&|y: &f64| format!("{:.0}k", y / 1000.0))
         .draw()?;
@@ -396,6 +430,14 @@ mod tests {
                 msgs_per_s: 30.0,
                 records: 7,
             },
+            group_consume: ReadBack {
+                msgs_per_s: 15.0,
+                records: 21,
+            },
+            group_rebalance: Rebalance {
+                after_kill_ms: 3400.0,
+                session_timeout_ms: 3000,
+            },
             redis_consume: 60.0,
             memory: Some(12.5),
             failover: None,
@@ -410,6 +452,8 @@ mod tests {
                 "batched_produce",
                 "unbatched_produce",
                 "consume",
+                "group_consume",
+                "group_rebalance",
                 "failover",
                 "memory"
             ]
@@ -431,7 +475,9 @@ mod tests {
                 "cluster_redis_appendfsync",
                 "replication",
                 "redis_baseline",
-                "topic_partitions"
+                "topic_partitions",
+                "group_consume",
+                "group_rebalance"
             ]
         );
         assert_eq!(
@@ -464,6 +510,16 @@ mod tests {
         assert_eq!(doc["settings"]["unbatched_seconds"], 3);
         assert_eq!(doc["consume"]["records"], 7);
         assert_eq!(doc["consume"]["ratio"], 0.5);
+        assert_eq!(
+            keys(&doc["group_consume"]),
+            ["msgs_per_s", "records", "ratio_to_consume"]
+        );
+        assert_eq!(doc["group_consume"]["ratio_to_consume"], 0.5);
+        assert_eq!(
+            keys(&doc["group_rebalance"]),
+            ["after_kill_ms", "session_timeout_ms"]
+        );
+        assert_eq!(doc["group_rebalance"]["session_timeout_ms"], 3000);
         assert_eq!(doc["failover"], Value::Null);
         assert_eq!(doc["memory"]["broker_rss_mb"], 12.5);
     }
