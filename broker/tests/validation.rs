@@ -485,7 +485,8 @@ async fn unknown_routes_answer_json_404() {
     for path in [
         "/nope",
         "/internal/whatever",
-        "/topics/v/partitions",
+        "/topics/v/segments",
+        "/groups/g/nope",
         "/static/nope.js",
     ] {
         let reply = request(Method::GET, &format!("{url}{path}"), None).await;
@@ -494,6 +495,17 @@ async fn unknown_routes_answer_json_404() {
             reply,
             StatusCode::NOT_FOUND,
             "not_found",
+        )
+        .await;
+    }
+    // Known paths with another method.
+    for path in ["/topics/v/partitions", "/groups/g/join"] {
+        let reply = request(Method::GET, &format!("{url}{path}"), None).await;
+        f.refused(
+            &format!("GET {path}"),
+            reply,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
         )
         .await;
     }

@@ -345,6 +345,8 @@ pub struct RedisSpec {
     /// `--dir`: its working directory (the append-only file lives here).
     pub dir: PathBuf,
     pub persistence: RedisPersistence,
+    /// `--replicaof`: the `host:port` of the primary this one replicates.
+    pub replica_of: Option<(String, u16)>,
     pub env: Environment,
 }
 
@@ -376,6 +378,9 @@ impl RedisSpec {
         .collect();
         if let Some(fsync) = fsync {
             args.extend(["--appendfsync".to_owned(), fsync.to_owned()]);
+        }
+        if let Some((host, port)) = &self.replica_of {
+            args.extend(["--replicaof".to_owned(), host.clone(), port.to_string()]);
         }
         args
     }
@@ -573,6 +578,7 @@ mod tests {
             port: 7000,
             dir: PathBuf::from("/data/redis"),
             persistence,
+            replica_of: None,
             env: Environment::default(),
         };
         let common = [
@@ -609,6 +615,21 @@ mod tests {
         assert_eq!(
             spec(RedisPersistence::InMemory).url(),
             "redis://127.0.0.1:7000"
+        );
+        let replica = RedisSpec {
+            replica_of: Some(("127.0.0.1".to_owned(), 7001)),
+            ..spec(RedisPersistence::AppendOnly(Fsync::EverySec))
+        };
+        assert_eq!(
+            replica.args(),
+            with(&[
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--replicaof",
+                "127.0.0.1",
+                "7001"
+            ])
         );
     }
 

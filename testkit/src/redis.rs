@@ -145,6 +145,7 @@ impl RedisServer {
                 (true, true) => RedisPersistence::AppendOnly(Fsync::Always),
                 (true, false) => RedisPersistence::AppendOnly(Fsync::EverySec),
             },
+            replica_of: None,
             env: Environment::default(),
         };
         let child = spec

@@ -221,6 +221,17 @@ pub async fn start_redis(
     durability: Durability,
     logs: &Logs,
 ) -> anyhow::Result<(Proc, String)> {
+    start_redis_replica(dir, durability, None, logs).await
+}
+
+/// [`start_redis`], replicating the Redis on 127.0.0.1 at `primary_port`
+/// if one is given.
+pub async fn start_redis_replica(
+    dir: &Path,
+    durability: Durability,
+    primary_port: Option<u16>,
+    logs: &Logs,
+) -> anyhow::Result<(Proc, String)> {
     let Some(program) = yak_launch::find_on_path("redis-server") else {
         bail!(
             "redis-server is not installed. Install it with `sudo apt-get install redis-server` \
@@ -234,9 +245,15 @@ pub async fn start_redis(
         port: free_port()?,
         dir: dir.to_owned(),
         persistence: durability.persistence(),
+        replica_of: primary_port.map(|port| ("127.0.0.1".to_owned(), port)),
         env: Environment::default(),
     };
-    let mut proc = Proc::spawn("redis", &spec.command_line(), logs)?;
+    let name = if primary_port.is_some() {
+        "redis-replica"
+    } else {
+        "redis"
+    };
+    let mut proc = Proc::spawn(name, &spec.command_line(), logs)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], spec.port));
     health::wait_ready(
         &format!("redis-server on {addr} to answer PING"),
@@ -287,6 +304,8 @@ pub struct NodeSpec {
     pub client_token: Option<String>,
     /// `--demo-control-url`: where the dashboard's Kill -9 and Restart go.
     pub demo_control_url: Option<String>,
+    /// Flags after those above (`yak bench` runs nodes with `--fsync always`).
+    pub extra_args: Vec<String>,
 }
 
 /// How `yak` runs a UI.
@@ -340,7 +359,7 @@ impl Server {
             cluster_token: spec.cluster_token.clone(),
             client_token: spec.client_token.clone(),
             demo_control_url: spec.demo_control_url.clone(),
-            extra_args: Vec::new(),
+            extra_args: spec.extra_args.clone(),
             env: Environment::default(),
         };
         Self {
@@ -440,6 +459,7 @@ mod tests {
             cluster_token: Some("cluster-secret".to_owned()),
             client_token: Some("client-secret".to_owned()),
             demo_control_url: Some("http://127.0.0.1:5000".to_owned()),
+            extra_args: vec!["--fsync".to_owned(), "always".to_owned()],
         };
         let node = Server::node(&spec);
         assert_eq!(
@@ -457,10 +477,11 @@ mod tests {
             ("--cluster-token", "cluster-secret"),
             ("--client-token", "client-secret"),
             ("--demo-control-url", "http://127.0.0.1:5000"),
+            ("--fsync", "always"),
         ] {
             assert_eq!(flag(&node, name).as_deref(), Some(value), "{name}");
         }
-        assert_eq!(node.line.args().len(), 20, "{:?}", node.line.args());
+        assert_eq!(node.line.args().len(), 22, "{:?}", node.line.args());
         assert_eq!(node.line.program(), Path::new("/bin/follower"));
         assert_eq!(node.line.env(), &Environment::default(), "yak's own");
         let shown = format!("{node:?}");

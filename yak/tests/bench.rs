@@ -52,6 +52,15 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
         "failover.p50_ms",
         "failover.max_ms",
         "memory.broker_rss_mb",
+        "unbatched_produce.redis_replicated_msgs_per_s",
+        "unbatched_produce.redis_replicated_p99_ms",
+        "unbatched_produce.ratio_to_redis_replicated",
+        "batched_produce.json_msgs_per_s",
+        "fsync_always.batched_msgs_per_s",
+        "fsync_always.msgs_per_s",
+        "fsync_always.p99_ms",
+        "fsync_always.redis_replicated_msgs_per_s",
+        "fsync_always.ratio_to_redis_replicated",
     ] {
         let value = figure(&results, key).as_f64();
         assert!(value.is_some_and(|v| v > 0.0), "{key} = {value:?}");
@@ -68,6 +77,7 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
     );
     assert!(figure(&results, "git_commit").is_string());
     assert!(stdout.contains("failover p50 / max"), "{stdout}");
+    assert!(stdout.contains("fsync always: unbatched"), "{stdout}");
     // The group member read the whole topic: at least the partition the
     // plain consumer read.
     assert!(
@@ -85,7 +95,12 @@ fn assert_chart(path: &Path) {
         "not an SVG: {}",
         &svg[..svg.len().min(200)]
     );
-    for caption in ["Throughput (messages/s)", "Unbatched produce latency (ms)"] {
+    for caption in [
+        "Throughput (messages/s)",
+        "Unbatched, with a replica (msg/s)",
+        "Redis everysec",
+        "YAK always",
+    ] {
         assert!(svg.contains(caption), "the chart lacks {caption:?}");
     }
 }

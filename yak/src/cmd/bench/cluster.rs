@@ -26,12 +26,14 @@ pub struct OwnCluster {
 
 impl OwnCluster {
     /// Starts the cluster's Redis (fsyncing as `durability` says), the
-    /// broker and the follower (each with a binary produce port), waits
+    /// broker and the follower (each with a binary produce port, and
+    /// `node_args` after the bench's own flags), waits
     /// until both are healthy, then starts the baseline's Redis; returns
     /// the cluster and its nodes' URLs.
     pub async fn start(
         bin_dir: Option<&Path>,
         durability: Durability,
+        node_args: &[&str],
     ) -> anyhow::Result<(Self, Vec<String>)> {
         let bins = local::bin_dir(bin_dir)?;
         let broker = local::binary(&bins, "broker")?;
@@ -51,6 +53,7 @@ impl OwnCluster {
                 redis_url: redis_url.clone(),
                 lease_ttl_ms: LEASE_TTL.as_millis() as u64,
                 tcp_port: Some(local::free_port()?),
+                extra_args: node_args.iter().map(|a| a.to_string()).collect(),
                 ..NodeSpec::default()
             }));
         }

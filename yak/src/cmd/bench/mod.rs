@@ -22,12 +22,18 @@
 //!    left: that wait is the lease's part, the rest is the takeover's;
 //! 6. the baseline: Redis Streams on a separate, non-persistent
 //!    redis-server — pipelined XADD, one XADD per request from as many
-//!    connections, and XRANGE read-back.
+//!    connections, and XRANGE read-back;
+//! 7. `--fsync always`: a second cluster whose nodes fsync every round
+//!    before acknowledging it, batched and unbatched produce;
+//! 8. the baseline with YAK's guarantee: one XADD then `WAIT 1 0` per
+//!    request on a Redis primary and its replica, append-only files on both,
+//!    with `appendfsync everysec` and then `always`.
 //!
 //! This module holds the flags and runs the phases in order; each phase is
 //! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`],
 //! [`group`], [`failover`], and [`memory`] just before failover), the Redis
-//! side is [`redis_baseline`], the processes the bench starts are
+//! side is [`redis_baseline`] and [`replicated_redis`], the processes the
+//! bench starts are
 //! [`cluster`], and [`report`] turns the figures into the JSON file, the
 //! chart and the table.
 
@@ -38,6 +44,7 @@ mod failover;
 mod group;
 mod memory;
 mod redis_baseline;
+mod replicated_redis;
 mod report;
 mod unbatched_produce;
 
@@ -145,7 +152,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         None => {
             let (cluster, urls) =
-                OwnCluster::start(args.bin_dir.as_deref(), args.redis_fsync.durability()).await?;
+                OwnCluster::start(args.bin_dir.as_deref(), args.redis_fsync.durability(), &[])
+                    .await?;
             let url = cluster.baseline_url().to_owned();
             (urls, Some(cluster), url)
         }
@@ -165,36 +173,51 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let topic = format!("bench-{}", std::process::id());
     client.create_topic(&topic, Some(3)).await?;
 
-    out("1/6 batched produce…");
+    out("1/8 batched produce…");
     let batched = batched_produce::measure(&client, &topic, &value, &sizes, false).await?;
     let batched_json = batched_produce::measure(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_baseline::batched(&redis, &value, &sizes).await?;
-    out("2/6 unbatched produce…");
+    out("2/8 unbatched produce…");
     let before = unbatched_produce::leader_timings(&client).await;
     let unbatched = unbatched_produce::measure(&client, &topic, &value, &sizes).await?;
     let breakdown = match (before, unbatched_produce::leader_timings(&client).await) {
         (Some(before), Some(after)) => Some(after.since(&before)),
         _ => None,
     };
-    let redis_unbatched = redis_baseline::unbatched(&redis, &value, &sizes).await?;
-    out("3/6 consume…");
+    let redis_unbatched =
+        redis_baseline::unbatched(&redis, &value, &sizes, redis_baseline::Ack::Primary).await?;
+    out("3/8 consume…");
     let consume = consume::measure(&client, &topic).await?;
     let group_consume = group::consume(&client, &topic).await?;
     let redis_consume = redis_baseline::read_back(&redis).await?;
-    out("4/6 group rebalance…");
+    out("4/8 group rebalance…");
     let group_rebalance = group::rebalance(&client, &topic).await?;
     let memory = match &own {
         Some(cluster) => Some(memory::broker_rss_mb(cluster)?),
         None => None,
     };
-    out("5/6 failover…");
+    out("5/8 failover…");
     let failover = match &mut own {
         Some(cluster) => {
             Some(failover::measure(cluster, &client, &topic, &value, sizes.failovers).await?)
         }
         None => None,
     };
-    out("6/6 writing results…");
+    let fsync_always = match own.take() {
+        Some(cluster) => {
+            cluster.stop().await;
+            out("6/8 --fsync always…");
+            Some(fsync_always(&args, &value, &sizes).await?)
+        }
+        None => None,
+    };
+    out("7/8 replicated Redis Streams…");
+    let scratch = tempfile::Builder::new()
+        .prefix("yak-bench-redis-")
+        .tempdir()?;
+    let logs = crate::local::Logs::Files(scratch.path().to_owned());
+    let replicated = replicated_redis::measure(scratch.path(), &logs, &value, &sizes).await?;
+    out("8/8 writing results…");
 
     let figures = Figures {
         batched,
@@ -209,11 +232,39 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         redis_consume,
         memory,
         failover,
+        fsync_always,
+        replicated,
     };
-    report::write(&args, &sizes, own.is_some(), &figures)?;
-
-    if let Some(cluster) = own {
-        cluster.stop().await;
-    }
+    report::write(&args, &sizes, args.bootstrap.is_none(), &figures)?;
     Ok(())
+}
+
+/// Batched and unbatched produce on a cluster of its own whose nodes run
+/// with `--fsync always`.
+async fn fsync_always(
+    args: &BenchArgs,
+    value: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<report::FsyncAlways> {
+    let (cluster, urls) = OwnCluster::start(
+        args.bin_dir.as_deref(),
+        args.redis_fsync.durability(),
+        &["--fsync", "always"],
+    )
+    .await?;
+    let measured = async {
+        let client = YakClient::with_config(urls, ClientConfig::default())?;
+        client
+            .leader_url()
+            .await
+            .context("no leader in the --fsync always cluster")?;
+        let topic = format!("bench-always-{}", std::process::id());
+        client.create_topic(&topic, Some(3)).await?;
+        let batched = batched_produce::measure(&client, &topic, value, sizes, false).await?;
+        let unbatched = unbatched_produce::measure(&client, &topic, value, sizes).await?;
+        Ok(report::FsyncAlways { batched, unbatched })
+    }
+    .await;
+    cluster.stop().await;
+    measured
 }

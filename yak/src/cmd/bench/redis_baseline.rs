@@ -1,6 +1,7 @@
 //! The baseline: the same scenarios on Redis Streams (one stream on a
 //! separate, non-persistent redis-server) — pipelined XADD, one XADD per
-//! request from as many connections, and XRANGE read-back.
+//! request from as many connections, and XRANGE read-back. The unbatched
+//! requests also run against a replicated pair ([`super::replicated_redis`]).
 
 use std::time::Instant;
 
@@ -47,12 +48,23 @@ pub async fn batched(redis: &redis::Client, value: &str, sizes: &Sizes) -> anyho
     ))
 }
 
+/// When a baseline request counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// When the Redis it was sent to has it.
+    Primary,
+    /// When a replica has it too: `XADD` then `WAIT 1 0`, pipelined on the
+    /// same connection.
+    Replica,
+}
+
 /// Unbatched produce's counterpart: one XADD per request from
 /// `sizes.clients` connections for `sizes.unbatched_for`.
 pub async fn unbatched(
     redis: &redis::Client,
     value: &str,
     sizes: &Sizes,
+    ack: Ack,
 ) -> anyhow::Result<Latency> {
     let until = Instant::now() + sizes.unbatched_for;
     let started = Instant::now();
@@ -64,13 +76,18 @@ pub async fn unbatched(
             let mut histogram = new_histogram();
             while Instant::now() < until {
                 let sent = Instant::now();
-                let _: String = redis::cmd("XADD")
+                let mut request = redis::pipe();
+                request
+                    .cmd("XADD")
                     .arg(STREAM)
                     .arg("*")
                     .arg("v")
                     .arg(&value)
-                    .query_async(&mut conn)
-                    .await?;
+                    .ignore();
+                if ack == Ack::Replica {
+                    request.cmd("WAIT").arg(1).arg(0).ignore();
+                }
+                let () = request.query_async(&mut conn).await?;
                 histogram.saturating_record(sent.elapsed().as_micros().max(1) as u64);
             }
             Ok::<_, redis::RedisError>(histogram)

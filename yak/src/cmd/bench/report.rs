@@ -13,6 +13,7 @@ use super::{
     failover::Failover,
     group::Rebalance,
     out,
+    replicated_redis::Replicated,
     unbatched_produce::{Breakdown, Latency},
 };
 
@@ -30,6 +31,15 @@ pub struct Figures {
     pub redis_consume: f64,
     pub memory: Option<f64>,
     pub failover: Option<Failover>,
+    /// Produce on nodes run with `--fsync always` (own cluster only).
+    pub fsync_always: Option<FsyncAlways>,
+    pub replicated: Replicated,
+}
+
+/// Produce figures of a cluster whose nodes fsync every round.
+pub struct FsyncAlways {
+    pub batched: f64,
+    pub unbatched: Latency,
 }
 
 /// Writes the JSON file and the chart, prints the table and where both
@@ -68,6 +78,8 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
         redis_consume,
         memory,
         failover,
+        fsync_always,
+        replicated,
     } = figures;
     let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
     json!({
@@ -87,6 +99,8 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "cluster_redis_appendfsync": if own_cluster { format!("{:?}", args.redis_fsync).to_lowercase() } else { "unknown".to_owned() },
             "replication": "synchronous, every write on the follower before it is acknowledged",
             "redis_baseline": "separate redis-server, no persistence (--appendonly no --save ''), one stream",
+            "redis_replicated_baseline": "a redis-server primary and one replica (--replicaof), append-only files on both; each request XADD then WAIT 1 0 on the same connection (pipelined), one request in flight per client; appendfsync everysec on both, then always on both",
+            "fsync_always_cluster": "a second cluster like the first, its nodes run with --fsync always",
             "topic_partitions": 3,
             "group_consume": "the whole topic (every partition, from its start to the high-water mark it had when the read started) by the one member of a consumer group, committing at every poll; consume reads partition 0 alone",
             "group_rebalance": "two members of a group share the topic; one is dropped without leaving (its heartbeats stop, as in a killed process); from then until the survivor holds every partition",
@@ -105,6 +119,10 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "p999_ms": unbatched.p999_ms,
             "redis_msgs_per_s": redis_unbatched.msgs_per_s,
             "redis_p99_ms": redis_unbatched.p99_ms,
+            "redis_replicated_msgs_per_s": replicated.everysec.msgs_per_s,
+            "redis_replicated_p50_ms": replicated.everysec.p50_ms,
+            "redis_replicated_p99_ms": replicated.everysec.p99_ms,
+            "ratio_to_redis_replicated": ratio(unbatched.msgs_per_s, replicated.everysec.msgs_per_s),
             "leader_mean_replication_ms": breakdown.as_ref().map(|b| b.replication_ms),
             "leader_mean_hwm_commit_ms": breakdown.as_ref().map(|b| b.hwm_commit_ms),
             "leader_commits": breakdown.as_ref().map(|b| b.commits),
@@ -133,6 +151,16 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "takeover_p50_ms": f.takeover_p50_ms,
         })),
         "memory": memory.map(|m| json!({ "broker_rss_mb": m })),
+        "fsync_always": {
+            "batched_msgs_per_s": fsync_always.as_ref().map(|f| f.batched),
+            "msgs_per_s": fsync_always.as_ref().map(|f| f.unbatched.msgs_per_s),
+            "p50_ms": fsync_always.as_ref().map(|f| f.unbatched.p50_ms),
+            "p99_ms": fsync_always.as_ref().map(|f| f.unbatched.p99_ms),
+            "redis_replicated_msgs_per_s": replicated.always.msgs_per_s,
+            "redis_replicated_p50_ms": replicated.always.p50_ms,
+            "redis_replicated_p99_ms": replicated.always.p99_ms,
+            "ratio_to_redis_replicated": fsync_always.as_ref().map(|f| ratio(f.unbatched.msgs_per_s, replicated.always.msgs_per_s)),
+        },
     })
 }
 
@@ -210,6 +238,21 @@ fn print_table(results: &Value) {
             None,
         ),
         (
+            "  vs replicated (everysec)",
+            show(f(&["unbatched_produce", "msgs_per_s"]), "msg/s"),
+            show(
+                f(&["unbatched_produce", "redis_replicated_msgs_per_s"]),
+                "msg/s",
+            ),
+            f(&["unbatched_produce", "ratio_to_redis_replicated"]),
+        ),
+        (
+            "  p99 vs replicated",
+            show(f(&["unbatched_produce", "p99_ms"]), "ms"),
+            show(f(&["unbatched_produce", "redis_replicated_p99_ms"]), "ms"),
+            None,
+        ),
+        (
             "  leader replicate / HWM",
             format!(
                 "{} / {}",
@@ -261,6 +304,24 @@ fn print_table(results: &Value) {
             None,
         ),
         (
+            "fsync always: batched",
+            show(f(&["fsync_always", "batched_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            None,
+        ),
+        (
+            "fsync always: unbatched",
+            show(f(&["fsync_always", "msgs_per_s"]), "msg/s"),
+            show(f(&["fsync_always", "redis_replicated_msgs_per_s"]), "msg/s"),
+            f(&["fsync_always", "ratio_to_redis_replicated"]),
+        ),
+        (
+            "  p99 vs replicated",
+            show(f(&["fsync_always", "p99_ms"]), "ms"),
+            show(f(&["fsync_always", "redis_replicated_p99_ms"]), "ms"),
+            None,
+        ),
+        (
             "broker RSS",
             show(f(&["memory", "broker_rss_mb"]), "MB"),
             "-".to_owned(),
@@ -305,10 +366,21 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         // No Redis bar: the baseline has no consumer-group figure.
         ("group consume", get("group_consume", "msgs_per_s"), 0.0),
     ];
-    let latency = [
-        ("p50", get("unbatched_produce", "p50_ms")),
-        ("p99", get("unbatched_produce", "p99_ms")),
-        ("p99.9", get("unbatched_produce", "p999_ms")),
+    // One request in flight per client, acknowledged once a replica has
+    // it: YAK next to the Redis pair at both fsync settings.
+    let replicated = [
+        ("YAK", get("unbatched_produce", "msgs_per_s"), true),
+        (
+            "Redis everysec",
+            get("unbatched_produce", "redis_replicated_msgs_per_s"),
+            false,
+        ),
+        ("YAK always", get("fsync_always", "msgs_per_s"), true),
+        (
+            "Redis always",
+            get("fsync_always", "redis_replicated_msgs_per_s"),
+            false,
+        ),
     ];
     let root = SVGBackend::new(path, (960, 420)).into_drawing_area();
     root.fill(&WHITE)?;
@@ -356,21 +428,26 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
         .border_style(BLACK)
         .background_style(WHITE.mix(0.8))
         .draw()?;
-    let max_ms = latency.iter().map(|l| l.1).fold(1.0, f64::max) * 1.2;
+    let max = replicated.iter().map(|r| r.1).fold(1.0, f64::max) * 1.2;
     let mut chart = ChartBuilder::on(&right)
-        .caption("Unbatched produce latency (ms)", ("sans-serif", 18))
+        .caption("Unbatched, with a replica (msg/s)", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(50)
-        .build_cartesian_2d(-0.5..2.5, 0.0..max_ms)?;
+        .build_cartesian_2d(-0.5..3.5, 0.0..max)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(7)
-        .x_label_formatter(&|x: &f64| category(*x, &latency.map(|l| l.0)))
+        .x_labels(9)
+        .x_label_formatter(&|x: &f64| category(*x, &replicated.map(|r| r.0)))
+        .y_label_formatter(&|y: &f64| format!("{:.0}k", y / 1000.0))
         .draw()?;
-    chart.draw_series(latency.iter().enumerate().map(|(i, l)| {
-        Rectangle::new([(i as f64 - 0.3, 0.0), (i as f64 + 0.3, l.1)], yak.filled())
+    chart.draw_series(replicated.iter().enumerate().map(|(i, r)| {
+        let colour = if r.2 { yak } else { redis_colour };
+        Rectangle::new(
+            [(i as f64 - 0.3, 0.0), (i as f64 + 0.3, r.1)],
+            colour.filled(),
+        )
     }))?;
     root.present()?;
     Ok(())
@@ -441,6 +518,11 @@ mod tests {
             redis_consume: 60.0,
             memory: Some(12.5),
             failover: None,
+            fsync_always: None,
+            replicated: Replicated {
+                everysec: latency(20.0),
+                always: latency(5.0),
+            },
         };
         let doc = results(&args, &Sizes::new(true), true, &figures);
         assert_eq!(
@@ -455,7 +537,8 @@ mod tests {
                 "group_consume",
                 "group_rebalance",
                 "failover",
-                "memory"
+                "memory",
+                "fsync_always"
             ]
         );
         assert_eq!(
@@ -475,6 +558,8 @@ mod tests {
                 "cluster_redis_appendfsync",
                 "replication",
                 "redis_baseline",
+                "redis_replicated_baseline",
+                "fsync_always_cluster",
                 "topic_partitions",
                 "group_consume",
                 "group_rebalance"
@@ -493,6 +578,10 @@ mod tests {
                 "p999_ms",
                 "redis_msgs_per_s",
                 "redis_p99_ms",
+                "redis_replicated_msgs_per_s",
+                "redis_replicated_p50_ms",
+                "redis_replicated_p99_ms",
+                "ratio_to_redis_replicated",
                 "leader_mean_replication_ms",
                 "leader_mean_hwm_commit_ms",
                 "leader_commits",
@@ -522,6 +611,13 @@ mod tests {
         assert_eq!(doc["group_rebalance"]["session_timeout_ms"], 3000);
         assert_eq!(doc["failover"], Value::Null);
         assert_eq!(doc["memory"]["broker_rss_mb"], 12.5);
+        assert_eq!(doc["unbatched_produce"]["ratio_to_redis_replicated"], 0.5);
+        assert_eq!(doc["fsync_always"]["redis_replicated_msgs_per_s"], 5.0);
+        assert_eq!(
+            doc["fsync_always"]["msgs_per_s"],
+            Value::Null,
+            "not measured"
+        );
     }
 
     #[test]

@@ -216,6 +216,7 @@ async fn start_all(
             cluster_token: cluster_token.clone(),
             client_token: client_token.clone(),
             demo_control_url: control.map(str::to_owned),
+            extra_args: Vec::new(),
         }));
     }
     let node_urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
