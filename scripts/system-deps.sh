@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages YAK's tests and demo need, when missing.
-# Usage: scripts/system-deps.sh PACKAGE...   (known: redis-server chromium chromium-driver)
+# Usage: scripts/system-deps.sh PACKAGE...   (known: redis-server chromium chromium-driver kcat)
 # Sourced or run; exits non-zero with a clear message when it cannot install.
 set -euo pipefail
 
@@ -9,6 +9,7 @@ have() {
     redis-server) command -v redis-server >/dev/null 2>&1 ;;
     chromium) command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ;;
     chromium-driver) command -v chromedriver >/dev/null 2>&1 ;;
+    kcat) command -v kcat >/dev/null 2>&1 ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }

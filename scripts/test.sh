@@ -4,7 +4,7 @@
 # Installs the system packages the tests need when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/system-deps.sh redis-server chromium chromium-driver
+scripts/system-deps.sh redis-server chromium chromium-driver kcat
 # A test run builds once; incremental artifacts would only take disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --all-targets --locked "$@"

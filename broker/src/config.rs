@@ -26,6 +26,13 @@ pub enum ConfigError {
          (clients then produce over HTTPS)"
     )]
     TcpWithTls,
+    #[error("--kafka-listen with --tls-cert: the Kafka listener has no TLS yet; leave it off")]
+    KafkaWithTls,
+    #[error(
+        "--kafka-listen with --client-token: the Kafka listener has no SASL yet, so it \
+         would let anyone past the token; leave it off"
+    )]
+    KafkaWithClientToken,
     #[error("reading the CA file {path}: {source}")]
     Ca {
         path: PathBuf,
@@ -111,6 +118,17 @@ pub struct NodeArgs {
     /// [default: the host of the advertised URL, the port of --tcp-listen].
     #[arg(long, env = "YAK_ADVERTISED_TCP")]
     pub advertised_tcp: Option<String>,
+
+    /// Address of the Kafka protocol listener (`docs/kafka.md`), or `off`
+    /// [default: off].
+    #[arg(long, env = "YAK_KAFKA_LISTEN")]
+    pub kafka_listen: Option<TcpListen>,
+
+    /// host:port that Kafka clients use to reach this node, published in
+    /// the node registry and in Metadata answers [default: the
+    /// --kafka-listen address].
+    #[arg(long, env = "YAK_KAFKA_ADVERTISED")]
+    pub kafka_advertised: Option<String>,
 
     /// Directory for this node's logs and state [default: ./yak-data/<node-id>].
     #[arg(long, env = "YAK_DATA_DIR")]
@@ -215,6 +233,9 @@ pub struct NodeConfig {
     /// The binary produce port and the host:port clients reach it at;
     /// `None` when it is off.
     pub tcp: Option<(SocketAddr, String)>,
+    /// The Kafka listener and the host:port clients reach it at; `None`
+    /// when it is off.
+    pub kafka: Option<(SocketAddr, String)>,
     pub data_dir: PathBuf,
     pub redis_url: String,
     pub cluster: String,
@@ -274,6 +295,20 @@ impl NodeArgs {
             });
             (addr, advertised)
         });
+        let guarded = self.client_token.as_deref().is_some_and(|t| !t.is_empty());
+        let kafka = match (self.kafka_listen, self.server.tls_cert.is_some()) {
+            (None | Some(TcpListen::Off), _) => None,
+            (Some(TcpListen::At(_)), true) => return Err(ConfigError::KafkaWithTls),
+            (Some(TcpListen::At(_)), false) if guarded => {
+                return Err(ConfigError::KafkaWithClientToken);
+            }
+            (Some(TcpListen::At(addr)), false) => Some((
+                addr,
+                self.kafka_advertised
+                    .clone()
+                    .unwrap_or_else(|| addr.to_string()),
+            )),
+        };
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| PathBuf::from("yak-data").join(&node_id));
@@ -294,6 +329,7 @@ impl NodeArgs {
             listen,
             advertised_url,
             tcp,
+            kafka,
             data_dir,
             redis_url: self.redis_url,
             cluster: self.cluster,
@@ -366,6 +402,54 @@ mod tests {
             Some(("127.0.0.1:9".parse().unwrap(), "lb:19".to_owned()))
         );
         assert_eq!(tcp(&["--tcp-listen", "off"]), None);
+    }
+
+    #[test]
+    fn the_kafka_listener_is_off_by_default_and_advertises_its_address() {
+        let kafka = |args: &[&str]| resolve(args).expect("a valid configuration").kafka;
+        assert_eq!(kafka(&[]), None);
+        assert_eq!(kafka(&["--kafka-listen", "off"]), None);
+        assert_eq!(
+            kafka(&["--kafka-listen", "127.0.0.1:9092"]),
+            Some((
+                "127.0.0.1:9092".parse().unwrap(),
+                "127.0.0.1:9092".to_owned()
+            ))
+        );
+        assert_eq!(
+            kafka(&[
+                "--kafka-listen",
+                "0.0.0.0:9092",
+                "--kafka-advertised",
+                "n1:19092"
+            ]),
+            Some(("0.0.0.0:9092".parse().unwrap(), "n1:19092".to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_kafka_listener_is_refused_where_it_would_bypass_tls_or_tokens() {
+        let tls = [
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+            "--kafka-listen",
+            "127.0.0.1:9",
+        ];
+        assert!(matches!(resolve(&tls), Err(ConfigError::KafkaWithTls)));
+        let guarded = [
+            "--client-token",
+            "t",
+            "--cluster-token",
+            "c",
+            "--kafka-listen",
+            "127.0.0.1:9",
+        ];
+        assert!(matches!(
+            resolve(&guarded),
+            Err(ConfigError::KafkaWithClientToken)
+        ));
     }
 
     #[test]

@@ -33,7 +33,8 @@
 //!   resolution and creation, batch checks, metrics) and its typed error.
 //! - `stats`: the once-a-second dashboard snapshot and rate series.
 //! - `http`: the HTTP API and its single error mapping; `tcp`: the
-//!   binary produce port. Both are thin adapters over `produce`.
+//!   binary produce port; `kafka`: the Kafka protocol listener. All are
+//!   thin adapters over `produce` and the partitions.
 //! - [`launch`]: what the `broker` and `follower` binaries run.
 //!
 //! Other crates see only what they use: [`run`] and the start-up types,
@@ -49,6 +50,7 @@ mod config;
 mod follower;
 mod groups;
 mod http;
+mod kafka;
 pub mod launch;
 mod lease;
 mod logging;
@@ -88,11 +90,22 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
             )?),
             None => None,
         };
+    let kafka =
+        match &config.kafka {
+            Some((addr, _)) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
+                |source| NodeError::Bind {
+                    addr: *addr,
+                    source,
+                },
+            )?),
+            None => None,
+        };
     tracing::info!(
         node_id = %config.node_id,
         listen = %config.listen,
         url = %config.advertised_url,
         tcp = config.tcp.as_ref().map_or("off", |(_, advertised)| advertised.as_str()),
+        kafka = config.kafka.as_ref().map_or("off", |(_, advertised)| advertised.as_str()),
         data_dir = %config.data_dir.display(),
         redis = %config.redis_url,
         "starting {} node",
@@ -108,6 +121,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     let serving = tokio::spawn(server);
     let serving_tcp =
         tcp.map(|listener| tokio::spawn(tcp::serve(node.clone(), listener, shutdown.clone())));
+    let serving_kafka =
+        kafka.map(|listener| tokio::spawn(kafka::serve(node.clone(), listener, shutdown.clone())));
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let _ = lease_task.await;
@@ -115,6 +130,9 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     let _ = serving.await;
     if let Some(serving_tcp) = serving_tcp {
         let _ = serving_tcp.await;
+    }
+    if let Some(serving_kafka) = serving_kafka {
+        let _ = serving_kafka.await;
     }
     Ok(())
 }

@@ -366,6 +366,11 @@ impl Node {
                 .tcp
                 .as_ref()
                 .map(|(_, advertised)| advertised.clone()),
+            kafka: self
+                .config()
+                .kafka
+                .as_ref()
+                .map(|(_, advertised)| advertised.clone()),
             role: role.name().to_owned(),
             epoch: role.leader_epoch().unwrap_or(self.highest_epoch()),
             heartbeat_ms: now_ms(),

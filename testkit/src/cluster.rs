@@ -45,6 +45,7 @@ pub struct ClusterBuilder {
     env: Vec<(String, String)>,
     leader_timeout: Duration,
     tls: bool,
+    kafka: bool,
     client_token: Option<String>,
 }
 
@@ -60,6 +61,7 @@ impl Default for ClusterBuilder {
             env: Vec::new(),
             leader_timeout: Duration::from_secs(15),
             tls: false,
+            kafka: false,
             client_token: None,
         }
     }
@@ -118,6 +120,12 @@ impl ClusterBuilder {
         self
     }
 
+    /// Every node opens its Kafka listener ([`NodeOptions::kafka`]).
+    pub fn kafka(mut self) -> Self {
+        self.kafka = true;
+        self
+    }
+
     /// Every node serves HTTPS ([`NodeOptions::tls`]).
     pub fn tls(mut self) -> Self {
         self.tls = true;
@@ -158,6 +166,9 @@ impl ClusterBuilder {
         }
         if let Some(n) = self.min_insync {
             options = options.args(["--min-insync-replicas".to_owned(), n.to_string()]);
+        }
+        if self.kafka {
+            options = options.kafka();
         }
         if self.tls {
             options = options.tls();
@@ -267,6 +278,7 @@ impl Cluster {
             id: id.to_owned(),
             url: format!("http://127.0.0.1:{}", free_port()),
             tcp: None,
+            kafka: None,
             role: "follower".to_owned(),
             epoch: 0,
             heartbeat_ms: broker::clock::now_ms(),

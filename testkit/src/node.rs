@@ -97,6 +97,8 @@ pub struct NodeOptions {
     pub client_token: Option<String>,
     /// Opens the binary produce port (on a free port; never with TLS).
     pub tcp: bool,
+    /// Opens the Kafka listener (`--kafka-listen`, on a free port).
+    pub kafka: bool,
 }
 
 impl NodeOptions {
@@ -115,6 +117,7 @@ impl NodeOptions {
             tls: false,
             client_token: None,
             tcp: true,
+            kafka: false,
         }
     }
 
@@ -122,6 +125,12 @@ impl NodeOptions {
     /// free across restarts.
     pub fn without_tcp(mut self) -> Self {
         self.tcp = false;
+        self
+    }
+
+    /// Opens the Kafka listener on a free port ([`NodeProcess::kafka_addr`]).
+    pub fn kafka(mut self) -> Self {
+        self.kafka = true;
         self
     }
 
@@ -184,6 +193,8 @@ pub struct NodeProcess {
     port: u16,
     /// Port of the binary produce port (none with TLS).
     tcp_port: u16,
+    /// Port of the Kafka listener (unused unless `options.kafka`).
+    kafka_port: u16,
     url: String,
     child: Option<Child>,
     paused: bool,
@@ -213,6 +224,7 @@ impl NodeProcess {
             options,
             port: 0,
             tcp_port: 0,
+            kafka_port: 0,
             url: String::new(),
             child: None,
             paused: false,
@@ -222,6 +234,7 @@ impl NodeProcess {
         for attempt in 1..=5 {
             node.port = free_port_on(node.options.host);
             node.tcp_port = free_port_on(node.options.host);
+            node.kafka_port = free_port_on(node.options.host);
             let scheme = if node.options.tls { "https" } else { "http" };
             node.url = format!("{scheme}://{}:{}", node.options.host, node.port);
             match node.launch().await {
@@ -302,7 +315,14 @@ impl NodeProcess {
             cluster_token: None,
             client_token: options.client_token.clone(),
             demo_control_url: None,
-            extra_args: options.args.clone(),
+            extra_args: match options.kafka {
+                true => [
+                    &["--kafka-listen".to_owned(), self.kafka_addr()],
+                    &options.args[..],
+                ]
+                .concat(),
+                false => options.args.clone(),
+            },
             env,
         }
     }
@@ -311,6 +331,11 @@ impl NodeProcess {
     /// URL unless the flags say otherwise).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// host:port of the node's Kafka listener (with [`NodeOptions::kafka`]).
+    pub fn kafka_addr(&self) -> String {
+        format!("{}:{}", self.options.host, self.kafka_port)
     }
 
     /// host:port of the node's binary produce port.

@@ -33,7 +33,7 @@ impl YakUp {
         // builds none but yak's.
         build_bins(&["broker", "follower", "producer-ui", "consumer-ui"]);
         let data = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
             .arg("up")
             .args(["--data-dir", data.path().to_str().unwrap()])
@@ -42,6 +42,8 @@ impl YakUp {
             .args(["--producer-ui-port", &ports[2].to_string()])
             .args(["--consumer-ui-port", &ports[3].to_string()])
             .args(["--control-port", &ports[4].to_string()])
+            // The follower's Kafka listener takes the next port.
+            .args(["--kafka-port", &ports[5].to_string()])
             .args(extra)
             .env_remove("YAK_REDIS_URL")
             .stdout(Stdio::piped())
@@ -156,6 +158,10 @@ async fn up_serves_every_url_and_stops_on_sigint() {
         let html = page.text().await.unwrap();
         assert!(html.contains("YAK"), "{url}/ is not a YAK page");
     }
+    assert!(
+        banner.contains("Kafka listener"),
+        "no Kafka listener in the banner:\n{banner}"
+    );
     // The cluster works: a leader is elected and accepts a write.
     let written = wait_until(Duration::from_secs(20), || async {
         let answer = http

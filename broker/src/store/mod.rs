@@ -43,6 +43,9 @@ pub struct NodeInfo {
     /// host:port of its binary produce port, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp: Option<String>,
+    /// host:port of its Kafka listener, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<String>,
     pub role: String,
     pub epoch: u64,
     /// Milliseconds since the Unix epoch of its last heartbeat.

@@ -45,6 +45,11 @@ pub struct UpArgs {
     /// the consumer UI's (5005, 5006, …).
     #[arg(long, env = "YAK_FOLLOWER_PORT", default_value_t = 5002)]
     follower_port: u16,
+    /// Port of the broker's Kafka listener; followers take the ports after
+    /// it (9093, 9094, …). `0`: no Kafka listeners (always none with a
+    /// client token: the listener has no SASL yet).
+    #[arg(long, env = "YAK_KAFKA_PORT", default_value_t = 9092)]
+    kafka_port: u16,
     #[arg(long, env = "YAK_PRODUCER_UI_PORT", default_value_t = 5003)]
     producer_ui_port: u16,
     #[arg(long, env = "YAK_CONSUMER_UI_PORT", default_value_t = 5004)]
@@ -194,6 +199,7 @@ async fn start_all(
     };
     let (client_token, cluster_token) = args.tokens();
     let mut servers = Vec::new();
+    let mut kafka = Vec::new();
     for i in 0..=args.followers {
         let (id, binary, port) = match i {
             0 => ("broker".to_owned(), broker, args.broker_port),
@@ -203,6 +209,16 @@ async fn start_all(
                 follower,
                 args.consumer_ui_port + n - 1,
             ),
+        };
+        let extra_args = match (args.kafka_port, &client_token) {
+            (0, _) | (_, Some(_)) => Vec::new(),
+            (port, None) => {
+                let listen = format!("{host}:{}", port.saturating_add(i));
+                kafka.push(format!(
+                    "  {id:<12} {listen:<24} Kafka listener (kcat -b {listen})\n"
+                ));
+                vec!["--kafka-listen".to_owned(), listen]
+            }
         };
         servers.push(Server::node(&NodeSpec {
             id,
@@ -216,7 +232,7 @@ async fn start_all(
             cluster_token: cluster_token.clone(),
             client_token: client_token.clone(),
             demo_control_url: control.map(str::to_owned),
-            extra_args: Vec::new(),
+            extra_args,
         }));
     }
     let node_urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
@@ -249,6 +265,7 @@ async fn start_all(
         };
         banner.push_str(&format!("  {name:<12} {url:<24} {what}\n"));
     }
+    kafka.iter().for_each(|line| banner.push_str(line));
     banner.push_str(&format!("  {:<12} {redis_url}\n", "redis"));
     banner.push_str(&format!("  data in {}\n", data_dir.display()));
     match control {

@@ -1,0 +1,255 @@
+//! The Kafka listener (`--kafka-listen`): existing Kafka clients (kcat,
+//! librdkafka, …) produce to and fetch from YAK. `docs/kafka.md` lists the
+//! APIs and versions and what YAK does differently.
+//!
+//! One module per API group (`metadata`, `produce`, `fetch`, `offsets`,
+//! `producer_id`, `topics`), each a thin adapter over the node: produce
+//! goes through the produce service (`produce::store_batch`), reads through
+//! the partitions' committed log, exactly like the HTTP API. `codec` frames
+//! requests, `records` converts record batches.
+//!
+//! Invariants:
+//! - Requests on one connection are answered in order, one at a time, as
+//!   the protocol requires (a Produce with acks=0 gets no answer).
+//! - Only the versions in [`SUPPORTED`] are served, and ApiVersions
+//!   advertises exactly those; any other version, an unknown API key, a
+//!   malformed frame or one over the size cap closes the connection (what
+//!   Kafka brokers do), touching nothing else.
+//! - Like every YAK server, the listener has a connection limit and an idle
+//!   timeout (`ServerArgs`).
+
+mod codec;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+mod producer_id;
+pub(crate) mod records;
+mod topics;
+
+use std::{sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        ApiKey, ApiVersionsRequest, ApiVersionsResponse, api_versions_response::ApiVersion,
+    },
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+};
+use tokio_util::{
+    codec::{FramedRead, FramedWrite},
+    sync::CancellationToken,
+};
+
+use crate::node::Node;
+use codec::{Frame, FrameError};
+
+/// The APIs served and their version ranges. The maxima stop before
+/// versions that need what YAK does not have yet: topic ids (Fetch 13+,
+/// Produce 10+), the max-timestamp offset spec (ListOffsets 7+).
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 6),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 4),
+];
+
+fn supports(api: ApiKey, version: i16) -> bool {
+    SUPPORTED
+        .iter()
+        .any(|&(key, min, max)| key == api && (min..=max).contains(&version))
+}
+
+/// The Kafka error code of `e`.
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+/// The Kafka broker id of a YAK node: Kafka wants an `i32`, YAK names
+/// nodes. A stable hash of the name (non-negative), the same on every node.
+pub fn broker_id(node_id: &str) -> i32 {
+    (crc32c::crc32c(node_id.as_bytes()) & 0x7fff_ffff) as i32
+}
+
+/// Accepts connections until `shutdown`; each is served on its own task.
+pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
+    let limits = &node.config().server;
+    let connections = Arc::new(Semaphore::new(limits.http_max_connections));
+    let idle = Duration::from_millis(match limits.http_keep_alive_ms {
+        0 => limits.http_request_timeout_ms,
+        ms => ms,
+    });
+    loop {
+        // Past the limit, new connections wait in the backlog.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!("kafka listener: accept failed: {e}");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let (node, shutdown) = (node.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection(node, stream, idle, shutdown).await {
+                tracing::debug!(%peer, "kafka connection closed: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("unsupported version {version} of {api:?}")]
+    Version { api: ApiKey, version: i16 },
+}
+
+async fn connection(
+    node: Node,
+    stream: TcpStream,
+    idle: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), ConnectionError> {
+    // A frame holds a whole produce request plus its headers.
+    let max_frame = node.config().max_request_bytes + 64 * 1024;
+    let (read, write) = stream.into_split();
+    let mut frames = FramedRead::new(read, codec::frames(max_frame));
+    let mut out = FramedWrite::new(write, tokio_util::codec::BytesCodec::new());
+    loop {
+        let frame = tokio::select! {
+            frame = tokio::time::timeout(idle, frames.next()) => frame,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let frame = match frame {
+            Err(_) | Ok(None) => return Ok(()),
+            Ok(Some(frame)) => frame?,
+        };
+        let frame = Frame::parse(frame.freeze())?;
+        if let Some(response) = answer(&node, &frame).await? {
+            out.send(response).await?;
+        }
+    }
+}
+
+/// The answer to one request frame, `None` when the protocol wants none.
+async fn answer(node: &Node, frame: &Frame) -> Result<Option<Bytes>, ConnectionError> {
+    let (api, version) = (frame.api, frame.version());
+    let correlation = frame.header.correlation_id;
+    if !supports(api, version) {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer at v0 with the error and our ranges, so the
+            // client can retry with a version we have.
+            let body = api_versions(code(ResponseError::UnsupportedVersion));
+            return Ok(Some(codec::response(api, 0, correlation, &body)?));
+        }
+        return Err(ConnectionError::Version { api, version });
+    }
+    let response = match api {
+        ApiKey::ApiVersions => {
+            frame.body::<ApiVersionsRequest>()?;
+            codec::response(api, version, correlation, &api_versions(0))?
+        }
+        ApiKey::Metadata => {
+            let body = metadata::handle(node, frame.body()?, version).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::Produce => {
+            let request: kafka_protocol::messages::ProduceRequest = frame.body()?;
+            let acks = request.acks;
+            let body = produce::handle(node, request).await;
+            if acks == 0 {
+                return Ok(None);
+            }
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::Fetch => {
+            let body = fetch::handle(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::ListOffsets => {
+            let body = offsets::handle(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::InitProducerId => {
+            let body = producer_id::handle(frame.body()?);
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::CreateTopics => {
+            let body = topics::handle(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        _ => return Err(ConnectionError::Version { api, version }),
+    };
+    Ok(Some(response))
+}
+
+fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            SUPPORTED
+                .iter()
+                .map(|&(key, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(key as i16)
+                        .with_min_version(min)
+                        .with_max_version(max)
+                })
+                .collect(),
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::protocol::Message;
+
+    use super::*;
+
+    /// Every advertised range is one the protocol crate can encode.
+    #[test]
+    fn advertised_versions_are_within_the_crates() {
+        use kafka_protocol::messages::*;
+        let crate_range = |api: ApiKey| match api {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            other => panic!("{other:?} is not served"),
+        };
+        for &(api, min, max) in SUPPORTED {
+            let range = crate_range(api);
+            assert!(range.min <= min && max <= range.max, "{api:?}");
+        }
+    }
+
+    #[test]
+    fn broker_ids_are_stable_and_non_negative() {
+        assert_eq!(broker_id("broker-5001"), broker_id("broker-5001"));
+        assert_ne!(broker_id("broker-5001"), broker_id("follower-5002"));
+        assert!(broker_id("x") >= 0);
+    }
+}

@@ -1,0 +1,123 @@
+//! Produce: each partition's record batches are converted to YAK batches
+//! and stored through the produce service ([`store_batch`]), the path of
+//! `POST /produce/batch` and the binary port.
+//!
+//! Invariant: whatever `acks` says, a partition's answer comes only after
+//! YAK's own rule acknowledged it (replicated to the ISR, HWM committed):
+//! acks=0 and acks=1 are served as acks=all. With acks=0 the client just
+//! gets no answer.
+
+use kafka_protocol::{
+    ResponseError,
+    messages::{
+        ProduceRequest, ProduceResponse,
+        produce_response::{PartitionProduceResponse, TopicProduceResponse},
+    },
+    protocol::StrBytes,
+};
+
+use super::{
+    code,
+    records::{RecordsError, kafka_to_yak},
+};
+use crate::{
+    node::Node,
+    partition::WriteError,
+    produce::{ProduceError, store_batch},
+};
+
+pub async fn handle(node: &Node, request: ProduceRequest) -> ProduceResponse {
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let answer = PartitionProduceResponse::default().with_index(data.index);
+            let stored = match (request.transactional_id.is_some(), data.records) {
+                (true, _) => Err(Refusal::Records(RecordsError::Unsupported(
+                    "transactions (YAK has none)",
+                ))),
+                (false, None) => Err(Refusal::Records(RecordsError::Empty)),
+                (false, Some(records)) => store(node, &name, data.index, &records).await,
+            };
+            partitions.push(match stored {
+                Ok(base_offset) => answer.with_base_offset(base_offset),
+                Err(refusal) => answer
+                    .with_base_offset(-1)
+                    .with_error_code(refusal.code())
+                    .with_error_message(Some(StrBytes::from_string(refusal.to_string()))),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// Why a partition's records were not stored.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error("partition {0} does not exist")]
+    NegativePartition(i32),
+}
+
+impl Refusal {
+    fn code(&self) -> i16 {
+        code(match self {
+            Refusal::Records(RecordsError::Corrupt(_)) => ResponseError::CorruptMessage,
+            Refusal::Records(_) => ResponseError::InvalidRecord,
+            Refusal::NegativePartition(_) => ResponseError::UnknownTopicOrPartition,
+            Refusal::Produce(e) => match e {
+                ProduceError::NotLeader
+                | ProduceError::Write(WriteError::NotLeader | WriteError::Fenced { .. }) => {
+                    ResponseError::NotLeaderOrFollower
+                }
+                ProduceError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+                ProduceError::UnknownTopic(_) | ProduceError::InvalidPartition { .. } => {
+                    ResponseError::UnknownTopicOrPartition
+                }
+                ProduceError::InvalidBatch(_) => ResponseError::CorruptMessage,
+                ProduceError::KeyTooLarge(_) | ProduceError::PayloadTooLarge(_) => {
+                    ResponseError::MessageTooLarge
+                }
+                ProduceError::Write(WriteError::SequenceConflict) => {
+                    ResponseError::OutOfOrderSequenceNumber
+                }
+                ProduceError::Write(WriteError::NotEnoughReplicas {
+                    appended: false, ..
+                }) => ResponseError::NotEnoughReplicas,
+                ProduceError::Write(WriteError::NotEnoughReplicas { .. }) => {
+                    ResponseError::NotEnoughReplicasAfterAppend
+                }
+                ProduceError::Storage(_) => ResponseError::KafkaStorageError,
+                // Retryable on the client's side: with idempotence the
+                // retry is deduplicated.
+                _ => ResponseError::RequestTimedOut,
+            },
+        })
+    }
+}
+
+/// Stores every batch of one partition; the base offset of the first.
+async fn store(
+    node: &Node,
+    topic: &str,
+    partition: i32,
+    records: &bytes::Bytes,
+) -> Result<i64, Refusal> {
+    let partition = u32::try_from(partition).map_err(|_| Refusal::NegativePartition(partition))?;
+    let batches = kafka_to_yak(records)?;
+    let mut base = None;
+    for batch in &batches {
+        let stored = store_batch(node, topic, partition, batch).await?;
+        base.get_or_insert(stored.offset as i64);
+    }
+    base.ok_or(Refusal::Records(RecordsError::Empty))
+}
