@@ -34,7 +34,8 @@
 //! - `stats`: the once-a-second dashboard snapshot and rate series.
 //! - `http`: the HTTP API and its single error mapping; `tcp`: the
 //!   binary produce port; `kafka`: the Kafka protocol listener. All are
-//!   thin adapters over `produce` and the partitions.
+//!   thin adapters over `produce` and the partitions; the two TCP ones
+//!   share `listener`'s accept loop.
 //! - [`launch`]: what the `broker` and `follower` binaries run.
 //!
 //! Other crates see only what they use: [`run`] and the start-up types,
@@ -53,6 +54,7 @@ mod http;
 mod kafka;
 pub mod launch;
 mod lease;
+mod listener;
 mod logging;
 mod metrics;
 mod node;
@@ -80,26 +82,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
             addr: config.listen,
             source,
         })?;
-    let tcp =
-        match &config.tcp {
-            Some((addr, _)) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
-                |source| NodeError::Bind {
-                    addr: *addr,
-                    source,
-                },
-            )?),
-            None => None,
-        };
-    let kafka =
-        match &config.kafka {
-            Some((addr, _)) => Some(tokio::net::TcpListener::bind(addr).await.map_err(
-                |source| NodeError::Bind {
-                    addr: *addr,
-                    source,
-                },
-            )?),
-            None => None,
-        };
+    let tcp = listener::bind(config.tcp.as_ref().map(|(addr, _)| *addr)).await?;
+    let kafka = listener::bind(config.kafka.as_ref().map(|(addr, _)| *addr)).await?;
     tracing::info!(
         node_id = %config.node_id,
         listen = %config.listen,

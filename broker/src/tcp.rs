@@ -18,14 +18,11 @@
 //!   [`MAX_IN_FLIGHT`] unanswered requests, so one client cannot queue
 //!   unbounded work.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
@@ -39,37 +36,14 @@ const MAX_IN_FLIGHT: usize = 1024;
 
 /// Accepts connections until `shutdown`; each is served on its own task.
 pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
-    let limits = &node.config().server;
-    let connections = Arc::new(Semaphore::new(limits.http_max_connections));
-    let idle = Duration::from_millis(match limits.http_keep_alive_ms {
-        0 => limits.http_request_timeout_ms,
-        ms => ms,
-    });
-    loop {
-        // Past the limit, new connections wait in the backlog.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
-            () = shutdown.cancelled() => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("binary port: accept failed: {e}");
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let (node, shutdown) = (node.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = Connection::new(node, idle).run(stream, shutdown).await {
-                tracing::debug!(%peer, "binary port connection closed: {e}");
-            }
-            drop(permit);
-        });
-    }
+    crate::listener::accept(
+        "binary port",
+        node,
+        listener,
+        shutdown,
+        |node, stream, idle, shutdown| Connection::new(node, idle).run(stream, shutdown),
+    )
+    .await;
 }
 
 struct Connection {

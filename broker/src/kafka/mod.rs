@@ -27,7 +27,7 @@ mod producer_id;
 pub(crate) mod records;
 mod topics;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -37,10 +37,7 @@ use kafka_protocol::{
         ApiKey, ApiVersionsRequest, ApiVersionsResponse, api_versions_response::ApiVersion,
     },
 };
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::Semaphore,
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
@@ -81,37 +78,7 @@ pub fn broker_id(node_id: &str) -> i32 {
 
 /// Accepts connections until `shutdown`; each is served on its own task.
 pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
-    let limits = &node.config().server;
-    let connections = Arc::new(Semaphore::new(limits.http_max_connections));
-    let idle = Duration::from_millis(match limits.http_keep_alive_ms {
-        0 => limits.http_request_timeout_ms,
-        ms => ms,
-    });
-    loop {
-        // Past the limit, new connections wait in the backlog.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.expect("never closed"),
-            () = shutdown.cancelled() => return,
-        };
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!("kafka listener: accept failed: {e}");
-                    continue;
-                }
-            },
-            () = shutdown.cancelled() => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let (node, shutdown) = (node.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = connection(node, stream, idle, shutdown).await {
-                tracing::debug!(%peer, "kafka connection closed: {e}");
-            }
-            drop(permit);
-        });
-    }
+    crate::listener::accept("kafka listener", node, listener, shutdown, connection).await;
 }
 
 /// Why a connection ended early.
