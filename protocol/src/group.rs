@@ -274,6 +274,9 @@ pub enum GroupState {
     Empty,
     /// Waiting for its members to join again after a change.
     Rebalancing,
+    /// Kafka groups only: every member joined; waiting for the leader
+    /// member's assignment (Kafka's CompletingRebalance).
+    Syncing,
     /// Every member has its partitions.
     Stable,
 }
@@ -283,6 +286,7 @@ impl GroupState {
         match self {
             GroupState::Empty => "empty",
             GroupState::Rebalancing => "rebalancing",
+            GroupState::Syncing => "syncing",
             GroupState::Stable => "stable",
         }
     }
@@ -313,7 +317,13 @@ pub struct GroupDetail {
     pub group: String,
     pub state: GroupState,
     pub generation: u64,
+    /// The coordinator's assignor (YAK clients' groups).
     pub assignor: Assignor,
+    /// Set for a group of Kafka clients, which assign partitions
+    /// themselves: the protocol (client-side assignor) of this generation,
+    /// e.g. `range`. `assignor` does not apply then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka_protocol: Option<String>,
     pub topics: Vec<String>,
     pub members: Vec<MemberDetail>,
     pub partitions: Vec<PartitionDetail>,

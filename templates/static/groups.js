@@ -43,7 +43,7 @@
     badge.textContent = g.state;
     $(".group-generation", card).textContent = fmt.int(g.generation);
     $(".group-member-count", card).textContent = fmt.int(g.members.length);
-    $(".group-assignor", card).textContent = g.assignor;
+    $(".group-assignor", card).textContent = g.kafka_protocol ? `${g.kafka_protocol} (Kafka clients)` : g.assignor;
     $(".group-lag", card).textContent = fmt.int(g.partitions.reduce((sum, p) => sum + p.lag, 0));
     $(".group-members", card).replaceChildren(
       ...(g.members.length

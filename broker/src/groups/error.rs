@@ -51,6 +51,10 @@ pub enum GroupError {
         asked: Assignor,
         used: Assignor,
     },
+    #[error("group {group:?} cannot take this member: {reason}")]
+    ProtocolMismatch { group: String, reason: String },
+    #[error("group {0:?} is rebalancing; join again")]
+    Rebalancing(String),
     #[error("group {group:?} has {members} members; stop them before resetting its offsets")]
     NotEmpty { group: String, members: usize },
     #[error(
@@ -94,7 +98,10 @@ impl GroupError {
             GroupError::UnknownMember { .. } => ErrorCode::UnknownMember,
             GroupError::StaleGeneration { .. } => ErrorCode::StaleGeneration,
             GroupError::NotAssigned { .. } => ErrorCode::NotAssigned,
-            GroupError::AssignorMismatch { .. } => ErrorCode::AssignorMismatch,
+            GroupError::AssignorMismatch { .. } | GroupError::ProtocolMismatch { .. } => {
+                ErrorCode::AssignorMismatch
+            }
+            GroupError::Rebalancing(_) => ErrorCode::StaleGeneration,
             GroupError::NotEmpty { .. } => ErrorCode::GroupNotEmpty,
             GroupError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
             GroupError::NotLeader => ErrorCode::NotLeader,

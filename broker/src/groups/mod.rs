@@ -23,7 +23,7 @@ mod error;
 pub mod state;
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -53,6 +53,8 @@ use crate::{
 pub const TICK: Duration = Duration::from_millis(100);
 /// Longest `client_id` kept.
 const MAX_CLIENT_ID: usize = 255;
+/// Most member ids reserved for Kafka clients per group at once.
+const MAX_PENDING: usize = 1024;
 
 type Result<T, E = GroupError> = std::result::Result<T, E>;
 
@@ -71,6 +73,9 @@ struct Live {
 #[derive(Debug, Default)]
 struct Slot {
     live: tokio::sync::Mutex<Option<Live>>,
+    /// Member ids handed to Kafka clients that have not joined with them
+    /// yet (memory only: after a failover such a client starts over).
+    pending: Mutex<HashSet<String>>,
     /// Bumped after every change, for joins waiting on a rebalance.
     changed: watch::Sender<u64>,
 }
@@ -212,15 +217,32 @@ impl Coordinator {
                 ),
             );
         }
-        if group.state == GroupState::Stable && live.group.generation != group.generation {
-            live.rebalance_deadline = None;
-            // A fresh session from the moment each member has its partitions.
+        if live.group.generation != group.generation && group.state != GroupState::Empty {
+            // A fresh session from the moment the rebalance completed: the
+            // members waited for it without heartbeating.
             for (id, m) in &group.members {
                 live.sessions.insert(
                     id.clone(),
                     now + Duration::from_millis(m.session_timeout_ms),
                 );
             }
+        }
+        if let Some(leader) = group.awaited_leader()
+            && live.group.state != GroupState::Syncing
+        {
+            live.rebalance_deadline = Some(now + longest_session(&group));
+            self.activity.push(
+                "group",
+                format!(
+                    "group {name}: generation {} waits for {leader}'s assignment",
+                    group.generation
+                ),
+            );
+        }
+        if group.state == GroupState::Stable
+            && (live.group.state != GroupState::Stable || live.group.generation != group.generation)
+        {
+            live.rebalance_deadline = None;
             self.activity.push(
                 "group",
                 format!(
@@ -289,6 +311,7 @@ impl Coordinator {
             session_timeout_ms: join.session_timeout_ms,
             assignor: join.assignor,
             client_id: join.client_id,
+            kafka: None,
         })
     }
 
@@ -296,9 +319,72 @@ impl Coordinator {
     /// the member in it.
     pub async fn join(&self, name: &str, join: Join) -> Result<Joined> {
         validate_group_name(name).map_err(GroupError::InvalidGroup)?;
-        let epoch = self.epoch()?;
         let requested = join.member_id.clone();
         let spec = self.check_join(join).await?;
+        let (member, group) = self.enter(name, requested, spec).await?;
+        let m = group.member(name, &member)?;
+        Ok(Joined {
+            group: name.to_owned(),
+            generation: group.generation,
+            assignment: m.assignment.clone(),
+            session_timeout_ms: m.session_timeout_ms,
+            heartbeat_interval_ms: heartbeat_interval(m.session_timeout_ms),
+            member_id: member,
+        })
+    }
+
+    /// A Kafka client's JoinGroup: like [`Coordinator::join`], but topics
+    /// that do not exist are left out of the subscription (Kafka clients
+    /// may subscribe before they exist), and the answer is the group as it
+    /// was when a generation including the member completed.
+    pub async fn join_kafka(
+        &self,
+        name: &str,
+        member_id: Option<String>,
+        mut spec: JoinSpec,
+    ) -> Result<(String, Group)> {
+        validate_group_name(name).map_err(GroupError::InvalidGroup)?;
+        if !SESSION_TIMEOUT_MS.contains(&spec.session_timeout_ms) {
+            return Err(GroupError::Invalid(format!(
+                "session_timeout_ms must be {} to {}, got {}",
+                SESSION_TIMEOUT_MS.start(),
+                SESSION_TIMEOUT_MS.end(),
+                spec.session_timeout_ms
+            )));
+        }
+        let known = self.store.topics().await?;
+        spec.topics.retain(|t| known.contains_key(t));
+        spec.topics.sort();
+        spec.topics.dedup();
+        self.enter(name, member_id, spec).await
+    }
+
+    /// A member id for a Kafka client that joined without one (JoinGroup
+    /// v4+ answers MEMBER_ID_REQUIRED with it); its next join with this id
+    /// is a new member's.
+    pub fn reserve_member(&self, name: &str) -> String {
+        let id = format!("m-{:016x}", rand::random::<u64>());
+        let slot = self.slot(name);
+        let mut pending = slot.pending.lock().unwrap();
+        // Bounded: a client that never comes back leaves an id here.
+        if pending.len() >= MAX_PENDING {
+            pending.clear();
+        }
+        pending.insert(id.clone());
+        id
+    }
+
+    /// Adds the member (`requested` none, or an id from
+    /// [`Coordinator::reserve_member`]) or takes a member's join, then
+    /// waits until a generation that includes it completes. Returns the
+    /// member id and the group as it was then.
+    async fn enter(
+        &self,
+        name: &str,
+        requested: Option<String>,
+        spec: JoinSpec,
+    ) -> Result<(String, Group)> {
+        let epoch = self.epoch()?;
         let session = Duration::from_millis(spec.session_timeout_ms);
         let slot = self.slot(name);
         let (member, before) = {
@@ -314,7 +400,11 @@ impl Coordinator {
             }
             let live = guard.as_mut().expect("loaded or created");
             let (member, new) = match requested {
-                Some(id) => (id, false),
+                Some(id) if live.group.members.contains_key(&id) => (id, false),
+                Some(id) => {
+                    let reserved = slot.pending.lock().unwrap().remove(&id);
+                    (id, reserved)
+                }
                 None => (format!("m-{:016x}", rand::random::<u64>()), true),
             };
             let before = live.group.generation;
@@ -337,23 +427,49 @@ impl Coordinator {
                     .load(name, self.epoch()?, &mut guard)
                     .await?
                     .ok_or_else(|| GroupError::UnknownGroup(name.to_owned()))?;
-                let m = live.group.member(name, &member)?;
+                live.group.member(name, &member)?;
                 // A generation that includes the member completed: answer
                 // with it even if another rebalance has started since (the
                 // member, not heartbeating while it waits, would otherwise
                 // miss it and be dropped); its heartbeat says to join again.
-                if live.group.state == GroupState::Stable || live.group.generation > before {
-                    return Ok(Joined {
-                        group: name.to_owned(),
-                        member_id: member,
-                        generation: live.group.generation,
-                        assignment: m.assignment.clone(),
-                        session_timeout_ms: m.session_timeout_ms,
-                        heartbeat_interval_ms: heartbeat_interval(m.session_timeout_ms),
-                    });
+                if live.group.state != GroupState::Rebalancing || live.group.generation > before {
+                    return Ok((member, live.group.clone()));
                 }
             }
             // Wake on a change, and now and then to notice a lost lease.
+            let _ = tokio::time::timeout(Duration::from_millis(250), changes.changed()).await;
+        }
+    }
+
+    /// A Kafka member's SyncGroup: the leader's carries the assignments.
+    /// Waits until the group is stable at `generation`, and returns it.
+    pub async fn sync(
+        &self,
+        name: &str,
+        member: &str,
+        generation: u64,
+        assignments: Option<state::KafkaAssignments>,
+    ) -> Result<Group> {
+        self.with_group(name, async |slot, live| {
+            self.update(name, slot, live, |g| {
+                g.sync(name, member, generation, assignments)
+            })
+            .await
+        })
+        .await?;
+        let slot = self.slot(name);
+        let mut changes = slot.changed.subscribe();
+        loop {
+            let group = self
+                .with_group(name, async |_, live| Ok(live.group.clone()))
+                .await?;
+            group.member(name, member)?;
+            if group.state == GroupState::Rebalancing || group.generation != generation {
+                return Err(GroupError::Rebalancing(name.to_owned()));
+            }
+            if group.state == GroupState::Stable {
+                return Ok(group);
+            }
             let _ = tokio::time::timeout(Duration::from_millis(250), changes.changed()).await;
         }
     }
@@ -425,6 +541,10 @@ impl Coordinator {
         self.with_group(name, async |_, live| {
             let group = &live.group;
             let m = group.member(name, &commit.member_id)?;
+            if group.state == GroupState::Syncing {
+                // Nobody holds partitions until the leader's assignment.
+                return Err(GroupError::Rebalancing(name.to_owned()));
+            }
             if commit.generation != group.generation {
                 return Err(GroupError::StaleGeneration {
                     group: name.to_owned(),
@@ -476,6 +596,63 @@ impl Coordinator {
             Ok(offsets_of(name, &live.offsets, None))
         })
         .await
+    }
+
+    /// Stores offsets for a group with no members (a Kafka client that
+    /// assigns itself partitions but commits under a group id), creating
+    /// the group if needed; refused while the group has members.
+    pub async fn commit_unmanaged(&self, name: &str, offsets: &[PartitionOffset]) -> Result<()> {
+        validate_group_name(name).map_err(GroupError::InvalidGroup)?;
+        let epoch = self.epoch()?;
+        let slot = self.slot(name);
+        let mut guard = slot.live.lock().await;
+        let members = match self.load(name, epoch, &mut guard).await? {
+            Some(live) => live.group.members.len(),
+            None => 0,
+        };
+        if members > 0 {
+            return Err(GroupError::NotEmpty {
+                group: name.to_owned(),
+                members,
+            });
+        }
+        let mut checked = Vec::with_capacity(offsets.len());
+        for o in offsets {
+            let tp = TopicPartition::new(&o.topic, o.partition);
+            let hwm = self.high_water_mark(&tp);
+            if o.offset > hwm {
+                return Err(GroupError::OffsetOutOfRange {
+                    partition: tp,
+                    offset: o.offset,
+                    hwm,
+                });
+            }
+            checked.push((tp, o.offset));
+        }
+        match self.store.reset_offsets(epoch, name, &checked).await? {
+            GroupWrite::Done => {}
+            _ => {
+                return Err(GroupError::NotEmpty {
+                    group: name.to_owned(),
+                    members,
+                });
+            }
+        }
+        if let Some(live) = guard.as_mut() {
+            live.offsets.extend(checked);
+        }
+        Ok(())
+    }
+
+    /// A copy of the group as stored, `None` for a group never seen.
+    pub async fn group(&self, name: &str) -> Result<Option<Group>> {
+        match self
+            .with_group(name, async |_, live| Ok(live.group.clone()))
+            .await
+        {
+            Err(GroupError::UnknownGroup(_)) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// The group's committed offsets (none for a group never seen).
@@ -640,8 +817,12 @@ impl Coordinator {
             return Ok(());
         };
         let now = Instant::now();
-        let rebalancing = live.group.state == GroupState::Rebalancing;
-        // A member waiting for its join answer is not expected to heartbeat.
+        // A member waiting for its join (or, in a Kafka group, sync) answer
+        // is not expected to heartbeat.
+        let rebalancing = matches!(
+            live.group.state,
+            GroupState::Rebalancing | GroupState::Syncing
+        );
         let expired: Vec<String> = live
             .sessions
             .iter()
@@ -652,7 +833,12 @@ impl Coordinator {
             .map(|(id, _)| id.clone())
             .collect();
         let overdue = match live.rebalance_deadline {
-            Some(deadline) if deadline <= now => live.group.waiting_for(),
+            // A leader that never sent its assignment is dropped, so that
+            // another one is elected.
+            Some(deadline) if deadline <= now => match live.group.awaited_leader() {
+                Some(leader) => vec![leader.to_owned()],
+                None => live.group.waiting_for(),
+            },
             _ => Vec::new(),
         };
         let gone: Vec<String> = expired
@@ -768,6 +954,7 @@ fn detail(
         state: group.state,
         generation: group.generation,
         assignor: group.assignor,
+        kafka_protocol: group.kafka.as_ref().map(|k| k.protocol.clone()),
         topics: names.into_iter().map(str::to_owned).collect(),
         members: group
             .members

@@ -263,6 +263,8 @@ impl ApiError {
             | GroupError::StaleGeneration { .. }
             | GroupError::NotAssigned { .. }
             | GroupError::AssignorMismatch { .. }
+            | GroupError::ProtocolMismatch { .. }
+            | GroupError::Rebalancing(_)
             | GroupError::NotEmpty { .. } => StatusCode::CONFLICT,
             GroupError::InvalidGroup(_)
             | GroupError::InvalidTopic(_)

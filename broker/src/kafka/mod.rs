@@ -3,7 +3,7 @@
 //! APIs and versions and what YAK does differently.
 //!
 //! One module per API group (`metadata`, `produce`, `fetch`, `offsets`,
-//! `producer_id`, `topics`), each a thin adapter over the node: produce
+//! `producer_id`, `topics`, `groups`), each a thin adapter over the node: produce
 //! goes through the produce service (`produce::store_batch`), reads through
 //! the partitions' committed log, exactly like the HTTP API. `codec` frames
 //! requests, `records` converts record batches.
@@ -20,6 +20,7 @@
 
 mod codec;
 mod fetch;
+mod groups;
 mod metadata;
 mod offsets;
 mod produce;
@@ -48,7 +49,9 @@ use codec::{Frame, FrameError};
 
 /// The APIs served and their version ranges. The maxima stop before
 /// versions that need what YAK does not have yet: topic ids (Fetch 13+,
-/// Produce 10+), the max-timestamp offset spec (ListOffsets 7+).
+/// Produce 10+), the max-timestamp offset spec (ListOffsets 7+), the
+/// new consumer protocol's member epochs (OffsetCommit 9+, OffsetFetch
+/// 9+), FindCoordinator's share groups (5+).
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 12),
@@ -57,6 +60,15 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
 ];
 
 fn supports(api: ApiKey, version: i16) -> bool {
@@ -100,6 +112,10 @@ async fn connection(
 ) -> Result<(), ConnectionError> {
     // A frame holds a whole produce request plus its headers.
     let max_frame = node.config().max_request_bytes + 64 * 1024;
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let (read, write) = stream.into_split();
     let mut frames = FramedRead::new(read, codec::frames(max_frame));
     let mut out = FramedWrite::new(write, tokio_util::codec::BytesCodec::new());
@@ -113,14 +129,14 @@ async fn connection(
             Ok(Some(frame)) => frame?,
         };
         let frame = Frame::parse(frame.freeze())?;
-        if let Some(response) = answer(&node, &frame).await? {
+        if let Some(response) = answer(&node, &frame, &peer).await? {
             out.send(response).await?;
         }
     }
 }
 
 /// The answer to one request frame, `None` when the protocol wants none.
-async fn answer(node: &Node, frame: &Frame) -> Result<Option<Bytes>, ConnectionError> {
+async fn answer(node: &Node, frame: &Frame, peer: &str) -> Result<Option<Bytes>, ConnectionError> {
     let (api, version) = (frame.api, frame.version());
     let correlation = frame.header.correlation_id;
     if !supports(api, version) {
@@ -166,6 +182,43 @@ async fn answer(node: &Node, frame: &Frame) -> Result<Option<Bytes>, ConnectionE
             let body = topics::handle(node, frame.body()?).await;
             codec::response(api, version, correlation, &body)?
         }
+        ApiKey::FindCoordinator => {
+            let body = groups::find_coordinator(node, frame.body()?, version);
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::JoinGroup => {
+            let client = frame.header.client_id.as_deref().unwrap_or_default();
+            let body = groups::join(node, frame.body()?, version, client, peer).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::SyncGroup => {
+            let body = groups::sync(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::Heartbeat => {
+            let body = groups::heartbeat(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::LeaveGroup => {
+            let body = groups::leave(node, frame.body()?, version).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::OffsetCommit => {
+            let body = groups::commit(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::OffsetFetch => {
+            let body = groups::fetch_offsets(node, frame.body()?, version).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::ListGroups => {
+            let body = groups::list(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::DescribeGroups => {
+            let body = groups::describe(node, frame.body()?, version).await;
+            codec::response(api, version, correlation, &body)?
+        }
         _ => return Err(ConnectionError::Version { api, version }),
     };
     Ok(Some(response))
@@ -205,6 +258,15 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
+            ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
+            ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,
+            ApiKey::Heartbeat => HeartbeatRequest::VERSIONS,
+            ApiKey::LeaveGroup => LeaveGroupRequest::VERSIONS,
+            ApiKey::OffsetCommit => OffsetCommitRequest::VERSIONS,
+            ApiKey::OffsetFetch => OffsetFetchRequest::VERSIONS,
+            ApiKey::ListGroups => ListGroupsRequest::VERSIONS,
+            ApiKey::DescribeGroups => DescribeGroupsRequest::VERSIONS,
             other => panic!("{other:?} is not served"),
         };
         for &(api, min, max) in SUPPORTED {
