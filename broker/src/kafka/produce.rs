@@ -7,6 +7,7 @@
 //! acks=0 and acks=1 are served as acks=all. With acks=0 the client just
 //! gets no answer.
 
+use futures_util::future::join_all;
 use kafka_protocol::{
     ResponseError,
     messages::{
@@ -27,34 +28,38 @@ use crate::{
 };
 
 pub async fn handle(node: &Node, request: ProduceRequest) -> ProduceResponse {
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
+    let transactional = request.transactional_id.is_some();
+    // Every partition at once: each waits for its replication round, and
+    // those of different partitions overlap (a partition's own batches
+    // stay in order).
+    let topics = request.topic_data.into_iter().map(|topic| async move {
         let name = topic.name.0.to_string();
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for data in topic.partition_data {
-            let answer = PartitionProduceResponse::default().with_index(data.index);
-            let stored = match (request.transactional_id.is_some(), data.records) {
-                (true, _) => Err(Refusal::Records(RecordsError::Unsupported(
-                    "transactions (YAK has none)",
-                ))),
-                (false, None) => Err(Refusal::Records(RecordsError::Empty)),
-                (false, Some(records)) => store(node, &name, data.index, &records).await,
-            };
-            partitions.push(match stored {
-                Ok(base_offset) => answer.with_base_offset(base_offset),
-                Err(refusal) => answer
-                    .with_base_offset(-1)
-                    .with_error_code(refusal.code())
-                    .with_error_message(Some(StrBytes::from_string(refusal.to_string()))),
-            });
-        }
-        responses.push(
-            TopicProduceResponse::default()
-                .with_name(topic.name)
-                .with_partition_responses(partitions),
-        );
-    }
-    ProduceResponse::default().with_responses(responses)
+        let partitions = join_all(topic.partition_data.into_iter().map(|data| {
+            let name = &name;
+            async move {
+                let answer = PartitionProduceResponse::default().with_index(data.index);
+                let stored = match (transactional, data.records) {
+                    (true, _) => Err(Refusal::Records(RecordsError::Unsupported(
+                        "transactions (YAK has none)",
+                    ))),
+                    (false, None) => Err(Refusal::Records(RecordsError::Empty)),
+                    (false, Some(records)) => store(node, name, data.index, &records).await,
+                };
+                match stored {
+                    Ok(base_offset) => answer.with_base_offset(base_offset),
+                    Err(refusal) => answer
+                        .with_base_offset(-1)
+                        .with_error_code(refusal.code())
+                        .with_error_message(Some(StrBytes::from_string(refusal.to_string()))),
+                }
+            }
+        }))
+        .await;
+        TopicProduceResponse::default()
+            .with_name(topic.name)
+            .with_partition_responses(partitions)
+    });
+    ProduceResponse::default().with_responses(join_all(topics).await)
 }
 
 /// Why a partition's records were not stored.

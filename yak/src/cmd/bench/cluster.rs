@@ -1,5 +1,6 @@
 //! The cluster a bench run starts when it is not given `--bootstrap`:
-//! redis-server, a broker and one follower with the shipped defaults, plus
+//! redis-server, a broker and one follower with the shipped defaults (and
+//! a Kafka listener each), plus
 //! the separate, non-persistent redis-server of the Redis Streams baseline,
 //! all in one temporary directory; and stopping them all at the end.
 
@@ -19,6 +20,8 @@ pub struct OwnCluster {
     pub procs: Vec<Proc>,
     /// Node id → index in `procs`.
     nodes: Vec<(String, usize)>,
+    /// The broker's Kafka listener.
+    kafka: Option<String>,
     /// The baseline's redis-server (not one of `procs`) and its URL.
     baseline: Proc,
     baseline_url: String,
@@ -43,7 +46,15 @@ impl OwnCluster {
         let (redis, redis_url) =
             local::start_redis(&dir.path().join("redis"), durability, &logs).await?;
         let mut servers = Vec::new();
+        let mut kafka = Vec::new();
         for (id, binary) in [("broker", broker), ("follower", follower)] {
+            let listen = format!("127.0.0.1:{}", local::free_port()?);
+            let extra_args = node_args
+                .iter()
+                .map(|a| a.to_string())
+                .chain(["--kafka-listen".to_owned(), listen.clone()])
+                .collect();
+            kafka.push(listen);
             servers.push(Server::node(&NodeSpec {
                 id: id.to_owned(),
                 binary,
@@ -53,7 +64,7 @@ impl OwnCluster {
                 redis_url: redis_url.clone(),
                 lease_ttl_ms: LEASE_TTL.as_millis() as u64,
                 tcp_port: Some(local::free_port()?),
-                extra_args: node_args.iter().map(|a| a.to_string()).collect(),
+                extra_args,
                 ..NodeSpec::default()
             }));
         }
@@ -78,10 +89,16 @@ impl OwnCluster {
             logs,
             procs,
             nodes,
+            kafka: kafka.into_iter().next(),
             baseline,
             baseline_url,
         };
         Ok((cluster, urls))
+    }
+
+    /// The broker's Kafka listener (`host:port`).
+    pub fn kafka_addr(&self) -> Option<&str> {
+        self.kafka.as_deref()
     }
 
     /// The URL of the baseline's Redis.

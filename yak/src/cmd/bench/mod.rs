@@ -29,8 +29,11 @@
 //!    request on a Redis primary and its replica, append-only files on both,
 //!    with `appendfsync everysec` and then `always`.
 //!
+//! Phases 1 and 3 also run through the broker's Kafka listener with kcat
+//! (librdkafka) when kcat is installed ([`kafka`]).
+//!
 //! This module holds the flags and runs the phases in order; each phase is
-//! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`],
+//! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`], [`kafka`],
 //! [`group`], [`failover`], and [`memory`] just before failover), the Redis
 //! side is [`redis_baseline`] and [`replicated_redis`], the processes the
 //! bench starts are
@@ -42,6 +45,7 @@ mod cluster;
 mod consume;
 mod failover;
 mod group;
+mod kafka;
 mod memory;
 mod redis_baseline;
 mod replicated_redis;
@@ -65,6 +69,10 @@ pub struct BenchArgs {
     /// node URLs). Failover and memory are then skipped.
     #[arg(long, env = "YAK_BENCH_BOOTSTRAP", value_delimiter = ',')]
     bootstrap: Option<Vec<String>>,
+    /// A node's Kafka listener (`host:port`) for the Kafka figures when
+    /// --bootstrap is given.
+    #[arg(long, env = "YAK_BENCH_KAFKA_BOOTSTRAP")]
+    kafka_bootstrap: Option<String>,
     /// Redis for the Streams baseline when --bootstrap is given.
     #[arg(long, env = "YAK_BENCH_REDIS_URL")]
     redis_url: Option<String>,
@@ -142,20 +150,21 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         sizes.failovers = n as usize;
     }
     let value = "x".repeat(args.value_bytes);
-    let (bootstrap, mut own, baseline_url) = match &args.bootstrap {
+    let (bootstrap, mut own, baseline_url, kafka_bootstrap) = match &args.bootstrap {
         Some(urls) => {
             let redis = args
                 .redis_url
                 .clone()
                 .context("--bootstrap needs --redis-url for the Redis Streams baseline")?;
-            (urls.clone(), None, redis)
+            (urls.clone(), None, redis, args.kafka_bootstrap.clone())
         }
         None => {
             let (cluster, urls) =
                 OwnCluster::start(args.bin_dir.as_deref(), args.redis_fsync.durability(), &[])
                     .await?;
             let url = cluster.baseline_url().to_owned();
-            (urls, Some(cluster), url)
+            let kafka = cluster.kafka_addr().map(str::to_owned);
+            (urls, Some(cluster), url, kafka)
         }
     };
     let client = YakClient::with_config(bootstrap.clone(), ClientConfig::default())?;
@@ -190,6 +199,23 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let consume = consume::measure(&client, &topic).await?;
     let group_consume = group::consume(&client, &topic).await?;
     let redis_consume = redis_baseline::read_back(&redis).await?;
+    let kafka = match (kafka_bootstrap, kafka::client().await) {
+        (Some(addr), Some(kcat)) => {
+            out(format!("   … and through the Kafka listener with {kcat}"));
+            let target = (addr.as_str(), kcat);
+            Some(kafka::measure(&client, target, &topic, consume.records, &value, &sizes).await?)
+        }
+        (None, _) => {
+            out("   no Kafka listener (--kafka-bootstrap): Kafka figures skipped");
+            None
+        }
+        (Some(_), None) => {
+            out(
+                "   kcat not found (scripts/system-deps.sh kcat installs it): Kafka figures skipped",
+            );
+            None
+        }
+    };
     out("4/8 group rebalance…");
     let group_rebalance = group::rebalance(&client, &topic).await?;
     let memory = match &own {
@@ -230,6 +256,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         group_consume,
         group_rebalance,
         redis_consume,
+        kafka,
         memory,
         failover,
         fsync_always,

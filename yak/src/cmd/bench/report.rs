@@ -12,6 +12,7 @@ use super::{
     consume::ReadBack,
     failover::Failover,
     group::Rebalance,
+    kafka::KafkaFigures,
     out,
     replicated_redis::Replicated,
     unbatched_produce::{Breakdown, Latency},
@@ -29,6 +30,8 @@ pub struct Figures {
     pub group_consume: ReadBack,
     pub group_rebalance: Rebalance,
     pub redis_consume: f64,
+    /// Through the Kafka listener, when kcat is installed.
+    pub kafka: Option<KafkaFigures>,
     pub memory: Option<f64>,
     pub failover: Option<Failover>,
     /// Produce on nodes run with `--fsync always` (own cluster only).
@@ -76,6 +79,7 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
         group_consume,
         group_rebalance,
         redis_consume,
+        kafka,
         memory,
         failover,
         fsync_always,
@@ -103,6 +107,7 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "fsync_always_cluster": "a second cluster like the first, its nodes run with --fsync always",
             "topic_partitions": 3,
             "group_consume": "the whole topic (every partition, from its start to the high-water mark it had when the read started) by the one member of a consumer group, committing at every poll; consume reads partition 0 alone",
+            "kafka": "kcat (librdkafka) against the broker's Kafka listener: produce from one kcat process per CPU, each to one partition, linger.ms=5 and acks=all, as many records in all as the batched phase, to a topic of its own, whole runs timed (start-up included); consume partition 0 of the bench topic from its start (what consume reads), printing offsets only, timed from the first record to the last",
             "group_rebalance": "two members of a group share the topic; one is dropped without leaving (its heartbeats stop, as in a killed process); from then until the survivor holds every partition",
         },
         "git_commit": git_commit(),
@@ -149,6 +154,13 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "samples_ms": f.samples_ms,
             "lease_left_ms": f.lease_left_ms,
             "takeover_p50_ms": f.takeover_p50_ms,
+        })),
+        "kafka": kafka.as_ref().map(|k| json!({
+            "client": k.client,
+            "batched_msgs_per_s": k.batched,
+            "consume_msgs_per_s": k.consume,
+            "ratio_to_binary_batched": ratio(k.batched, *batched),
+            "ratio_to_binary_consume": ratio(k.consume, consume.msgs_per_s),
         })),
         "memory": memory.map(|m| json!({ "broker_rss_mb": m })),
         "fsync_always": {
@@ -278,6 +290,18 @@ fn print_table(results: &Value) {
             None,
         ),
         (
+            "Kafka (kcat) batched / binary",
+            show(f(&["kafka", "batched_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            f(&["kafka", "ratio_to_binary_batched"]),
+        ),
+        (
+            "Kafka (kcat) consume / binary",
+            show(f(&["kafka", "consume_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            f(&["kafka", "ratio_to_binary_consume"]),
+        ),
+        (
             "rebalance / session",
             format!(
                 "{} / {}",
@@ -363,8 +387,10 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
             get("consume", "msgs_per_s"),
             get("consume", "redis_msgs_per_s"),
         ),
-        // No Redis bar: the baseline has no consumer-group figure.
+        // No Redis bars: the baseline has no consumer-group or Kafka figure.
         ("group consume", get("group_consume", "msgs_per_s"), 0.0),
+        ("Kafka produce", get("kafka", "batched_msgs_per_s"), 0.0),
+        ("Kafka consume", get("kafka", "consume_msgs_per_s"), 0.0),
     ];
     // One request in flight per client, acknowledged once a replica has
     // it: YAK next to the Redis pair at both fsync settings.
@@ -481,6 +507,7 @@ mod tests {
     fn the_document_keeps_its_shape() {
         let args = BenchArgs {
             bootstrap: None,
+            kafka_bootstrap: None,
             redis_url: None,
             quick: true,
             value_bytes: 100,
@@ -516,6 +543,11 @@ mod tests {
                 session_timeout_ms: 3000,
             },
             redis_consume: 60.0,
+            kafka: Some(KafkaFigures {
+                batched: 80.0,
+                consume: 24.0,
+                client: "kcat 1.7.1 (librdkafka 2.0.2)".into(),
+            }),
             memory: Some(12.5),
             failover: None,
             fsync_always: None,
@@ -537,6 +569,7 @@ mod tests {
                 "group_consume",
                 "group_rebalance",
                 "failover",
+                "kafka",
                 "memory",
                 "fsync_always"
             ]
@@ -562,6 +595,7 @@ mod tests {
                 "fsync_always_cluster",
                 "topic_partitions",
                 "group_consume",
+                "kafka",
                 "group_rebalance"
             ]
         );
@@ -604,6 +638,9 @@ mod tests {
             ["msgs_per_s", "records", "ratio_to_consume"]
         );
         assert_eq!(doc["group_consume"]["ratio_to_consume"], 0.5);
+        assert_eq!(doc["kafka"]["ratio_to_binary_batched"], 0.8);
+        assert_eq!(doc["kafka"]["ratio_to_binary_consume"], 0.8);
+        assert_eq!(doc["kafka"]["client"], "kcat 1.7.1 (librdkafka 2.0.2)");
         assert_eq!(
             keys(&doc["group_rebalance"]),
             ["after_kill_ms", "session_timeout_ms"]
