@@ -26,13 +26,6 @@ pub enum ConfigError {
          (clients then produce over HTTPS)"
     )]
     TcpWithTls,
-    #[error("--kafka-listen with --tls-cert: the Kafka listener has no TLS yet; leave it off")]
-    KafkaWithTls,
-    #[error(
-        "--kafka-listen with --client-token: the Kafka listener has no SASL yet, so it \
-         would let anyone past the token; leave it off"
-    )]
-    KafkaWithClientToken,
     #[error("reading the CA file {path}: {source}")]
     Ca {
         path: PathBuf,
@@ -295,14 +288,12 @@ impl NodeArgs {
             });
             (addr, advertised)
         });
-        let guarded = self.client_token.as_deref().is_some_and(|t| !t.is_empty());
-        let kafka = match (self.kafka_listen, self.server.tls_cert.is_some()) {
-            (None | Some(TcpListen::Off), _) => None,
-            (Some(TcpListen::At(_)), true) => return Err(ConfigError::KafkaWithTls),
-            (Some(TcpListen::At(_)), false) if guarded => {
-                return Err(ConfigError::KafkaWithClientToken);
-            }
-            (Some(TcpListen::At(addr)), false) => Some((
+        // With --tls-cert the Kafka listener speaks TLS, and with
+        // --client-token it requires SASL/PLAIN (`kafka::sasl`), so unlike
+        // the binary port it is never a way around either.
+        let kafka = match self.kafka_listen {
+            None | Some(TcpListen::Off) => None,
+            Some(TcpListen::At(addr)) => Some((
                 addr,
                 self.kafka_advertised
                     .clone()
@@ -428,28 +419,20 @@ mod tests {
     }
 
     #[test]
-    fn the_kafka_listener_is_refused_where_it_would_bypass_tls_or_tokens() {
-        let tls = [
-            "--tls-cert",
-            "c.pem",
-            "--tls-key",
-            "k.pem",
-            "--kafka-listen",
-            "127.0.0.1:9",
-        ];
-        assert!(matches!(resolve(&tls), Err(ConfigError::KafkaWithTls)));
-        let guarded = [
-            "--client-token",
-            "t",
-            "--cluster-token",
-            "c",
-            "--kafka-listen",
-            "127.0.0.1:9",
-        ];
-        assert!(matches!(
-            resolve(&guarded),
-            Err(ConfigError::KafkaWithClientToken)
-        ));
+    fn the_kafka_listener_opens_with_tls_and_with_a_client_token() {
+        // It has TLS and SASL of its own, so neither refuses it.
+        let kafka = |args: &[&str]| resolve(args).expect("a valid configuration").kafka;
+        let listen = ["--kafka-listen", "127.0.0.1:9"];
+        let tls = ["--tls-cert", "c.pem", "--tls-key", "k.pem"];
+        let guarded = ["--client-token", "t", "--cluster-token", "c"];
+        for flags in [&tls[..], &guarded[..], &[tls, guarded].concat()[..]] {
+            let args = [flags, &listen[..]].concat();
+            assert_eq!(
+                kafka(&args),
+                Some(("127.0.0.1:9".parse().unwrap(), "127.0.0.1:9".to_owned())),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

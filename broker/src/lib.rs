@@ -82,6 +82,8 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
             addr: config.listen,
             source,
         })?;
+    // Loaded once: the HTTP server and the Kafka listener share it.
+    let tls = config.server.tls_config().map_err(NodeError::Tls)?;
     let tcp = listener::bind(config.tcp.as_ref().map(|(addr, _)| *addr)).await?;
     let kafka = listener::bind(config.kafka.as_ref().map(|(addr, _)| *addr)).await?;
     tracing::info!(
@@ -97,16 +99,20 @@ pub async fn run(config: NodeConfig, shutdown: CancellationToken) -> Result<(), 
     );
     let (node, lease_task) = Node::start(config, shutdown.clone())?;
     let stats = stats::spawn_sampler(node.clone(), shutdown.clone());
-    let server = http::server(node.clone(), stats, listener).map_err(|source| NodeError::Bind {
-        addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
-        source,
+    let server = http::server(node.clone(), stats, listener, tls.clone()).map_err(|source| {
+        NodeError::Bind {
+            addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            source,
+        }
     })?;
     let handle = server.handle();
     let serving = tokio::spawn(server);
     let serving_tcp =
         tcp.map(|listener| tokio::spawn(tcp::serve(node.clone(), listener, shutdown.clone())));
-    let serving_kafka =
-        kafka.map(|listener| tokio::spawn(kafka::serve(node.clone(), listener, shutdown.clone())));
+    let serving_kafka = kafka.map(|listener| {
+        let tls = tls.map(std::sync::Arc::new);
+        tokio::spawn(kafka::serve(node.clone(), listener, tls, shutdown.clone()))
+    });
     shutdown.cancelled().await;
     tracing::info!("shutting down");
     let _ = lease_task.await;

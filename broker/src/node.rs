@@ -52,6 +52,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error("the TLS certificate: {0}")]
+    Tls(std::io::Error),
     #[error("the client for other nodes: {0}")]
     PeerClient(String),
     #[error(transparent)]

@@ -23,7 +23,7 @@ use std::{
 
 use partition_log::BatchHeader;
 
-use crate::history::{Event, Op, Outcome};
+use crate::history::{Event, Op, Outcome, Transport};
 
 /// Which check a violation breaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -87,6 +87,8 @@ pub struct FinalState {
 pub struct Report {
     pub violations: Vec<Violation>,
     pub acked: u64,
+    /// Acknowledged writes per transport.
+    pub acked_by: BTreeMap<Transport, u64>,
     pub unknown: u64,
     pub failed: u64,
     /// Acknowledged writes not read back at their offset.
@@ -135,7 +137,10 @@ pub fn check(events: &[Event], state: &FinalState) -> Report {
         .collect();
     for op in &ops {
         match op.outcome {
-            Outcome::Ok => report.acked += 1,
+            Outcome::Ok => {
+                report.acked += 1;
+                *report.acked_by.entry(op.transport).or_insert(0) += 1;
+            }
             Outcome::Unknown => report.unknown += 1,
             Outcome::Fail => report.failed += 1,
         }
@@ -429,6 +434,7 @@ mod tests {
             invoke_ms: invoke,
             complete_ms: invoke + 5,
             client: 0,
+            transport: Transport::Http,
             partition,
             payload: payload.into(),
             outcome,

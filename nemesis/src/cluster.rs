@@ -18,13 +18,18 @@
 //!   through the proxy. Node j connects from .(11+j) (`--source-address`),
 //!   clients from [`Cluster::client_ip`], so the proxy tells
 //!   `node j → node i` and `clients → node i` apart.
+//! - `clients → node i` over the binary produce port and the Kafka
+//!   listener: each has a front proxy of its own (.(11+i):q, :r), which
+//!   the node advertises (`--advertised-tcp`, `--kafka-advertised`; Kafka
+//!   Metadata answers name it), so a client link fault reaches all three
+//!   transports. Only clients use these ports.
 //! - `node i ↔ redis`: node i's `--redis-url` is its own proxy to Redis.
 //!
 //! The harness itself (observer, final reads, leader lookups) talks to the
 //! nodes' and Redis's real ports, never through a proxy.
 //!
-//! Invariant: a node's front proxy and Redis proxy outlive the node's
-//! restarts (the node keeps its port), so links keep their modes across
+//! Invariant: a node's front proxies and Redis proxy outlive the node's
+//! restarts (the node keeps its ports), so links keep their modes across
 //! kills.
 
 use std::{
@@ -116,6 +121,11 @@ fn last_batch(segment: &[u8]) -> Option<usize> {
     (pos == segment.len()).then_some(last).flatten()
 }
 
+/// A node's real `host:port` as testkit names it.
+fn real_addr(addr: &str) -> SocketAddr {
+    addr.parse().expect("testkit names ports as ip:port")
+}
+
 /// The running cluster. Dropping it kills every process.
 pub struct Cluster {
     config: ClusterConfig,
@@ -123,7 +133,11 @@ pub struct Cluster {
     subnet: Subnet,
     // Nodes are dropped (killed) before the proxies and Redis.
     nodes: Vec<NodeProcess>,
+    /// Per node: its HTTP front proxy, and those of its binary port and
+    /// Kafka listener (clients only).
     fronts: Vec<Proxy>,
+    binary_fronts: Vec<Proxy>,
+    kafka_fronts: Vec<Proxy>,
     redis_links: Vec<Proxy>,
     redis: RedisServer,
 }
@@ -155,6 +169,8 @@ impl Cluster {
             subnet,
             nodes: Vec::new(),
             fronts: Vec::new(),
+            binary_fronts: Vec::new(),
+            kafka_fronts: Vec::new(),
             redis_links: Vec::new(),
             redis,
             config,
@@ -162,6 +178,8 @@ impl Cluster {
         for index in 0..=cluster.config.followers {
             let ip = subnet.node(index);
             let front = Proxy::start(SocketAddr::new(ip, 0), None).await?;
+            let binary_front = Proxy::start(SocketAddr::new(ip, 0), None).await?;
+            let kafka_front = Proxy::start(SocketAddr::new(ip, 0), None).await?;
             let redis_link =
                 Proxy::start(SocketAddr::new(subnet.redis(), 0), Some(redis_addr)).await?;
             let kind = if index == 0 {
@@ -176,14 +194,15 @@ impl Cluster {
             )
             .id(format!("node-{}", index + 1))
             .host(ip)
-            // Its clients produce JSON over HTTP, through the link proxies;
-            // a binary port would only be one more port to keep free
-            // across restarts.
-            .without_tcp()
+            .kafka()
             .lease_ttl_ms(cluster.config.lease_ttl_ms)
             .args([
                 "--advertised-url".to_owned(),
                 format!("http://{}", front.addr()),
+                "--advertised-tcp".to_owned(),
+                binary_front.addr().to_string(),
+                "--kafka-advertised".to_owned(),
+                kafka_front.addr().to_string(),
                 "--source-address".to_owned(),
                 ip.to_string(),
                 "--min-insync-replicas".to_owned(),
@@ -193,8 +212,12 @@ impl Cluster {
             ]);
             let node = NodeProcess::start(options).await;
             front.set_target(SocketAddr::new(ip, node.port()));
+            binary_front.set_target(real_addr(&node.tcp_addr()));
+            kafka_front.set_target(real_addr(&node.kafka_addr()));
             cluster.nodes.push(node);
             cluster.fronts.push(front);
+            cluster.binary_fronts.push(binary_front);
+            cluster.kafka_fronts.push(kafka_front);
             cluster.redis_links.push(redis_link);
         }
         Ok(cluster)
@@ -233,6 +256,11 @@ impl Cluster {
             .collect()
     }
 
+    /// The Kafka bootstrap addresses: the nodes' Kafka front proxies.
+    pub fn kafka_addrs(&self) -> Vec<SocketAddr> {
+        self.kafka_fronts.iter().map(Proxy::addr).collect()
+    }
+
     /// A store on the real Redis port (not through a proxy).
     pub fn store(&self) -> Result<ClusterStore, ClusterError> {
         Ok(ClusterStore::new(
@@ -260,7 +288,13 @@ impl Cluster {
     ) -> Result<(), ClusterError> {
         match (from, to) {
             (Endpoint::Clients, Endpoint::Node(j)) | (Endpoint::Node(j), Endpoint::Clients) => {
-                self.fronts[j].set(Some(self.client_ip()), mode);
+                for front in [
+                    &self.fronts[j],
+                    &self.binary_fronts[j],
+                    &self.kafka_fronts[j],
+                ] {
+                    front.set(Some(self.client_ip()), mode);
+                }
             }
             (Endpoint::Node(i), Endpoint::Node(j)) if i != j => {
                 self.fronts[j].set(Some(self.subnet.node(i)), mode);
@@ -275,7 +309,13 @@ impl Cluster {
 
     /// Every link passes again.
     pub fn heal_links(&self) {
-        for proxy in self.fronts.iter().chain(&self.redis_links) {
+        for proxy in self
+            .fronts
+            .iter()
+            .chain(&self.binary_fronts)
+            .chain(&self.kafka_fronts)
+            .chain(&self.redis_links)
+        {
             proxy.heal();
         }
     }

@@ -26,7 +26,7 @@ use crate::{
     faults::{FaultKind, Tally},
     history::{History, HistoryError},
     schedule::Schedule,
-    workload::{self, Workload, WorkloadConfig, payload_text},
+    workload::{self, Endpoints, Workload, WorkloadConfig, payload_text},
 };
 
 /// How long the cluster gets to elect its first leader.
@@ -46,7 +46,12 @@ pub struct RunConfig {
     /// Fault kinds to draw from (all if empty).
     pub kinds: Vec<FaultKind>,
     pub cluster: ClusterConfig,
+    /// HTTP producers (one JSON record per request).
     pub producers: u32,
+    /// Producers over the binary produce port (batches).
+    pub binary_producers: u32,
+    /// Idempotent Kafka producers (batches).
+    pub kafka_producers: u32,
     /// Where to write the history (JSON lines), if anywhere.
     pub history: Option<PathBuf>,
 }
@@ -59,7 +64,10 @@ impl Default for RunConfig {
             gap: Duration::from_secs(5)..Duration::from_secs(15),
             kinds: Vec::new(),
             cluster: ClusterConfig::default(),
-            producers: 4,
+            // Four requests in flight at once, every transport among them.
+            producers: 2,
+            binary_producers: 1,
+            kafka_producers: 1,
             history: None,
         }
     }
@@ -95,9 +103,9 @@ impl Summary {
 }
 
 impl fmt::Display for Summary {
-    /// `seed 7: 3 leader kills, 2 pauses; 1.2 M acked writes, 3,104
-    /// unknown; 0 lost, 0 inconsistent, 0 duplicates; longest
-    /// unavailability 4.1 s`
+    /// `seed 7: 3 leader kills, 2 pauses; 1.2 M acked writes (http
+    /// 0.6 M, binary 0.4 M, kafka 0.2 M), 3,104 unknown; 0 lost, 0
+    /// inconsistent, 0 duplicates; longest unavailability 4.1 s`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let faults: Vec<String> = self
             .faults
@@ -110,11 +118,17 @@ impl fmt::Display for Summary {
             faults.join(", ")
         };
         let r = &self.report;
+        let by: Vec<String> = r
+            .acked_by
+            .iter()
+            .map(|(t, n)| format!("{} {}", t.label(), count(*n)))
+            .collect();
         write!(
             f,
-            "seed {}: {faults}; {} acked writes, {} unknown, {} failed; {} lost, {} inconsistent, {} duplicates; {} violations; longest unavailability {:.1} s",
+            "seed {}: {faults}; {} acked writes ({}), {} unknown, {} failed; {} lost, {} inconsistent, {} duplicates; {} violations; longest unavailability {:.1} s",
             self.seed,
             count(r.acked),
+            by.join(", "),
             count(r.unknown),
             count(r.failed),
             count(r.lost),
@@ -174,12 +188,18 @@ async fn drive(
         Err(e) if e.error_code() == Some(ErrorCode::TopicExists) => {}
         Err(e) => return Err(e.into()),
     }
+    let endpoints = Endpoints {
+        urls: cluster.client_urls(),
+        kafka: cluster.kafka_addrs(),
+        from: cluster.client_ip(),
+    };
     let mut load = Workload::start(
-        &cluster.client_urls(),
-        cluster.client_ip(),
+        &endpoints,
         cluster.store()?,
         &WorkloadConfig {
             producers: config.producers,
+            binary_producers: config.binary_producers,
+            kafka_producers: config.kafka_producers,
             topic: topic.clone(),
             partitions,
         },

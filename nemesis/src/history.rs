@@ -1,5 +1,6 @@
 //! The history of a run: every produce operation (invoke and completion
-//! time, client, partition, payload, outcome, offset, epoch), every record a
+//! time, client, transport, partition, payload, outcome, offset, epoch),
+//! every record a
 //! consumer read, every HWM and epoch the observer saw in Redis, and every
 //! fault. Kept in memory for the checks and, optionally, written as JSON
 //! lines (one [`Event`] per line) to a file as it happens.
@@ -32,12 +33,38 @@ pub enum Outcome {
     Unknown,
 }
 
-/// One produce operation.
+/// How a producer reached the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// `POST /produce`, one JSON record per request.
+    Http,
+    /// The binary produce port: one record batch per request.
+    Binary,
+    /// The Kafka listener: Produce v9, one RecordBatch v2 per request.
+    Kafka,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 3] = [Transport::Http, Transport::Binary, Transport::Kafka];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::Http => "http",
+            Transport::Binary => "binary",
+            Transport::Kafka => "kafka",
+        }
+    }
+}
+
+/// One produce operation: one record (a batch's records are one operation
+/// each, with the batch's times and outcome).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Op {
     pub invoke_ms: u64,
     pub complete_ms: u64,
     pub client: u32,
+    pub transport: Transport,
     pub partition: u32,
     pub payload: String,
     pub outcome: Outcome,
@@ -197,6 +224,7 @@ mod tests {
             invoke_ms: 1,
             complete_ms: 2,
             client: 0,
+            transport: Transport::Http,
             partition: 1,
             payload: "c0-1".into(),
             outcome: Outcome::Unknown,
@@ -214,6 +242,7 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["type"], "op");
         assert_eq!(lines[0]["outcome"], "unknown");
+        assert_eq!(lines[0]["transport"], "http");
         assert_eq!(lines[1]["type"], "fault");
         assert_eq!(history.events().len(), 2);
         std::fs::remove_dir_all(dir).unwrap();

@@ -1,5 +1,5 @@
-//! A TCP proxy in front of one destination (a node's HTTP port, or Redis
-//! for one node), whose behaviour is set per source IP: the kernel here has
+//! A TCP proxy in front of one destination (a node's HTTP port, binary
+//! produce port or Kafka listener, or Redis for one node), whose behaviour is set per source IP: the kernel here has
 //! no netem, so link faults are made in the harness.
 //!
 //! Every process of the cluster connects from its own loopback address (nodes via

@@ -88,6 +88,29 @@ impl ServerArgs {
         S::Service: 'static,
         B: MessageBody + 'static,
     {
+        self.listen_with_tls(server, listener, self.tls_config()?)
+    }
+
+    /// [`ServerArgs::listen`] with a TLS configuration already loaded
+    /// from [`ServerArgs::tls_config`], for a process that serves more
+    /// than HTTP with the same certificate (the node's Kafka listener).
+    pub fn listen_with_tls<F, I, S, B>(
+        &self,
+        server: HttpServer<F, I, S, B>,
+        listener: TcpListener,
+        tls: Option<rustls::ServerConfig>,
+    ) -> std::io::Result<Server>
+    where
+        F: Fn() -> I + Send + Clone + 'static,
+        I: actix_service::IntoServiceFactory<S, actix_http::Request>,
+        S: ServiceFactory<actix_http::Request, Config = AppConfig> + 'static,
+        S::Error: Into<actix_web::Error> + 'static,
+        S::InitError: std::fmt::Debug,
+        S::Response: Into<actix_http::Response<B>> + 'static,
+        <S::Service as Service<actix_http::Request>>::Future: 'static,
+        S::Service: 'static,
+        B: MessageBody + 'static,
+    {
         let keep_alive = match self.http_keep_alive_ms {
             0 => actix_http::KeepAlive::Disabled,
             ms => actix_http::KeepAlive::Timeout(Duration::from_millis(ms)),
@@ -100,7 +123,7 @@ impl ServerArgs {
             .max_connection_rate(self.http_max_connection_rate)
             .shutdown_timeout(5)
             .disable_signals();
-        let server = match self.tls_config()? {
+        let server = match tls {
             Some(tls) => server
                 .tls_handshake_timeout(Duration::from_millis(self.http_request_timeout_ms))
                 .listen_rustls_0_23(listener, tls)?,

@@ -192,6 +192,15 @@ async fn a_dead_process_is_reported_and_restarted_and_the_controls_are_guarded()
     let token = [("authorization", "Bearer demo-secret")];
     use reqwest::Method;
 
+    // The Kafka listeners are open too, behind SASL/PLAIN: the banner
+    // says how to reach them, without printing the token.
+    let banner = up.output();
+    assert!(
+        banner.contains("Kafka listener") && banner.contains("security.protocol=SASL_PLAINTEXT"),
+        "no SASL kcat line in the banner:\n{banner}"
+    );
+    assert!(!banner.contains("demo-secret"), "the token was printed");
+
     // Without the token, from a foreign page, or for a process that does
     // not exist: refused with a JSON error, nothing done.
     let (status, body) = up.control(Method::GET, "/procs", &[]).await;

@@ -75,7 +75,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Builds the server on an already-bound listener (tests bind port 0),
 /// with the configured timeouts, connection limits and TLS.
-pub fn server(node: Node, stats: StatsFeed, listener: TcpListener) -> std::io::Result<Server> {
+/// Serves HTTPS with `tls`, the node's loaded `--tls-cert` (shared with
+/// the Kafka listener), when given.
+pub fn server(
+    node: Node,
+    stats: StatsFeed,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::rustls::ServerConfig>,
+) -> std::io::Result<Server> {
     let max_body = node.config().max_request_bytes;
     let limits = node.config().server.clone();
     // The dashboard's demo buttons call `yak up`'s control endpoint.
@@ -111,7 +118,7 @@ pub fn server(node: Node, stats: StatsFeed, listener: TcpListener) -> std::io::R
             ))
             .configure(routes)
     });
-    let server = limits.listen(server, listener)?;
+    let server = limits.listen_with_tls(server, listener, tls)?;
     Ok(server)
 }
 

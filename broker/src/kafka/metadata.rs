@@ -20,12 +20,22 @@ use kafka_protocol::{
 use yak_protocol::{TopicConfig, validate_topic_name};
 
 use super::{broker_id, code};
-use crate::{node::Node, produce::create_topic};
+use crate::{
+    node::{ClusterView, Node},
+    produce::create_topic,
+};
 
-pub async fn handle(node: &Node, request: MetadataRequest, version: i16) -> MetadataResponse {
-    let cluster = node.cluster();
+/// A node with a Kafka listener, as Metadata and DescribeCluster list it.
+pub struct Broker {
+    pub id: BrokerId,
+    pub host: StrBytes,
+    pub port: i32,
+}
+
+/// Every node with a Kafka listener: this node first (it may not have
+/// heartbeated yet), then the others of the registry in `cluster`, each once.
+pub fn brokers(node: &Node, cluster: &ClusterView) -> Vec<Broker> {
     let me = &node.config().node_id;
-    // This node first (it may not have heartbeated yet), then the others.
     let mut brokers = Vec::new();
     let mut listed = BTreeSet::new();
     let own = node
@@ -43,14 +53,27 @@ pub async fn handle(node: &Node, request: MetadataRequest, version: i16) -> Meta
             continue;
         };
         if listed.insert(id.clone()) {
-            brokers.push(
-                MetadataResponseBroker::default()
-                    .with_node_id(BrokerId(broker_id(&id)))
-                    .with_host(StrBytes::from_string(host.to_owned()))
-                    .with_port(port),
-            );
+            brokers.push(Broker {
+                id: BrokerId(broker_id(&id)),
+                host: StrBytes::from_string(host.to_owned()),
+                port,
+            });
         }
     }
+    brokers
+}
+
+pub async fn handle(node: &Node, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let cluster = node.cluster();
+    let brokers = brokers(node, &cluster)
+        .into_iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(b.id)
+                .with_host(b.host)
+                .with_port(b.port)
+        })
+        .collect();
     let leader = node.leader().map(|(id, _)| id);
     let leader_id = leader.as_deref().map_or(-1, broker_id);
 

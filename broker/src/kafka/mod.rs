@@ -3,10 +3,13 @@
 //! APIs and versions and what YAK does differently.
 //!
 //! One module per API group (`metadata`, `produce`, `fetch`, `offsets`,
-//! `producer_id`, `topics`, `groups`), each a thin adapter over the node: produce
-//! goes through the produce service (`produce::store_batch`), reads through
-//! the partitions' committed log, exactly like the HTTP API. `codec` frames
-//! requests, `records` converts record batches.
+//! `producer_id`, `topics`, `configs`, `cluster`, `groups`), each a thin adapter over
+//! the node: produce goes through the produce service
+//! (`produce::store_batch`), reads through the partitions' committed log,
+//! exactly like the HTTP API. `codec` frames requests, `records` converts
+//! record batches, `sasl` authenticates connections (SASL/PLAIN with the
+//! client token); with `--tls-cert` the listener speaks TLS with the HTTP
+//! listener's certificate.
 //!
 //! Invariants:
 //! - Requests on one connection are answered in order, one at a time, as
@@ -16,9 +19,13 @@
 //!   malformed frame or one over the size cap closes the connection (what
 //!   Kafka brokers do), touching nothing else.
 //! - Like every YAK server, the listener has a connection limit and an idle
-//!   timeout (`ServerArgs`).
+//!   timeout (`ServerArgs`); a TLS handshake has the HTTP request timeout.
+//! - With a client token, nothing but ApiVersions and SASL reaches the
+//!   dispatcher before the connection authenticated (`sasl`).
 
+mod cluster;
 mod codec;
+mod configs;
 mod fetch;
 mod groups;
 mod metadata;
@@ -26,9 +33,10 @@ mod offsets;
 mod produce;
 mod producer_id;
 pub(crate) mod records;
+mod sasl;
 mod topics;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -38,7 +46,11 @@ use kafka_protocol::{
         ApiKey, ApiVersionsRequest, ApiVersionsResponse, api_versions_response::ApiVersion,
     },
 };
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::{TlsAcceptor, rustls::ServerConfig};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
@@ -46,6 +58,7 @@ use tokio_util::{
 
 use crate::node::Node;
 use codec::{Frame, FrameError};
+use sasl::{Gate, Sasl, SaslError};
 
 /// The APIs served and their version ranges. The maxima stop before
 /// versions that need what YAK does not have yet: topic ids (Fetch 13+,
@@ -60,6 +73,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::CreateTopics, 2, 7),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::DescribeCluster, 0, 2),
     (ApiKey::FindCoordinator, 0, 4),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -88,9 +105,18 @@ pub fn broker_id(node_id: &str) -> i32 {
     (crc32c::crc32c(node_id.as_bytes()) & 0x7fff_ffff) as i32
 }
 
-/// Accepts connections until `shutdown`; each is served on its own task.
-pub async fn serve(node: Node, listener: TcpListener, shutdown: CancellationToken) {
-    crate::listener::accept("kafka listener", node, listener, shutdown, connection).await;
+/// Accepts connections until `shutdown`; each is served on its own task,
+/// over TLS with `tls` (the HTTP listener's configuration, loaded once).
+pub async fn serve(
+    node: Node,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    shutdown: CancellationToken,
+) {
+    let tls = tls.map(TlsAcceptor::from);
+    let serve =
+        move |node, stream, idle, shutdown| connection(node, stream, tls.clone(), idle, shutdown);
+    crate::listener::accept("kafka listener", node, listener, shutdown, serve).await;
 }
 
 /// Why a connection ended early.
@@ -102,24 +128,54 @@ enum ConnectionError {
     Frame(#[from] FrameError),
     #[error("unsupported version {version} of {api:?}")]
     Version { api: ApiKey, version: i16 },
+    #[error(transparent)]
+    Sasl(#[from] SaslError),
+    #[error("no TLS handshake within {0:?}")]
+    Handshake(Duration),
 }
 
+/// One connection: the TLS handshake if the listener has TLS, then its
+/// requests.
 async fn connection(
     node: Node,
     stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    idle: Duration,
+    shutdown: CancellationToken,
+) -> Result<(), ConnectionError> {
+    let peer = stream.peer_addr().ok();
+    let Some(tls) = tls else {
+        return requests(node, stream, peer, idle, shutdown).await;
+    };
+    // As on the HTTP listener, a handshake gets the request timeout.
+    let limit = Duration::from_millis(node.config().server.http_request_timeout_ms);
+    let stream = tokio::select! {
+        stream = tokio::time::timeout(limit, tls.accept(stream)) => {
+            stream.map_err(|_| ConnectionError::Handshake(limit))??
+        }
+        () = shutdown.cancelled() => return Ok(()),
+    };
+    requests(node, stream, peer, idle, shutdown).await
+}
+
+async fn requests<S: AsyncRead + AsyncWrite>(
+    node: Node,
+    stream: S,
+    peer: Option<std::net::SocketAddr>,
     idle: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), ConnectionError> {
     // A frame holds a whole produce request plus its headers.
     let max_frame = node.config().max_request_bytes + 64 * 1024;
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
-    let (read, write) = stream.into_split();
+    let mut sasl = Sasl::new(node.config().client_token.clone(), peer);
+    let client_host = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let (read, write) = tokio::io::split(stream);
     let mut frames = FramedRead::new(read, codec::frames(max_frame));
     let mut out = FramedWrite::new(write, tokio_util::codec::BytesCodec::new());
     loop {
+        frames
+            .decoder_mut()
+            .set_max_frame_length(sasl.max_frame(max_frame));
         let frame = tokio::select! {
             frame = tokio::time::timeout(idle, frames.next()) => frame,
             () = shutdown.cancelled() => return Ok(()),
@@ -128,15 +184,29 @@ async fn connection(
             Err(_) | Ok(None) => return Ok(()),
             Ok(Some(frame)) => frame?,
         };
-        let frame = Frame::parse(frame.freeze())?;
-        if let Some(response) = answer(&node, &frame, &peer).await? {
+        let frame = match sasl.gate(frame.freeze())? {
+            Gate::Serve(frame) => frame,
+            Gate::Answer(answer) => {
+                out.send(answer).await?;
+                continue;
+            }
+            Gate::Refuse(answer, why) => {
+                out.send(answer).await?;
+                return Err(why.into());
+            }
+        };
+        if let Some(response) = answer(&node, &frame, &client_host).await? {
             out.send(response).await?;
         }
     }
 }
 
 /// The answer to one request frame, `None` when the protocol wants none.
-async fn answer(node: &Node, frame: &Frame, peer: &str) -> Result<Option<Bytes>, ConnectionError> {
+async fn answer(
+    node: &Node,
+    frame: &Frame,
+    client_host: &str,
+) -> Result<Option<Bytes>, ConnectionError> {
     let (api, version) = (frame.api, frame.version());
     let correlation = frame.header.correlation_id;
     if !supports(api, version) {
@@ -182,13 +252,21 @@ async fn answer(node: &Node, frame: &Frame, peer: &str) -> Result<Option<Bytes>,
             let body = topics::handle(node, frame.body()?).await;
             codec::response(api, version, correlation, &body)?
         }
+        ApiKey::DescribeConfigs => {
+            let body = configs::handle(node, frame.body()?).await;
+            codec::response(api, version, correlation, &body)?
+        }
+        ApiKey::DescribeCluster => {
+            let body = cluster::handle(node, frame.body()?);
+            codec::response(api, version, correlation, &body)?
+        }
         ApiKey::FindCoordinator => {
             let body = groups::find_coordinator(node, frame.body()?, version);
             codec::response(api, version, correlation, &body)?
         }
         ApiKey::JoinGroup => {
             let client = frame.header.client_id.as_deref().unwrap_or_default();
-            let body = groups::join(node, frame.body()?, version, client, peer).await;
+            let body = groups::join(node, frame.body()?, version, client, client_host).await;
             codec::response(api, version, correlation, &body)?
         }
         ApiKey::SyncGroup => {
@@ -258,6 +336,10 @@ mod tests {
             ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
             ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
             ApiKey::InitProducerId => InitProducerIdRequest::VERSIONS,
+            ApiKey::SaslHandshake => SaslHandshakeRequest::VERSIONS,
+            ApiKey::SaslAuthenticate => SaslAuthenticateRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
             ApiKey::FindCoordinator => FindCoordinatorRequest::VERSIONS,
             ApiKey::JoinGroup => JoinGroupRequest::VERSIONS,
             ApiKey::SyncGroup => SyncGroupRequest::VERSIONS,

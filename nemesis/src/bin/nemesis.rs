@@ -32,9 +32,15 @@ struct Args {
     /// Lease TTL of the nodes, in milliseconds.
     #[arg(long, env = "NEMESIS_LEASE_TTL_MS", default_value_t = 2000)]
     lease_ttl_ms: u64,
-    /// Concurrent producers.
-    #[arg(long, env = "NEMESIS_PRODUCERS", default_value_t = 4)]
+    /// Concurrent HTTP producers (one JSON record per request).
+    #[arg(long, env = "NEMESIS_PRODUCERS", default_value_t = 2)]
     producers: u32,
+    /// Concurrent producers over the binary produce port (batches).
+    #[arg(long, env = "NEMESIS_BINARY_PRODUCERS", default_value_t = 1)]
+    binary_producers: u32,
+    /// Concurrent idempotent Kafka producers (batches).
+    #[arg(long, env = "NEMESIS_KAFKA_PRODUCERS", default_value_t = 1)]
+    kafka_producers: u32,
     /// Partitions of the test topic.
     #[arg(long, env = "NEMESIS_PARTITIONS", default_value_t = 3)]
     partitions: u32,
@@ -60,6 +66,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             ..ClusterConfig::default()
         },
         producers: args.producers,
+        binary_producers: args.binary_producers,
+        kafka_producers: args.kafka_producers,
         history: args.history,
     };
     let summary = nemesis::run(config)

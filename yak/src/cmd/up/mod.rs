@@ -46,8 +46,8 @@ pub struct UpArgs {
     #[arg(long, env = "YAK_FOLLOWER_PORT", default_value_t = 5002)]
     follower_port: u16,
     /// Port of the broker's Kafka listener; followers take the ports after
-    /// it (9093, 9094, …). `0`: no Kafka listeners (always none with a
-    /// client token: the listener has no SASL yet).
+    /// it (9093, 9094, …). `0`: no Kafka listeners. With a client token,
+    /// Kafka clients authenticate with SASL/PLAIN, the token as password.
     #[arg(long, env = "YAK_KAFKA_PORT", default_value_t = 9092)]
     kafka_port: u16,
     #[arg(long, env = "YAK_PRODUCER_UI_PORT", default_value_t = 5003)]
@@ -210,12 +210,21 @@ async fn start_all(
                 args.consumer_ui_port + n - 1,
             ),
         };
-        let extra_args = match (args.kafka_port, &client_token) {
-            (0, _) | (_, Some(_)) => Vec::new(),
-            (port, None) => {
+        let extra_args = match args.kafka_port {
+            0 => Vec::new(),
+            port => {
                 let listen = format!("{host}:{}", port.saturating_add(i));
+                // The token is the user's own: the line names it without
+                // printing it.
+                let sasl = match client_token {
+                    Some(_) => {
+                        " -X security.protocol=SASL_PLAINTEXT -X sasl.mechanisms=PLAIN \
+                         -X sasl.username=yak -X sasl.password=<client token>"
+                    }
+                    None => "",
+                };
                 kafka.push(format!(
-                    "  {id:<12} {listen:<24} Kafka listener (kcat -b {listen})\n"
+                    "  {id:<12} {listen:<24} Kafka listener (kcat -b {listen}{sasl})\n"
                 ));
                 vec!["--kafka-listen".to_owned(), listen]
             }
