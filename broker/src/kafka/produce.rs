@@ -110,7 +110,10 @@ impl Refusal {
     }
 }
 
-/// Stores every batch of one partition; the base offset of the first.
+/// Stores one partition's record batch; its base offset. Produce v3+
+/// carries exactly one batch per partition (Kafka's own rule): several
+/// would be stored apart, other writes between them, and the answer's one
+/// base offset would be wrong for all but the first.
 async fn store(
     node: &Node,
     topic: &str,
@@ -118,11 +121,13 @@ async fn store(
     records: &bytes::Bytes,
 ) -> Result<i64, Refusal> {
     let partition = u32::try_from(partition).map_err(|_| Refusal::NegativePartition(partition))?;
-    let batches = kafka_to_yak(records)?;
-    let mut base = None;
-    for batch in &batches {
-        let stored = store_batch(node, topic, partition, batch).await?;
-        base.get_or_insert(stored.offset as i64);
+    let mut batches = kafka_to_yak(records)?;
+    if batches.len() > 1 {
+        return Err(Refusal::Records(RecordsError::Unsupported(
+            "more than one record batch for a partition in one request",
+        )));
     }
-    base.ok_or(Refusal::Records(RecordsError::Empty))
+    let batch = batches.pop().ok_or(Refusal::Records(RecordsError::Empty))?;
+    let stored = store_batch(node, topic, partition, &batch).await?;
+    Ok(stored.offset as i64)
 }
