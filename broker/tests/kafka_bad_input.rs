@@ -105,7 +105,9 @@ fn record_batch() -> Bytes {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i,
-            sequence: -1,
+            // Sequences that advance with the offsets keep the encoder
+            // from splitting the records into one batch each.
+            sequence: i as i32,
             timestamp: 1_700_000_000_000 + i,
             key: Some(Bytes::from(format!("fuzz-{i}"))),
             value: Some(Bytes::from_static(b"a fuzzed record")),
@@ -801,6 +803,76 @@ async fn two_record_batches_for_one_partition_are_refused_whole() {
     let (_, described) = testkit::describe_topic(cluster.broker().url(), "two-batches").await;
     assert_eq!(
         described["partitions"][0]["high_water_mark"], 0,
+        "{described}"
+    );
+}
+
+/// Requests sent without waiting are served together and answered in the
+/// order they came: a long-polling fetch first holds back the answers
+/// behind it, a Produce with acks=0 gets none, and every produce is
+/// stored.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order() {
+    let cluster = cluster().await;
+    create_topic(cluster.broker().url(), "pipelined", 1).await;
+    let produce = |acks: i16| {
+        ProduceRequest::default()
+            .with_acks(acks)
+            .with_timeout_ms(5_000)
+            .with_topic_data(vec![
+                produce_request::TopicProduceData::default()
+                    .with_name(topic("pipelined"))
+                    .with_partition_data(vec![
+                        produce_request::PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(record_batch())),
+                    ]),
+            ])
+    };
+    // Waits up to 300 ms for bytes at an offset nothing reaches.
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(300)
+        .with_min_bytes(1 << 20)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(topic("pipelined"))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(0)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ]);
+    let frames = [
+        encode(ApiKey::Fetch, 12, 1, &fetch),
+        encode(ApiKey::Produce, 9, 2, &produce(-1)),
+        encode(ApiKey::Produce, 9, 3, &produce(0)),
+        encode(ApiKey::Produce, 9, 4, &produce(1)),
+        encode(ApiKey::ApiVersions, 3, 5, &ApiVersionsRequest::default()),
+    ]
+    .concat();
+    let mut stream = TcpStream::connect(cluster.broker().kafka_addr())
+        .await
+        .expect("connecting");
+    stream.write_all(&frames).await.expect("sending");
+    let mut correlations = Vec::new();
+    for _ in 0..4 {
+        let mut body = answer(&mut stream).await.expect("an answer");
+        let header = ResponseHeader::decode(&mut body.clone(), 0).expect("a header");
+        correlations.push(header.correlation_id);
+        if matches!(header.correlation_id, 2 | 4) {
+            ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(9))
+                .expect("a header");
+            let produced = ProduceResponse::decode(&mut body, 9).expect("a produce answer");
+            let partition = &produced.responses[0].partition_responses[0];
+            assert_eq!(partition.error_code, 0, "{partition:?}");
+        }
+    }
+    assert_eq!(correlations, [1, 2, 4, 5], "in order, none for acks=0");
+    let (_, described) = testkit::describe_topic(cluster.broker().url(), "pipelined").await;
+    assert_eq!(
+        described["partitions"][0]["high_water_mark"], 9,
         "{described}"
     );
 }

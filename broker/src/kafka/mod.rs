@@ -12,8 +12,12 @@
 //! listener's certificate.
 //!
 //! Invariants:
-//! - Requests on one connection are answered in order, one at a time, as
-//!   the protocol requires (a Produce with acks=0 gets no answer).
+//! - Requests on one connection are answered in the order they came, as
+//!   the protocol requires (a Produce with acks=0 gets no answer); up to
+//!   [`IN_FLIGHT`] of them are served at once, so clients that send
+//!   produce requests without waiting (librdkafka) overlap their
+//!   replication rounds. Everything read before a connection ends is still
+//!   answered.
 //! - Only the versions in [`SUPPORTED`] are served, and ApiVersions
 //!   advertises exactly those; any other version, an unknown API key, a
 //!   malformed frame or one over the size cap closes the connection (what
@@ -36,10 +40,10 @@ pub(crate) mod records;
 mod sasl;
 mod topics;
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, stream::FuturesOrdered};
 use kafka_protocol::{
     ResponseError,
     messages::{
@@ -59,6 +63,13 @@ use tokio_util::{
 use crate::node::Node;
 use codec::{Frame, FrameError};
 use sasl::{Gate, Sasl, SaslError};
+
+/// Requests one connection may have in flight. Each holds its frame, so
+/// the bound is also one on a connection's memory.
+pub const IN_FLIGHT: usize = 8;
+
+/// The answer to one request, being computed.
+type Pending = Pin<Box<dyn Future<Output = Result<Option<Bytes>, ConnectionError>> + Send>>;
 
 /// The APIs served and their version ranges. The maxima stop before
 /// versions that need what YAK does not have yet: topic ids (Fetch 13+,
@@ -168,37 +179,59 @@ async fn requests<S: AsyncRead + AsyncWrite>(
     // A frame holds a whole produce request plus its headers.
     let max_frame = node.config().max_request_bytes + 64 * 1024;
     let mut sasl = Sasl::new(node.config().client_token.clone(), peer);
-    let client_host = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let client_host: Arc<str> = peer.map(|p| p.ip().to_string()).unwrap_or_default().into();
     let (read, write) = tokio::io::split(stream);
     let mut frames = FramedRead::new(read, codec::frames(max_frame));
     let mut out = FramedWrite::new(write, tokio_util::codec::BytesCodec::new());
-    loop {
+    // Answers in request order, each computed from the moment its frame
+    // is read.
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    let ended = loop {
         frames
             .decoder_mut()
             .set_max_frame_length(sasl.max_frame(max_frame));
-        let frame = tokio::select! {
-            frame = tokio::time::timeout(idle, frames.next()) => frame,
+        tokio::select! {
+            // Answers first: a full pipeline drains before more is read.
+            biased;
+            Some(answer) = pending.next() => match answer {
+                Ok(Some(response)) => out.send(response).await?,
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            },
+            frame = tokio::time::timeout(idle, frames.next()), if pending.len() < IN_FLIGHT => {
+                let frame = match frame {
+                    // Idle only while nothing is being answered (a long
+                    // poll may outlast the idle timeout).
+                    Err(_) if !pending.is_empty() => continue,
+                    Err(_) | Ok(None) => break Ok(()),
+                    Ok(Some(Err(e))) => break Err(e.into()),
+                    Ok(Some(Ok(frame))) => frame,
+                };
+                match sasl.gate(frame.freeze()) {
+                    Ok(Gate::Serve(frame)) => {
+                        let (node, host) = (node.clone(), Arc::clone(&client_host));
+                        pending.push_back(Box::pin(async move { answer(&node, &frame, &host).await }));
+                    }
+                    Ok(Gate::Answer(response)) => {
+                        pending.push_back(Box::pin(std::future::ready(Ok(Some(response)))));
+                    }
+                    Ok(Gate::Refuse(response, why)) => {
+                        pending.push_back(Box::pin(std::future::ready(Ok(Some(response)))));
+                        break Err(why.into());
+                    }
+                    Err(e) => break Err(e.into()),
+                }
+            }
             () = shutdown.cancelled() => return Ok(()),
-        };
-        let frame = match frame {
-            Err(_) | Ok(None) => return Ok(()),
-            Ok(Some(frame)) => frame?,
-        };
-        let frame = match sasl.gate(frame.freeze())? {
-            Gate::Serve(frame) => frame,
-            Gate::Answer(answer) => {
-                out.send(answer).await?;
-                continue;
-            }
-            Gate::Refuse(answer, why) => {
-                out.send(answer).await?;
-                return Err(why.into());
-            }
-        };
-        if let Some(response) = answer(&node, &frame, &client_host).await? {
+        }
+    };
+    // What was read before the end is still answered, in order.
+    while let Some(answer) = pending.next().await {
+        if let Some(response) = answer? {
             out.send(response).await?;
         }
     }
+    ended
 }
 
 /// The answer to one request frame, `None` when the protocol wants none.
