@@ -4,47 +4,15 @@
 //! follower as bootstrap; and bad input on a raw socket, after which the
 //! node still serves kcat.
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
-use testkit::{Cluster, create_topic, wait_for};
+use testkit::{Cluster, create_topic, kcat, wait_for};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::Command,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
-/// How long one kcat run may take (10,000 records on a debug build).
-const KCAT_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs kcat with `args`, feeding it `input`; its stdout, or a panic with
-/// its stderr.
-async fn kcat(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kcat (scripts/system-deps.sh kcat installs it)");
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(input.as_bytes())
-        .await
-        .expect("writing to kcat");
-    drop(stdin);
-    let output = tokio::time::timeout(KCAT_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kcat {args:?} did not finish in {KCAT_TIMEOUT:?}"))
-        .expect("waiting for kcat");
-    assert!(
-        output.status.success(),
-        "kcat {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
 
 /// Produces `lines` (`key:value` each) with acks=all and extra `-X` flags.
 async fn produce(bootstrap: &str, topic: &str, lines: &[String], extra: &[&str]) {

@@ -16,7 +16,6 @@
 
 use std::{
     collections::BTreeMap,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -28,11 +27,10 @@ use kafka_protocol::{
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use testkit::{Cluster, create_topic};
+use testkit::{Cluster, create_topic, kcat};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::Command,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -441,30 +439,6 @@ async fn closes(addr: &str, bytes: &[u8]) -> bool {
     let mut stream = TcpStream::connect(addr).await.expect("connecting");
     stream.write_all(bytes).await.expect("sending");
     closed(&mut stream).await
-}
-
-async fn kcat(args: &[&str], input: &str) -> String {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kcat (scripts/system-deps.sh kcat installs it)");
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin.write_all(input.as_bytes()).await.expect("writing");
-    drop(stdin);
-    let output = tokio::time::timeout(WAIT * 2, child.wait_with_output())
-        .await
-        .expect("kcat finishes")
-        .expect("waiting for kcat");
-    assert!(
-        output.status.success(),
-        "kcat {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The node is up and serves a fresh raw client (ApiVersions, Metadata)

@@ -17,7 +17,7 @@ use kafka_protocol::{
 };
 use nix::{sys::signal::Signal, unistd::Pid};
 use serde_json::Value;
-use testkit::{Cluster, create_topic, get_json, wait_for};
+use testkit::{Cluster, create_topic, get_json, kcat, wait_for};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -67,26 +67,12 @@ async fn stop(child: Child) -> (Vec<String>, String) {
 }
 
 async fn produce(bootstrap: &str, topic: &str, values: impl Iterator<Item = String>) {
-    let mut child = Command::new("kcat")
-        .args(["-P", "-b", bootstrap, "-t", topic, "-K:", "-X", "acks=all"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kcat");
     let input: String = values.map(|v| format!("{v}:{v}\n")).collect();
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin.write_all(input.as_bytes()).await.expect("writing");
-    drop(stdin);
-    let output = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .expect("kcat -P finishes")
-        .expect("waiting for kcat");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    kcat(
+        &["-P", "-b", bootstrap, "-t", topic, "-K:", "-X", "acks=all"],
+        &input,
+    )
+    .await;
 }
 
 /// The group as the leader describes it, once `ready` holds.

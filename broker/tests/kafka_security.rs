@@ -10,12 +10,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
 use serde_json::{Value, json};
-use testkit::{Cluster, NodeProcess, http_client, send, tls::test_ca, wait_for};
+use testkit::{Cluster, KcatRun, NodeProcess, http_client, kcat_run, send, tls::test_ca, wait_for};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -25,40 +24,6 @@ use tokio::{
 const WAIT: Duration = Duration::from_secs(30);
 const KCAT_TIMEOUT: Duration = Duration::from_secs(60);
 const TOKEN: &str = "kafka-s3cret";
-
-/// What one kcat run did.
-struct Run {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs kcat with `args`, feeding it `input`.
-async fn kcat(args: &[&str], input: &str) -> Run {
-    let mut child = Command::new("kcat")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kcat (scripts/system-deps.sh kcat installs it)");
-    let mut stdin = child.stdin.take().expect("piped");
-    stdin
-        .write_all(input.as_bytes())
-        .await
-        .expect("writing to kcat");
-    drop(stdin);
-    let output = tokio::time::timeout(KCAT_TIMEOUT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("kcat {args:?} did not finish in {KCAT_TIMEOUT:?}"))
-        .expect("waiting for kcat");
-    Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 /// kcat's flags for one way of connecting.
 fn security(protocol: &str, password: Option<&str>) -> Vec<String> {
@@ -81,16 +46,16 @@ fn security(protocol: &str, password: Option<&str>) -> Vec<String> {
 }
 
 /// Runs kcat against `bootstrap` with `flags`, then `args`.
-async fn kcat_with(bootstrap: &str, flags: &[String], args: &[&str], input: &str) -> Run {
+async fn kcat_with(bootstrap: &str, flags: &[String], args: &[&str], input: &str) -> KcatRun {
     let mut all: Vec<&str> = vec!["-b", bootstrap];
     all.extend(flags.iter().map(String::as_str));
     all.extend_from_slice(args);
-    kcat(&all, input).await
+    kcat_run(&all, input).await
 }
 
 /// Produces `lines` (`key:value`) with acks=all; fails fast (5 s) when the
 /// records cannot be delivered.
-async fn produce(bootstrap: &str, flags: &[String], topic: &str, lines: &[String]) -> Run {
+async fn produce(bootstrap: &str, flags: &[String], topic: &str, lines: &[String]) -> KcatRun {
     let args = [
         "-P",
         "-t",
@@ -144,7 +109,7 @@ async fn wait_for_metadata(bootstrap: &str, flags: &[String]) {
 }
 
 /// Whether kcat failed and listed nothing.
-fn refused(run: &Run) -> bool {
+fn refused(run: &KcatRun) -> bool {
     !run.ok && !run.stdout.contains("brokers:")
 }
 
