@@ -96,7 +96,7 @@ pub use http::{
     produce_batch, request, send, try_send,
 };
 pub use kcat::{KcatRun, kcat, kcat_run};
-pub use net::{SlowClient, Subnet, free_port, free_port_on, slow_client};
+pub use net::{SlowClient, Subnet, free_port, free_port_on, free_port_run, slow_client};
 pub use node::{NodeKind, NodeOptions, NodeProcess, node_binary, wait_for_identical_logs};
 pub use process::{bin_dir, build_bins, tail};
 pub use redis::{RedisBuilder, RedisOptions, RedisServer};

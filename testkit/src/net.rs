@@ -23,6 +23,25 @@ pub fn free_port_on(ip: IpAddr) -> u16 {
     }
 }
 
+/// The first of `len` consecutive TCP ports on loopback that were all free
+/// a moment ago (for a process that takes the ports after the one it is
+/// given, like `yak up --kafka-port`). Ports the caller still holds bound
+/// are never part of the run.
+pub fn free_port_run(len: u16) -> u16 {
+    loop {
+        let first = free_port();
+        let Some(last) = first.checked_add(len.saturating_sub(1)) else {
+            continue;
+        };
+        let held: Result<Vec<TcpListener>, _> = (first..=last)
+            .map(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)))
+            .collect();
+        if held.is_ok() {
+            return first;
+        }
+    }
+}
+
 /// A loopback /24 of its own, 127.a.b.0: `a` from the process id, `b`
 /// from a counter, so that clusters running at once (the tests of one
 /// binary run in parallel) never share an address. A port that a stopped

@@ -11,7 +11,7 @@ use std::{
 
 use nix::{sys::signal::Signal, unistd::Pid};
 use serde_json::{Value, json};
-use testkit::{browser::Browser, build_bins, free_port, wait_for, wait_until};
+use testkit::{browser::Browser, build_bins, free_port_run, wait_for, wait_until};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -33,7 +33,17 @@ impl YakUp {
         // builds none but yak's.
         build_bins(&["broker", "follower", "producer-ui", "consumer-ui"]);
         let data = tempfile::tempdir().unwrap();
-        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        // Held while the Kafka run is picked, so no port is picked twice;
+        // the follower's Kafka listener takes the port after the broker's.
+        let held: Vec<std::net::TcpListener> = (0..5)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+            .collect();
+        let mut ports: Vec<u16> = held
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        ports.push(free_port_run(2));
+        drop(held);
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
             .arg("up")
             .args(["--data-dir", data.path().to_str().unwrap()])
@@ -42,7 +52,6 @@ impl YakUp {
             .args(["--producer-ui-port", &ports[2].to_string()])
             .args(["--consumer-ui-port", &ports[3].to_string()])
             .args(["--control-port", &ports[4].to_string()])
-            // The follower's Kafka listener takes the next port.
             .args(["--kafka-port", &ports[5].to_string()])
             .args(extra)
             .env_remove("YAK_REDIS_URL")
