@@ -8,7 +8,8 @@
 // blocks with `MAP_NORESERVE` wherever the kernel overcommits (Linux's
 // default), backing only the pages written: the lying count costs address
 // space until the decoder finds the input too short. The follower binary
-// does the same; docs/kafka.md ("Bad input") has the details.
+// does the same; docs/kafka.md ("Bad input") has the details, and
+// .cargo/config.toml how jemalloc is built to return freed memory soon.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
