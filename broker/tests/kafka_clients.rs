@@ -19,14 +19,14 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
+    path::Path,
     process::Stdio,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
-use testkit::{Cluster, create_topic, wait_for};
+use testkit::{Cluster, create_topic, kafka_python, wait_for};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::{Child, ChildStdin, Command},
@@ -40,24 +40,6 @@ const CLIENT_TIMEOUT_S: u64 = 180;
 const CLIENT_WAIT: Duration = Duration::from_secs(CLIENT_TIMEOUT_S + 10);
 const KAFKA_PYTHON: &str = "kafka-python";
 const CONFLUENT: &str = "confluent";
-
-/// The venv's Python: `$YAK_KAFKA_PYTHON`, or the one
-/// `scripts/kafka-clients.sh` installs under the workspace's `target/`.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("YAK_KAFKA_PYTHON") {
-        return python.into();
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the broker crate sits in the workspace");
-    let python = workspace.join("target/kafka-clients-venv/bin/python");
-    assert!(
-        python.exists(),
-        "no Kafka client venv at {}: run scripts/kafka-clients.sh",
-        python.display()
-    );
-    python
-}
 
 /// A running client script: its JSON lines as they come, its stderr (the
 /// client's logs), and its stdin (closing it tells a streaming script to
@@ -77,7 +59,7 @@ impl Client {
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/kafka_clients")
             .join(format!("{script}.py"));
-        let mut child = Command::new(python())
+        let mut child = Command::new(kafka_python())
             .arg("-u") // unbuffered
             .arg("-B") // no __pycache__ beside the scripts
             .arg(&path)

@@ -8,13 +8,13 @@
 //! SASL, read DescribeConfigs and DescribeCluster (with the venv
 //! `scripts/kafka-clients.sh` installs).
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::{Cluster, KcatRun, NodeProcess, http_client, kcat_run, send, tls::test_ca, wait_for};
+use testkit::{
+    Cluster, KcatRun, NodeProcess, http_client, kafka_python, kcat_run, send, tls::test_ca,
+    wait_for,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -268,24 +268,6 @@ async fn sasl_ssl_needs_both_the_certificate_and_the_token() {
     assert_eq!(read_all(&bootstrap, &sasl_ssl, "both").await, lines);
 }
 
-/// The Python of the Kafka client venv: `$YAK_KAFKA_PYTHON`, or the one
-/// `scripts/kafka-clients.sh` installs under the workspace's `target/`.
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("YAK_KAFKA_PYTHON") {
-        return python.into();
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the broker crate sits in the workspace");
-    let python = workspace.join("target/kafka-clients-venv/bin/python");
-    assert!(
-        python.exists(),
-        "no Kafka client venv at {}: run scripts/kafka-clients.sh",
-        python.display()
-    );
-    python
-}
-
 /// Both admin clients over SASL/PLAIN: a topic's and the controller's
 /// configs, the cluster, and an unknown topic; one JSON object on stdout.
 const ADMIN: &str = r#"
@@ -346,7 +328,7 @@ async fn admin_clients_describe_configs_and_the_cluster_over_sasl() {
 
     let output = tokio::time::timeout(
         KCAT_TIMEOUT,
-        Command::new(python())
+        Command::new(kafka_python())
             .args(["-c", ADMIN, &bootstrap, TOKEN, "configured"])
             .kill_on_drop(true)
             .output(),

@@ -77,7 +77,7 @@ pub mod browser;
 pub mod cli;
 pub mod cluster;
 pub mod http;
-pub mod kcat;
+pub mod kafka;
 pub mod net;
 pub mod node;
 pub mod process;
@@ -95,7 +95,7 @@ pub use http::{
     http_client, http_client_with_timeout, node_snapshot, post_json, post_raw, produce,
     produce_batch, request, send, try_send,
 };
-pub use kcat::{KcatRun, kcat, kcat_run};
+pub use kafka::{KcatRun, kafka_python, kcat, kcat_run};
 pub use net::{SlowClient, Subnet, free_port, free_port_on, free_port_run, slow_client};
 pub use node::{NodeKind, NodeOptions, NodeProcess, node_binary, wait_for_identical_logs};
 pub use process::{bin_dir, build_bins, tail};

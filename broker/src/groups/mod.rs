@@ -563,14 +563,7 @@ impl Coordinator {
                         generation: group.generation,
                     });
                 }
-                let hwm = self.high_water_mark(&tp);
-                if o.offset > hwm {
-                    return Err(GroupError::OffsetOutOfRange {
-                        partition: tp,
-                        offset: o.offset,
-                        hwm,
-                    });
-                }
+                self.check_committable(&tp, o.offset)?;
                 offsets.push((tp, o.offset));
             }
             let written = self
@@ -619,14 +612,7 @@ impl Coordinator {
         let mut checked = Vec::with_capacity(offsets.len());
         for o in offsets {
             let tp = TopicPartition::new(&o.topic, o.partition);
-            let hwm = self.high_water_mark(&tp);
-            if o.offset > hwm {
-                return Err(GroupError::OffsetOutOfRange {
-                    partition: tp,
-                    offset: o.offset,
-                    hwm,
-                });
-            }
+            self.check_committable(&tp, o.offset)?;
             checked.push((tp, o.offset));
         }
         match self.store.reset_offsets(epoch, name, &checked).await? {
@@ -885,6 +871,19 @@ impl Coordinator {
                     .map(|topic| (t.to_owned(), topic.partitions.len() as u32))
             })
             .collect()
+    }
+
+    /// A committed offset names the next record to read: at most the HWM.
+    fn check_committable(&self, tp: &TopicPartition, offset: u64) -> Result<()> {
+        let hwm = self.high_water_mark(tp);
+        if offset > hwm {
+            return Err(GroupError::OffsetOutOfRange {
+                partition: tp.clone(),
+                offset,
+                hwm,
+            });
+        }
+        Ok(())
     }
 
     fn high_water_mark(&self, tp: &TopicPartition) -> u64 {

@@ -1,8 +1,13 @@
-//! kcat, librdkafka's command-line client: the Kafka client nobody here
-//! wrote that the tests point at nodes' Kafka listeners
-//! (`scripts/system-deps.sh kcat` installs it).
+//! The Kafka clients nobody here wrote that the tests point at nodes'
+//! Kafka listeners: kcat, librdkafka's command-line client
+//! (`scripts/system-deps.sh kcat` installs it), and the Python of the venv
+//! holding kafka-python and confluent-kafka (`scripts/kafka-clients.sh`).
 
-use std::{process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use tokio::{io::AsyncWriteExt, process::Command};
 
@@ -50,4 +55,22 @@ pub async fn kcat(args: &[&str], input: &str) -> String {
     let run = kcat_run(args, input).await;
     assert!(run.ok, "kcat {args:?} failed: {}", run.stderr);
     run.stdout
+}
+
+/// The Python of the Kafka client venv: `$YAK_KAFKA_PYTHON`, or the one
+/// `scripts/kafka-clients.sh` installs under the workspace's `target/`.
+pub fn kafka_python() -> PathBuf {
+    if let Some(python) = std::env::var_os("YAK_KAFKA_PYTHON") {
+        return python.into();
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit sits in the workspace");
+    let python = workspace.join("target/kafka-clients-venv/bin/python");
+    assert!(
+        python.exists(),
+        "no Kafka client venv at {}: run scripts/kafka-clients.sh",
+        python.display()
+    );
+    python
 }
