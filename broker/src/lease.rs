@@ -4,7 +4,19 @@
 //! write checks before it is acknowledged.
 //!
 //! Timing: a leader renews every TTL/3; a follower looks at the lease
-//! every 250 ms at most, and right after it would expire. A leader stops
+//! every 250 ms at most, and right after it would expire.
+//!
+//! A follower need not wait for the expiry of a dead leader's lease: the
+//! lease names the Redis connection it was last renewed on, and when a
+//! follower sees that connection gone for longer than a renewal interval
+//! (so a leader that merely reconnected has had time to record its new
+//! connection), it takes the lease over ([`ClusterStore::take_over`]). A
+//! killed leader's connections close with its process, so failover no
+//! longer waits out the lease. A leader that is alive but has lost Redis
+//! is deposed the same way, which is safe: it can commit nothing without
+//! Redis, and the takeover raises the epoch that fences its commits.
+//!
+//! A leader stops
 //! acknowledging at its local deadline, `time the last successful renew was sent + TTL × 0.9`, even if
 //! this task is late, because the gate checks the clock itself. Safety does
 //! not rest on clocks, though: every commit is also fenced by the epoch in
@@ -29,11 +41,16 @@ use crate::{
     config::StartAs,
     metrics::Metrics,
     role::{Action, Event, Role, transition},
-    store::{Acquire, ClusterStore},
+    store::{Acquire, ClusterStore, LeaseHolder},
 };
 
 /// Longest pause between a follower's looks at the lease.
 const FOLLOWER_POLL: Duration = Duration::from_millis(250);
+
+/// How much longer than a renewal interval a holder's connection must be
+/// seen gone before its lease is taken over: room for the renewal's own
+/// round trip.
+const TAKEOVER_MARGIN: Duration = Duration::from_millis(100);
 
 /// Whether this node may acknowledge writes right now, and at which epoch.
 #[derive(Debug)]
@@ -133,6 +150,9 @@ pub(crate) struct LeaseDriver<D> {
     /// Local deadline of the lease as last acquired or renewed.
     deadline: Instant,
     may_acquire_at: Instant,
+    /// A follower's suspicion: the holder, epoch and connection of a lease
+    /// whose connection was gone, and when that was first seen.
+    gone: Option<(String, u64, i64, Instant)>,
 }
 
 /// What a driver is made of besides its duties.
@@ -158,6 +178,7 @@ impl<D: Duties> LeaseDriver<D> {
             parts,
             deadline: now,
             may_acquire_at,
+            gone: None,
         }
     }
 
@@ -241,26 +262,98 @@ impl<D: Duties> LeaseDriver<D> {
                     Some(h) if h.node_id != id => {
                         // Look again right after it would expire.
                         *wait = (*wait).min(Duration::from_millis(h.ttl_ms + 5));
+                        if let Some(event) = self.take_over_if_gone(&h, wait).await {
+                            return Some(event);
+                        }
                         Some(Event::LeaderSeen {
                             leader: Some(h.node_id),
                         })
                     }
                     _ if Instant::now() < self.may_acquire_at => None,
-                    _ => self.try_acquire().await,
+                    _ => self.try_acquire(None).await,
                 }
             }
             Role::Stopped => None,
         }
     }
 
-    async fn try_acquire(&mut self) -> Option<Event> {
+    /// Takes the lease over from `holder` once its connection has been
+    /// seen gone for longer than a renewal interval, with the same holder,
+    /// epoch and connection throughout. Shortens `wait` to look again when
+    /// that interval is up.
+    async fn take_over_if_gone(
+        &mut self,
+        holder: &LeaseHolder,
+        wait: &mut Duration,
+    ) -> Option<Event> {
+        let Some(client) = holder.client else {
+            self.gone = None;
+            return None;
+        };
+        let store = &self.parts.store;
+        let bounded = self.parts.settings.ttl / 3;
+        match tokio::time::timeout(bounded, store.client_connected(client)).await {
+            Ok(Ok(false)) => {}
+            Ok(Ok(true)) => {
+                self.gone = None;
+                return None;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("cannot list the leader's connection: {e}");
+                return None;
+            }
+            Err(_) => return None,
+        }
+        let now = Instant::now();
+        let same = |(node, epoch, seen, _): &(String, u64, i64, Instant)| {
+            *node == holder.node_id && *epoch == holder.epoch && *seen == client
+        };
+        let since = match &self.gone {
+            Some(gone) if same(gone) => gone.3,
+            _ => {
+                self.gone = Some((holder.node_id.clone(), holder.epoch, client, now));
+                now
+            }
+        };
+        let due = since + self.parts.settings.ttl / 3 + TAKEOVER_MARGIN;
+        if now < due || now < self.may_acquire_at {
+            *wait = (*wait).min(due.saturating_duration_since(now) + Duration::from_millis(1));
+            return None;
+        }
+        match self.try_acquire(Some(holder)).await {
+            Some(event @ Event::Acquired { .. }) => {
+                self.gone = None;
+                let message = format!(
+                    "took the lease from {} (epoch {}): its Redis connection has been gone for {} ms",
+                    holder.node_id,
+                    holder.epoch,
+                    now.duration_since(since).as_millis()
+                );
+                tracing::info!("{message}");
+                self.duties.activity("election", message);
+                Some(event)
+            }
+            // Not in sync, or the holder is back: it is still the leader
+            // this node knows.
+            _ => None,
+        }
+    }
+
+    /// Tries for the lease: a free one, or `abandoned`'s.
+    async fn try_acquire(&mut self, abandoned: Option<&LeaseHolder>) -> Option<Event> {
         if !self.duties.holds_everything_committed().await {
             return Some(Event::LeaderSeen { leader: None });
         }
         let LeaseSettings { node_id, ttl, .. } = &self.parts.settings;
         let sent = Instant::now();
         let floor = self.parts.checkpoint.highest_epoch();
-        let attempt = self.parts.store.acquire(node_id, *ttl, floor);
+        let store = &self.parts.store;
+        let attempt = async {
+            match abandoned {
+                Some(holder) => store.take_over(node_id, *ttl, floor, holder).await,
+                None => store.acquire(node_id, *ttl, floor).await,
+            }
+        };
         match tokio::time::timeout(*ttl / 3, attempt).await {
             Ok(Ok(Acquire::Won { epoch })) => {
                 self.deadline = sent + ttl.mul_f64(0.9);

@@ -98,13 +98,37 @@ pub async fn store_batch<'a>(
     body: &[u8],
 ) -> Result<Stored<'a>, ProduceError> {
     validate_topic_name(topic).map_err(ProduceError::InvalidTopic)?;
+    // Checked before the copy, so a refused batch costs none.
     let checked = check_batch(node, body)?;
+    store_checked(node, topic, partition, body.to_vec(), checked).await
+}
+
+/// [`store_batch`] for a batch the caller owns (one it built, as the Kafka
+/// listener does from a RecordBatch): stored without a copy.
+pub async fn store_owned_batch<'a>(
+    node: &Node,
+    topic: &'a str,
+    partition: u32,
+    body: Vec<u8>,
+) -> Result<Stored<'a>, ProduceError> {
+    validate_topic_name(topic).map_err(ProduceError::InvalidTopic)?;
+    let checked = check_batch(node, &body)?;
+    store_checked(node, topic, partition, body, checked).await
+}
+
+async fn store_checked<'a>(
+    node: &Node,
+    topic: &'a str,
+    partition: u32,
+    body: Vec<u8>,
+    checked: Checked,
+) -> Result<Stored<'a>, ProduceError> {
     if node.gate().epoch().is_none() {
         return Err(ProduceError::NotLeader);
     }
     let topics = resolve_topics(node, &[(topic, Some(partition))]).await?;
     let target = topics[topic].partitions[partition as usize].clone();
-    let written = target.produce(vec![body.to_vec()]).await?;
+    let written = target.produce(vec![body]).await?;
     let first = written.first().ok_or(ProduceError::NoResult)?;
     count_produced(node, topic, u64::from(checked.records), checked.value_bytes);
     Ok(Stored {

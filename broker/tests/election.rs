@@ -387,3 +387,59 @@ async fn acknowledged_records_survive_a_leader_hand_over() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_killed_leader_is_replaced_before_its_lease_expires() {
+    // After a renewal (every TTL/3) at least 6 s of this lease are left,
+    // while the leader's Redis connection closes with its process: the
+    // follower takes over once it has seen that for a renewal interval
+    // (3 s) and a little, well before the lease would expire.
+    const LONG_TTL_MS: u64 = 9000;
+    let mut cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(LONG_TTL_MS)
+        .start()
+        .await;
+    let first = cluster
+        .wait_for_leader(Duration::from_secs(10), |l| l.id == "broker")
+        .await;
+    // A follower tries for the lease only one TTL after its own start.
+    wait_for(
+        "the follower to have run for one lease TTL",
+        Duration::from_secs(30),
+        || async {
+            let stats = cluster.followers()[0].stats().await?;
+            (stats["node"]["uptime_s"].as_u64()? * 1000 > LONG_TTL_MS).then_some(())
+        },
+    )
+    .await;
+
+    cluster.broker_mut().kill9();
+    let next = cluster
+        .wait_for_leader(Duration::from_millis(5500), |l| l.id == "follower-1")
+        .await;
+    assert!(next.epoch > first.epoch);
+    let follower = &cluster.followers()[0];
+    wait_for(
+        "the follower to say it took the lease over",
+        Duration::from_secs(5),
+        || async {
+            let elections = follower.activity("election").await;
+            elections
+                .iter()
+                .any(|e| {
+                    e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("took the lease from broker"))
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, body) = produce(
+        cluster.followers()[0].url(),
+        &json!({"topic": "t", "payload": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

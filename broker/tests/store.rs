@@ -3,18 +3,19 @@
 
 use std::time::Duration;
 
-use broker::store::{Acquire, ClusterStore, StoreError};
+use broker::store::{Acquire, ClusterStore, LeaseHolder, StoreError};
 use testkit::{RedisServer, unique_cluster_name, wait_for};
 
 const TTL: Duration = Duration::from_millis(400);
 
 async fn store(redis: &RedisServer) -> ClusterStore {
-    ClusterStore::new(
-        &redis.url(),
-        &unique_cluster_name("store"),
-        Duration::from_secs(2),
-    )
-    .expect("a store")
+    store_of(redis, &unique_cluster_name("store"))
+}
+
+/// A store of `cluster`: several are several nodes, each with its own
+/// connection.
+fn store_of(redis: &RedisServer, cluster: &str) -> ClusterStore {
+    ClusterStore::new(&redis.url(), cluster, Duration::from_secs(2)).expect("a store")
 }
 
 #[tokio::test]
@@ -121,4 +122,103 @@ async fn an_epoch_survives_a_redis_restart_with_aof() {
     .await;
     assert_eq!(hwm, 4);
     assert_eq!(store.lease().await.unwrap().1, 1);
+}
+
+/// Closes Redis connection `client` from the server's side, as the death
+/// of its process would.
+async fn kill_client(redis: &RedisServer, client: i64) {
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(client)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "client {client} was connected");
+}
+
+async fn holder(store: &ClusterStore) -> LeaseHolder {
+    store.lease().await.unwrap().0.expect("a lease holder")
+}
+
+#[tokio::test]
+async fn a_lease_is_taken_over_only_while_its_holders_connection_is_gone() {
+    const LONG: Duration = Duration::from_secs(60);
+    let redis = RedisServer::start().await;
+    let cluster = unique_cluster_name("store");
+    let (a, b) = (store_of(&redis, &cluster), store_of(&redis, &cluster));
+    assert_eq!(
+        a.acquire("a", LONG, 0).await.unwrap(),
+        Acquire::Won { epoch: 1 }
+    );
+    let first = holder(&b).await;
+    let client = first
+        .client
+        .expect("the lease names its holder's connection");
+    assert!(b.client_connected(client).await.unwrap());
+    assert!(a.renew("a", 1, LONG).await.unwrap());
+    assert_eq!(holder(&b).await.client, Some(client), "the same connection");
+    assert_eq!(
+        b.take_over(
+            "b",
+            LONG,
+            0,
+            &LeaseHolder {
+                client: Some(client + 1000),
+                ..first.clone()
+            }
+        )
+        .await
+        .unwrap(),
+        Acquire::Held,
+        "not the connection the lease names"
+    );
+
+    // a's connection drops, and a reconnects: its next renewal records the
+    // new connection, and a takeover naming the old one fails.
+    kill_client(&redis, client).await;
+    assert!(!b.client_connected(client).await.unwrap());
+    wait_for(
+        "a to renew on a new connection",
+        Duration::from_secs(10),
+        || async { a.renew("a", 1, LONG).await.ok().filter(|&renewed| renewed) },
+    )
+    .await;
+    let second = holder(&b).await;
+    let reconnected = second.client.unwrap();
+    assert_ne!(reconnected, client);
+    assert!(b.client_connected(reconnected).await.unwrap());
+    assert_eq!(
+        b.take_over("b", LONG, 0, &first).await.unwrap(),
+        Acquire::Held
+    );
+    assert_eq!(holder(&b).await.node_id, "a");
+
+    // Gone for good: b takes the lease over long before it expires, at a
+    // new epoch that fences a.
+    kill_client(&redis, reconnected).await;
+    assert_eq!(
+        b.take_over("b", LONG, 0, &second).await.unwrap(),
+        Acquire::Won { epoch: 2 }
+    );
+    let now = holder(&b).await;
+    assert_eq!((now.node_id.as_str(), now.epoch), ("b", 2));
+    assert!(now.ttl_ms > 50_000, "a fresh lease: {now:?}");
+    assert!(b.client_connected(now.client.unwrap()).await.unwrap());
+    let renewed = wait_for(
+        "a to reach Redis again",
+        Duration::from_secs(10),
+        || async { a.renew("a", 1, LONG).await.ok() },
+    )
+    .await;
+    assert!(!renewed, "a's lease is gone");
+    assert!(matches!(
+        a.advance_hwm("t", 0, 1, 5).await,
+        Err(StoreError::Fenced { epoch: 1 })
+    ));
 }

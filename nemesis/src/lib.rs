@@ -16,10 +16,8 @@
 //!   them (kill, pause, set a link, damage a log tail).
 //! - [`faults`]: the fault kinds and how each runs and heals.
 //! - [`schedule`]: the seeded scheduler choosing faults and their timing.
-//! - [`workload`]: producers (HTTP, binary port, Kafka), consumers and the
-//!   Redis observer.
-//! - [`kafka`]: the Kafka workload's idempotent producer (bootstrap,
-//!   Metadata, Produce to the leader, retries with the same sequences).
+//! - [`workload`]: producers (HTTP, binary port, Kafka through the
+//!   `kafka-producer` crate), consumers and the Redis observer.
 //! - [`check`]: the checks, pure functions of the history and the final
 //!   state.
 //! - [`harness`]: one run from start to [`harness::Summary`].
@@ -33,7 +31,6 @@ pub mod cluster;
 pub mod faults;
 pub mod harness;
 pub mod history;
-pub mod kafka;
 pub mod proxy;
 pub mod schedule;
 pub mod workload;

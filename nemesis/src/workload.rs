@@ -39,10 +39,9 @@ use yak_client::{
     ClientConfig, ClientError, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient,
 };
 
-use crate::{
-    history::{Event, History, Op, Outcome, Read, Transport},
-    kafka::{KafkaConfig, KafkaProducer},
-};
+use kafka_producer::{KafkaConfig, KafkaProducer};
+
+use crate::history::{Event, History, Op, Outcome, Read, Transport};
 
 /// Most records in one binary-port request.
 pub const BINARY_MAX_BATCH: u64 = 4;
@@ -95,7 +94,7 @@ pub fn kafka_config(from: IpAddr) -> KafkaConfig {
         request_timeout: http.request_timeout,
         min_backoff: http.min_backoff,
         max_backoff: http.max_backoff,
-        local_address: from,
+        local_address: Some(from),
     }
 }
 

@@ -1,6 +1,6 @@
-//! Produce: each partition's record batches are converted to YAK batches
-//! and stored through the produce service ([`store_batch`]), the path of
-//! `POST /produce/batch` and the binary port.
+//! Produce: each partition's record batch is converted to a YAK batch and
+//! stored through the produce service ([`store_owned_batch`]), the path of
+//! `POST /produce/batch` and the binary port, without a copy.
 //!
 //! Invariant: whatever `acks` says, a partition's answer comes only after
 //! YAK's own rule acknowledged it (replicated to the ISR, HWM committed):
@@ -24,7 +24,7 @@ use super::{
 use crate::{
     node::Node,
     partition::WriteError,
-    produce::{ProduceError, store_batch},
+    produce::{ProduceError, store_owned_batch},
 };
 
 pub async fn handle(node: &Node, request: ProduceRequest) -> ProduceResponse {
@@ -128,6 +128,6 @@ async fn store(
         )));
     }
     let batch = batches.pop().ok_or(Refusal::Records(RecordsError::Empty))?;
-    let stored = store_batch(node, topic, partition, &batch).await?;
+    let stored = store_owned_batch(node, topic, partition, batch).await?;
     Ok(stored.offset as i64)
 }

@@ -42,6 +42,10 @@ pub enum RecordsError {
     Empty,
 }
 
+/// The most a YAK record adds to its key and value: four varints
+/// (`docs/storage.md`).
+const MAX_RECORD_OVERHEAD: usize = 4 * 10;
+
 /// Decodes the record batches of one produce partition into YAK batches,
 /// one per Kafka batch.
 pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
@@ -62,7 +66,15 @@ pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
             id if id < 0 => (NO_PRODUCER, NO_SEQUENCE),
             id => (id, first.sequence),
         };
-        let mut builder = BatchBuilder::new(first.timestamp).producer(producer_id, base_sequence);
+        // Sized once: growing a batch of a megabyte copies it again and again.
+        let size = set
+            .records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len))
+            .sum::<usize>()
+            + set.records.len() * MAX_RECORD_OVERHEAD;
+        let mut builder =
+            BatchBuilder::with_capacity(first.timestamp, size).producer(producer_id, base_sequence);
         for record in &set.records {
             if !record.headers.is_empty() {
                 return Err(RecordsError::Unsupported("record headers"));

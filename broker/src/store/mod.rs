@@ -9,6 +9,12 @@
 //!   `SET` of the lease, the epoch or an HWM.
 //! - The epoch only grows: acquiring takes `max(stored, caller's floor) + 1`,
 //!   so a Redis that lost its data never hands out an epoch a node has seen.
+//! - The lease names the Redis connection its holder last acquired or
+//!   renewed it on (`lease-client`, a `CLIENT ID`). A lease whose
+//!   connection is gone may be taken over before it expires
+//!   ([`ClusterStore::take_over`]): its holder died or lost Redis, and
+//!   either way it can commit nothing more, since every commit is fenced
+//!   by the epoch the takeover raises.
 //! - An HWM only grows.
 
 mod groups;
@@ -16,7 +22,11 @@ mod scripts;
 
 pub use groups::{GroupWrite, StoredGroup};
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::BTreeMap,
+    sync::atomic::{AtomicI64, Ordering},
+    time::Duration,
+};
 
 use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
@@ -59,6 +69,10 @@ pub struct LeaseHolder {
     pub epoch: u64,
     /// Milliseconds left on the lease.
     pub ttl_ms: u64,
+    /// The Redis connection (`CLIENT ID`) the holder last renewed on, if
+    /// recorded.
+    #[serde(skip)]
+    pub client: Option<i64>,
 }
 
 /// What `acquire` found.
@@ -81,6 +95,10 @@ pub struct ClusterStore {
     /// whichever task happens to connect first.
     runtime: tokio::runtime::Handle,
     conn: std::sync::Arc<OnceCell<ConnectionManager>>,
+    /// The `CLIENT ID` of the connection as the last lease script saw it
+    /// (0: not yet known). The connection manager reconnects on its own,
+    /// so it is read again with every acquire and renew.
+    lease_client: std::sync::Arc<AtomicI64>,
     prefix: String,
     timeout: Duration,
 }
@@ -104,6 +122,7 @@ impl ClusterStore {
             client: redis::Client::open(redis_url)?,
             runtime: tokio::runtime::Handle::current(),
             conn: Default::default(),
+            lease_client: Default::default(),
             prefix: cluster.to_owned(),
             timeout,
         })
@@ -154,23 +173,62 @@ impl ClusterStore {
         ttl: Duration,
         epoch_floor: u64,
     ) -> Result<Acquire, StoreError> {
-        let mut conn = self.conn().await?;
-        let result: i64 = scripts::ACQUIRE
-            .key(self.key("lease"))
-            .key(self.key("epoch"))
-            .key(self.key("isr-index"))
+        self.acquire_lease(node_id, ttl, epoch_floor, None).await
+    }
+
+    /// Takes the lease from `holder` before it expires, if it is still
+    /// `holder`'s on the same connection: the caller has seen that
+    /// connection gone ([`ClusterStore::client_connected`]). Otherwise as
+    /// [`ClusterStore::acquire`].
+    pub async fn take_over(
+        &self,
+        node_id: &str,
+        ttl: Duration,
+        epoch_floor: u64,
+        holder: &LeaseHolder,
+    ) -> Result<Acquire, StoreError> {
+        let Some(client) = holder.client else {
+            return Ok(Acquire::Held);
+        };
+        self.acquire_lease(node_id, ttl, epoch_floor, Some((&holder.node_id, client)))
+            .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        node_id: &str,
+        ttl: Duration,
+        epoch_floor: u64,
+        abandoned: Option<(&str, i64)>,
+    ) -> Result<Acquire, StoreError> {
+        let mut script = redis::cmd("EVAL");
+        script
+            .arg(scripts::ACQUIRE)
+            .arg(4)
+            .arg(self.key("lease"))
+            .arg(self.key("epoch"))
+            .arg(self.key("isr-index"))
+            .arg(self.key("lease-client"))
             .arg(node_id)
             .arg(ttl.as_millis() as u64)
             .arg(epoch_floor)
             .arg(&self.prefix)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(self.lease_client.load(Ordering::Relaxed));
+        if let Some((holder, client)) = abandoned {
+            script.arg(holder).arg(client);
+        }
+        let (stale, result) = self.lease_script(script).await?;
         Ok(match result {
             0 => Acquire::Held,
             -1 => Acquire::NotInSync,
-            epoch => Acquire::Won {
-                epoch: epoch as u64,
-            },
+            epoch => {
+                if stale {
+                    self.renew(node_id, epoch as u64, ttl).await?;
+                }
+                Acquire::Won {
+                    epoch: epoch as u64,
+                }
+            }
         })
     }
 
@@ -181,16 +239,66 @@ impl ClusterStore {
         epoch: u64,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn().await?;
-        let renewed: i64 = scripts::RENEW
-            .key(self.key("lease"))
-            .key(self.key("epoch"))
-            .arg(node_id)
-            .arg(epoch)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut conn)
+        let script = |client: i64| {
+            let mut script = redis::cmd("EVAL");
+            script
+                .arg(scripts::RENEW)
+                .arg(3)
+                .arg(self.key("lease"))
+                .arg(self.key("epoch"))
+                .arg(self.key("lease-client"))
+                .arg(node_id)
+                .arg(epoch)
+                .arg(ttl.as_millis() as u64)
+                .arg(client);
+            script
+        };
+        let (stale, renewed) = self
+            .lease_script(script(self.lease_client.load(Ordering::Relaxed)))
             .await?;
+        if stale && renewed == 1 {
+            // Recorded a connection that is gone: record this one.
+            let (_, renewed) = self
+                .lease_script(script(self.lease_client.load(Ordering::Relaxed)))
+                .await?;
+            return Ok(renewed == 1);
+        }
         Ok(renewed == 1)
+    }
+
+    /// Runs a lease script right after `CLIENT ID` on the same connection:
+    /// its result, and whether the client id it recorded was stale (the
+    /// connection changed since the last script).
+    async fn lease_script(&self, script: redis::Cmd) -> Result<(bool, i64), StoreError> {
+        let mut conn = self.conn().await?;
+        let (client, result): (i64, i64) = redis::pipe()
+            .cmd("CLIENT")
+            .arg("ID")
+            .add_command(script)
+            .query_async(&mut conn)
+            .await?;
+        let recorded = self.lease_client.swap(client, Ordering::Relaxed);
+        Ok((recorded != client, result))
+    }
+
+    /// Whether the Redis connection `client` (a `CLIENT ID`) is still open.
+    /// A Redis that refuses `CLIENT LIST` (an ACL without it) counts it
+    /// open: the lease then just expires.
+    pub async fn client_connected(&self, client: i64) -> Result<bool, StoreError> {
+        let mut conn = self.conn().await?;
+        let listed: redis::RedisResult<String> = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(client)
+            .query_async(&mut conn)
+            .await;
+        match listed {
+            Ok(listed) => Ok(!listed.trim().is_empty()),
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoPerm) => {
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Gives the lease up if it is still ours at `epoch`.
@@ -199,6 +307,7 @@ impl ClusterStore {
         let released: i64 = scripts::RELEASE
             .key(self.key("lease"))
             .key(self.key("epoch"))
+            .key(self.key("lease-client"))
             .arg(node_id)
             .arg(epoch)
             .invoke_async(&mut conn)
@@ -209,18 +318,21 @@ impl ClusterStore {
     /// The current lease holder, if any, and the current epoch.
     pub async fn lease(&self) -> Result<(Option<LeaseHolder>, u64), StoreError> {
         let mut conn = self.conn().await?;
-        let (holder, epoch, ttl): (Option<String>, Option<u64>, i64) = redis::pipe()
-            .get(self.key("lease"))
-            .get(self.key("epoch"))
-            .pttl(self.key("lease"))
-            .query_async(&mut conn)
-            .await?;
+        let (holder, epoch, ttl, client): (Option<String>, Option<u64>, i64, Option<i64>) =
+            redis::pipe()
+                .get(self.key("lease"))
+                .get(self.key("epoch"))
+                .pttl(self.key("lease"))
+                .get(self.key("lease-client"))
+                .query_async(&mut conn)
+                .await?;
         let epoch = epoch.unwrap_or(0);
         Ok((
             holder.map(|node_id| LeaseHolder {
                 node_id,
                 epoch,
                 ttl_ms: ttl.max(0) as u64,
+                client,
             }),
             epoch,
         ))

@@ -5,14 +5,20 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// KEYS: lease, epoch, isr-index. ARGV: node id, ttl ms, epoch floor, key prefix.
+/// KEYS: lease, epoch, isr-index, lease-client. ARGV: node id, ttl ms,
+/// epoch floor, key prefix, the caller's Redis client id, and optionally
+/// the holder and client id of a lease whose holder is gone (see
+/// `ClusterStore::take_over`).
 /// Returns the new epoch, 0 if the lease is held by another node, -1 if this
 /// node is missing from the ISR of a partition that has committed data.
-pub static ACQUIRE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+/// Run with EVAL in a pipeline after `CLIENT ID`, so it is Lua source.
+pub const ACQUIRE: &str = r#"
 local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[1] then return 0 end
+if holder and holder ~= ARGV[1] then
+  if not (ARGV[6] and holder == ARGV[6] and redis.call('GET', KEYS[4]) == ARGV[7]) then
+    return 0
+  end
+end
 local isrs = redis.call('HGETALL', KEYS[3])
 for i = 1, #isrs, 2 do
   local hwm = tonumber(redis.call('GET', ARGV[4] .. ':hwm:' .. isrs[i]) or '0')
@@ -30,28 +36,26 @@ if epoch < floor then epoch = floor end
 epoch = epoch + 1
 redis.call('SET', KEYS[2], epoch)
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2])
 return epoch
-"#,
-    )
-});
+"#;
 
-/// KEYS: lease, epoch. ARGV: node id, epoch, ttl ms. 1 if renewed.
-pub static RENEW: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+/// KEYS: lease, epoch, lease-client. ARGV: node id, epoch, ttl ms, the
+/// caller's Redis client id. 1 if renewed. Lua source, as [`ACQUIRE`].
+pub const RENEW: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[3])
   return redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 return 0
-"#,
-    )
-});
+"#;
 
-/// KEYS: lease, epoch. ARGV: node id, epoch. 1 if released.
+/// KEYS: lease, epoch, lease-client. ARGV: node id, epoch. 1 if released.
 pub static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  redis.call('DEL', KEYS[3])
   return redis.call('DEL', KEYS[1])
 end
 return 0

@@ -1,21 +1,37 @@
 //! The Kafka figures: batched produce and consume through the nodes' Kafka
-//! listener with a real Kafka client, kcat (librdkafka), next to the binary
-//! port's figures of the same run.
+//! listener, next to the binary port's figures of the same run.
 //!
-//! Produce runs one kcat per CPU (librdkafka is multi-threaded; more
-//! processes only compete for the cores the nodes need), together as many
-//! records as the binary phase, linger 5 ms and acks=all, each reading its
-//! records from a file, so the bench process adds no load of its own; the
-//! whole kcat runs are timed, start-up included. Consume reads partition 0
-//! of the bench topic, the records the binary consume read, from the start
-//! to the end, printing nothing but the offset; it is timed from the first
-//! record to the last, like the binary consume's steady read (kcat's
-//! start-up, tens of milliseconds, would otherwise dominate a quick run).
+//! Batched produce is measured twice:
+//! - with batches shaped like the binary phase's (the same producers, 1,000
+//!   records per request, each acknowledged before the next, acks=-1 and
+//!   idempotent), sent by the `kafka-producer` crate: the listener's
+//!   figure, what the Kafka protocol costs the nodes next to the binary
+//!   port;
+//! - with kcat (librdkafka), one process per CPU (librdkafka is
+//!   multi-threaded; more processes only compete for the cores the nodes
+//!   need), together as many records as the binary phase, linger 5 ms and
+//!   acks=all, each reading its records from a file, so the bench process
+//!   adds no load of its own; the whole kcat runs are timed, start-up
+//!   included. This is what a real client gets on this machine, where the
+//!   client shares the cores with the nodes.
+//!
+//! Consume reads partition 0 of the bench topic with kcat, the records the
+//! binary consume read, from the start to the end, printing nothing but
+//! the offset; it is timed from the first record to the last, like the
+//! binary consume's steady read (kcat's start-up, tens of milliseconds,
+//! would otherwise dominate a quick run).
 
-use std::{process::Stdio, time::Instant};
+use std::{
+    net::SocketAddr,
+    process::Stdio,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use futures_util::future::try_join_all;
+use kafka_producer::{KafkaConfig, KafkaProducer};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::Command,
@@ -24,8 +40,16 @@ use yak_client::YakClient;
 
 use super::{Sizes, rate};
 
-/// What kcat measured, and which kcat.
+/// What the Kafka phase measured.
 pub struct KafkaFigures {
+    /// Batched produce with binary-phase-shaped batches (`kafka-producer`).
+    pub batched: f64,
+    /// The kcat figures, when kcat is installed.
+    pub kcat: Option<KcatFigures>,
+}
+
+/// What kcat measured, and which kcat.
+pub struct KcatFigures {
     pub batched: f64,
     pub consume: f64,
     pub client: String,
@@ -51,18 +75,87 @@ pub async fn client() -> Option<String> {
     )
 }
 
+/// The binary phase's shape through the Kafka listener: `sizes.producers`
+/// idempotent producers, each its own connection, each sending batches of
+/// `sizes.batch` records one after the other, taking turns over the three
+/// partitions, to a topic of their own. Producer ids are fetched before
+/// the clock starts, as the binary producers have theirs before they send.
+/// It runs right after the binary phase, so that both meet the same
+/// machine (page cache, pending flushes).
+pub async fn produce_batches(
+    client: &YakClient,
+    bootstrap: &str,
+    read_topic: &str,
+    value: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<f64> {
+    let topic = &format!("{read_topic}-kafka");
+    client.create_topic(topic, Some(3)).await?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(bootstrap)
+        .await
+        .with_context(|| format!("resolving the Kafka listener {bootstrap}"))?
+        .collect();
+    let config = KafkaConfig {
+        deadline: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(10),
+        min_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_secs(1),
+        local_address: None,
+    };
+    let producers = try_join_all(
+        (0..sizes.producers).map(|_| KafkaProducer::start(addrs.clone(), topic, config.clone())),
+    )
+    .await
+    .context("starting the Kafka producers")?;
+    let per_producer = sizes.batched_records / sizes.producers as u64;
+    let batches = per_producer.div_ceil(sizes.batch as u64);
+    let values: Arc<[Bytes]> = vec![Bytes::copy_from_slice(value.as_bytes()); sizes.batch].into();
+    let started = Instant::now();
+    let tasks = producers.into_iter().enumerate().map(|(p, mut producer)| {
+        let values = Arc::clone(&values);
+        tokio::spawn(async move {
+            for b in 0..batches {
+                let partition = ((p as u64 + b) % 3) as i32;
+                producer.send(partition, &values).await?;
+            }
+            anyhow::Ok(())
+        })
+    });
+    for task in try_join_all(tasks).await? {
+        task.context("a Kafka producer failed")?;
+    }
+    let took = started.elapsed();
+    let sent = batches * sizes.batch as u64 * sizes.producers as u64;
+    let stored = stored(client, topic).await?;
+    if stored != sent {
+        bail!("the Kafka producers sent {sent} records but {topic} holds {stored}");
+    }
+    Ok(rate(sent, took))
+}
+
+/// The records a topic holds: the sum of its partitions' HWMs.
+async fn stored(client: &YakClient, topic: &str) -> anyhow::Result<u64> {
+    Ok(client
+        .describe_topic(topic)
+        .await?
+        .partitions
+        .iter()
+        .map(|p| p.high_water_mark)
+        .sum())
+}
+
 /// Produces `sizes.batched_records` records with kcat (`client`, through
 /// `bootstrap`) to a topic of their own, then reads partition 0 of the
 /// bench topic `read_topic` (`records` of them) back.
-pub async fn measure(
+pub async fn measure_kcat(
     client: &YakClient,
     (bootstrap, kcat): (&str, String),
     read_topic: &str,
     records: u64,
     value: &str,
     sizes: &Sizes,
-) -> anyhow::Result<KafkaFigures> {
-    let topic = &format!("{read_topic}-kafka");
+) -> anyhow::Result<KcatFigures> {
+    let topic = &format!("{read_topic}-kcat");
     client.create_topic(topic, Some(3)).await?;
     let producers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per_producer = sizes.batched_records / producers as u64;
@@ -95,13 +188,7 @@ pub async fn measure(
     }))
     .await?;
     let took = started.elapsed();
-    let stored: u64 = client
-        .describe_topic(topic)
-        .await?
-        .partitions
-        .iter()
-        .map(|p| p.high_water_mark)
-        .sum();
+    let stored = stored(client, topic).await?;
     let sent = per_producer * producers as u64;
     if stored != sent {
         bail!("kcat sent {sent} records but {topic} holds {stored}");
@@ -134,7 +221,7 @@ pub async fn measure(
         bail!("kcat -C read {read} of {records} records: {stderr}");
     }
     // From the first record to the last: `read - 1` records in `took`.
-    Ok(KafkaFigures {
+    Ok(KcatFigures {
         batched,
         consume: rate(read.saturating_sub(1), took),
         client: kcat,

@@ -19,7 +19,7 @@
 //!    kill to the first acknowledged write on the new leader. The kill
 //!    lands at a random moment of the leader's renewal cycle, as a crash
 //!    would, and each sample records the lease time the dead leader had
-//!    left: that wait is the lease's part, the rest is the takeover's;
+//!    left, which the successor no longer waits out;
 //! 6. the baseline: Redis Streams on a separate, non-persistent
 //!    redis-server — pipelined XADD, one XADD per request from as many
 //!    connections, and XRANGE read-back;
@@ -29,8 +29,9 @@
 //!    request on a Redis primary and its replica, append-only files on both,
 //!    with `appendfsync everysec` and then `always`.
 //!
-//! Phases 1 and 3 also run through the broker's Kafka listener with kcat
-//! (librdkafka) when kcat is installed ([`kafka`]).
+//! Phases 1 and 3 also run through the broker's Kafka listener ([`kafka`]):
+//! batched produce shaped like phase 1's, right after it, and produce and
+//! consume with kcat (librdkafka), when it is installed, after phase 3.
 //!
 //! This module holds the flags and runs the phases in order; each phase is
 //! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`], [`kafka`],
@@ -184,6 +185,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     out("1/8 batched produce…");
     let batched = batched_produce::measure(&client, &topic, &value, &sizes, false).await?;
+    let kafka_batched = match &kafka_bootstrap {
+        Some(addr) => {
+            out("   … and through the Kafka listener");
+            Some(kafka::produce_batches(&client, addr, &topic, &value, &sizes).await?)
+        }
+        None => {
+            out("   no Kafka listener (--kafka-bootstrap): Kafka figures skipped");
+            None
+        }
+    };
     let batched_json = batched_produce::measure(&client, &topic, &value, &sizes, true).await?;
     let redis_batched = redis_baseline::batched(&redis, &value, &sizes).await?;
     out("2/8 unbatched produce…");
@@ -199,22 +210,28 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let consume = consume::measure(&client, &topic).await?;
     let group_consume = group::consume(&client, &topic).await?;
     let redis_consume = redis_baseline::read_back(&redis).await?;
-    let kafka = match (kafka_bootstrap, kafka::client().await) {
-        (Some(addr), Some(kcat)) => {
-            out(format!("   … and through the Kafka listener with {kcat}"));
-            let target = (addr.as_str(), kcat);
-            Some(kafka::measure(&client, target, &topic, consume.records, &value, &sizes).await?)
+    let kafka = match (kafka_batched, &kafka_bootstrap) {
+        (Some(batched), Some(addr)) => {
+            let kcat = match kafka::client().await {
+                Some(kcat) => {
+                    out(format!("   … and through the Kafka listener with {kcat}"));
+                    let target = (addr.as_str(), kcat);
+                    let (records, topic) = (consume.records, &topic);
+                    Some(
+                        kafka::measure_kcat(&client, target, topic, records, &value, &sizes)
+                            .await?,
+                    )
+                }
+                None => {
+                    out(
+                        "   kcat not found (scripts/system-deps.sh kcat installs it): kcat figures skipped",
+                    );
+                    None
+                }
+            };
+            Some(kafka::KafkaFigures { batched, kcat })
         }
-        (None, _) => {
-            out("   no Kafka listener (--kafka-bootstrap): Kafka figures skipped");
-            None
-        }
-        (Some(_), None) => {
-            out(
-                "   kcat not found (scripts/system-deps.sh kcat installs it): Kafka figures skipped",
-            );
-            None
-        }
+        _ => None,
     };
     out("4/8 group rebalance…");
     let group_rebalance = group::rebalance(&client, &topic).await?;

@@ -1,8 +1,10 @@
-//! A small idempotent Kafka producer, written for the Kafka workload with
-//! the `kafka-protocol` crate (the one the broker decodes with): it
-//! bootstraps from the nodes' Kafka front proxies, asks any node for
-//! Metadata, sends each batch to the partition's leader as Produce v9 with
-//! acks=-1, and retries through failovers.
+//! A small idempotent Kafka producer on the `kafka-protocol` crate (the one
+//! the broker decodes with), for YAK's own tools: the nemesis Kafka
+//! workload, whose producers connect through the nodes' front proxies, and
+//! `yak bench`, which measures the Kafka listener with batches shaped like
+//! its binary-port ones. It bootstraps from a list of Kafka addresses, asks
+//! any node for Metadata, sends each batch to the partition's leader as
+//! Produce v9 with acks=-1, and retries through failovers.
 //!
 //! - InitProducerId (v4) once, from any node: the producer id every batch
 //!   carries, at the epoch the node handed out.
@@ -53,9 +55,9 @@ const METADATA_VERSION: i16 = 12;
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 /// Largest answer accepted (answers to these requests are small).
 const MAX_ANSWER: usize = 1 << 20;
-const CLIENT_ID: &str = "nemesis";
+const CLIENT_ID: &str = "yak-kafka-producer";
 
-/// Timeouts and retries, like the HTTP producers' ([`crate::workload::client_config`]).
+/// Timeouts and retries.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// Give up retrying a batch after this long.
@@ -64,9 +66,9 @@ pub struct KafkaConfig {
     pub request_timeout: Duration,
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-    /// Connections are made from this address, so the front proxies tell
-    /// clients from nodes.
-    pub local_address: IpAddr,
+    /// Connections are made from this address when set (the nemesis front
+    /// proxies tell clients from nodes by it).
+    pub local_address: Option<IpAddr>,
 }
 
 /// One failed attempt.
@@ -142,7 +144,7 @@ pub struct SendError {
     pub maybe_written: bool,
 }
 
-/// One connection to a node's Kafka listener (through its front proxy).
+/// One connection to a node's Kafka listener.
 struct Connection {
     addr: SocketAddr,
     stream: TcpStream,
@@ -157,9 +159,11 @@ impl Connection {
             SocketAddr::V6(_) => TcpSocket::new_v6(),
         }
         .map_err(|e| connect(e.to_string()))?;
-        socket
-            .bind(SocketAddr::new(config.local_address, 0))
-            .map_err(|e| connect(e.to_string()))?;
+        if let Some(local) = config.local_address {
+            socket
+                .bind(SocketAddr::new(local, 0))
+                .map_err(|e| connect(e.to_string()))?;
+        }
         let stream = tokio::time::timeout(config.request_timeout, socket.connect(addr))
             .await
             .map_err(|_| connect("timed out".to_owned()))?
@@ -544,7 +548,7 @@ mod tests {
     }
 
     /// Only answers that prove nothing was stored count as not written:
-    /// check 5 trusts them.
+    /// nemesis check 5 trusts them.
     #[test]
     fn write_outcomes() {
         let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
