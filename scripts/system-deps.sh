@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages YAK's tests and demo need, when missing.
-# Usage: scripts/system-deps.sh PACKAGE...   (known: redis-server chromium chromium-driver kcat python3-venv)
+# Usage: scripts/system-deps.sh PACKAGE...   (known: redis-server chromium chromium-driver kcat python3-venv nodejs npm)
 # Sourced or run; exits non-zero with a clear message when it cannot install.
 set -euo pipefail
 
@@ -11,6 +11,8 @@ have() {
     chromium-driver) command -v chromedriver >/dev/null 2>&1 ;;
     kcat) command -v kcat >/dev/null 2>&1 ;;
     python3-venv) dpkg -s python3-venv >/dev/null 2>&1 ;;
+    nodejs) command -v node >/dev/null 2>&1 ;;
+    npm) command -v npm >/dev/null 2>&1 ;;
     *) dpkg -s "$1" >/dev/null 2>&1 ;;
   esac
 }

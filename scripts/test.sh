@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/system-deps.sh redis-server chromium chromium-driver kcat
 # kafka-python and confluent-kafka, for broker/tests/kafka_clients.rs.
 scripts/kafka-clients.sh
+# KafkaJS (with node and npm), for the same tests.
+scripts/kafka-clients-node.sh
 # A test run builds once; incremental artifacts would only take disk.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 cargo test --workspace --all-targets --locked "$@"

@@ -1,19 +1,30 @@
-//! The Kafka listener against two Kafka clients nobody here wrote:
+//! The Kafka listener against three Kafka clients nobody here wrote:
 //! kafka-python and confluent-kafka (librdkafka), run as the small scripts
 //! in `tests/kafka_clients/` with the interpreter of the venv that
 //! `scripts/kafka-clients.sh` installs (`target/kafka-clients-venv`, or
-//! `$YAK_KAFKA_PYTHON`). Each script prints JSON lines; the tests check
-//! them against each other and against the cluster:
+//! `$YAK_KAFKA_PYTHON`), and KafkaJS (pure JavaScript, its own protocol
+//! implementation and API version choices), run as the scripts in
+//! `tests/kafka_clients/kafkajs/` with the node and `node_modules` that
+//! `scripts/kafka-clients-node.sh` installs (`target/kafka-clients-node`,
+//! `testkit::kafka::kafkajs`). Each script prints JSON lines (the
+//! KafkaJS ones the same as the Python ones); the tests check them against
+//! each other and against the cluster:
 //!
-//! - idempotent producers (acks=all) of both clients, every compression
-//!   codec of confluent-kafka, read back without a group: every record once,
-//!   in order per partition, at the offset its producer was told, intact;
-//! - ListOffsets by timestamp (`offsets_for_times`) through both clients;
-//! - a consumer group of a kafka-python and a confluent-kafka member
-//!   splitting a topic and committing, then a later member resuming from
-//!   the commits;
-//! - a leader killed (SIGKILL) under a producer and a group: every
-//!   acknowledged record read by the group exactly once.
+//! - idempotent producers (acks=all) of every client, every compression
+//!   codec of confluent-kafka, none and gzip of KafkaJS, read back (KafkaJS
+//!   by a consumer in a group of its own, the others without a group):
+//!   every record once, in order per partition, at the offset its producer
+//!   was told, intact;
+//! - ListOffsets by timestamp (`offsets_for_times`,
+//!   `fetchTopicOffsetsByTimestamp`) through every client;
+//! - KafkaJS's admin client: createTopics, describeCluster,
+//!   fetchTopicMetadata, fetchTopicOffsets;
+//! - consumer groups of a kafka-python and a confluent-kafka member, and of
+//!   a KafkaJS, a kafka-python and a confluent-kafka member, splitting a
+//!   topic and committing, then a later member resuming from the commits;
+//! - a leader killed (SIGKILL) under a producer and a group (Python
+//!   clients; KafkaJS alone): every acknowledged record read by the group
+//!   exactly once.
 //!
 //! Set `YAK_KAFKA_DEBUG=1` for the clients' protocol debug logs.
 
@@ -40,6 +51,7 @@ const CLIENT_TIMEOUT_S: u64 = 180;
 const CLIENT_WAIT: Duration = Duration::from_secs(CLIENT_TIMEOUT_S + 10);
 const KAFKA_PYTHON: &str = "kafka-python";
 const CONFLUENT: &str = "confluent";
+const KAFKAJS: &str = "kafkajs";
 
 /// A running client script: its JSON lines as they come, its stderr (the
 /// client's logs), and its stdin (closing it tells a streaming script to
@@ -56,13 +68,23 @@ struct Client {
 impl Client {
     fn spawn(script: &str, client: &str, args: &[String]) -> Client {
         let what = format!("{script} --client {client} {}", args.join(" "));
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/kafka_clients")
-            .join(format!("{script}.py"));
-        let mut child = Command::new(kafka_python())
-            .arg("-u") // unbuffered
-            .arg("-B") // no __pycache__ beside the scripts
-            .arg(&path)
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kafka_clients");
+        let mut command = if client == KAFKAJS {
+            let kafkajs = testkit::kafka::kafkajs();
+            let mut command = Command::new(&kafkajs.node);
+            command
+                .env("NODE_PATH", &kafkajs.node_modules)
+                .arg(scripts.join(format!("kafkajs/{script}.mjs")));
+            command
+        } else {
+            let mut command = Command::new(kafka_python());
+            command
+                .arg("-u") // unbuffered
+                .arg("-B") // no __pycache__ beside the scripts
+                .arg(scripts.join(format!("{script}.py")));
+            command
+        };
+        let mut child = command
             .args([
                 "--client",
                 client,
@@ -75,7 +97,11 @@ impl Client {
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e} (run scripts/kafka-clients.sh)"));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "starting {what}: {e} (run scripts/kafka-clients.sh and scripts/kafka-clients-node.sh)"
+                )
+            });
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let stdout = child.stdout.take().expect("piped");
@@ -423,6 +449,117 @@ async fn confluent_kafka_idempotent_producer_every_codec_read_back() {
     }
 }
 
+/// KafkaJS's idempotent producer (acks=-1, one request in flight), with
+/// KafkaJS's two built-in codecs, read back by a KafkaJS consumer.
+#[tokio::test]
+async fn kafkajs_idempotent_producer_every_codec_read_back() {
+    let cluster = kafka_cluster().await;
+    let bootstrap = bootstrap(&cluster);
+    for codec in ["none", "gzip"] {
+        let topic = format!("kjs-{codec}");
+        create_topic(cluster.broker().url(), &topic, 3).await;
+        round_trip(
+            &bootstrap,
+            &topic,
+            KAFKAJS,
+            KAFKAJS,
+            &["--compression", codec],
+        )
+        .await;
+    }
+}
+
+/// KafkaJS's admin client: createTopics (CreateTopics at the controller,
+/// then Metadata until every partition has a leader), the same topic again
+/// (TOPIC_ALREADY_EXISTS: `false`), describeCluster and
+/// fetchTopicMetadata (Metadata), fetchTopicOffsets (ListOffsets).
+#[tokio::test]
+async fn kafkajs_admin_creates_a_topic_and_describes_the_cluster() {
+    let cluster = kafka_cluster().await;
+    let bootstrap = bootstrap(&cluster);
+    let lines = run(
+        "admin",
+        KAFKAJS,
+        &args(&[
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            "kjs-admin",
+            "--partitions",
+            "4",
+        ]),
+    )
+    .await;
+    let line = |key: &str| -> &Value {
+        lines
+            .iter()
+            .find(|l| l.get(key).is_some())
+            .unwrap_or_else(|| panic!("no {key} line in {lines:?}"))
+    };
+    assert_eq!(line("created")["created"], true, "{lines:?}");
+    assert_eq!(line("created_again")["created_again"], false, "{lines:?}");
+    // The topic exists for YAK too, with the partitions asked for.
+    let topics = cluster.store().topics().await.expect("redis answers");
+    assert_eq!(topics.get("kjs-admin"), Some(&4), "{topics:?}");
+
+    let described = &line("cluster")["cluster"];
+    let brokers = described["brokers"].as_array().expect("brokers");
+    let mut advertised: Vec<String> = brokers
+        .iter()
+        .map(|b| format!("{}:{}", b["host"].as_str().unwrap(), b["port"]))
+        .collect();
+    advertised.sort();
+    let mut expected: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(testkit::NodeProcess::kafka_addr)
+        .collect();
+    expected.sort();
+    assert_eq!(advertised, expected, "describeCluster: {described}");
+    // The controller is the leader, and it is one of the brokers.
+    let controller = &described["controller"];
+    assert!(
+        brokers.iter().any(|b| &b["nodeId"] == controller),
+        "controller {controller} among {brokers:?}"
+    );
+    assert!(
+        described["clusterId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{described}"
+    );
+
+    let topic = line("topic");
+    assert_eq!(topic["topic"], "kjs-admin");
+    let partitions = topic["partitions"].as_array().expect("partitions");
+    assert_eq!(
+        partitions
+            .iter()
+            .map(|p| p["partitionId"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![0, 1, 2, 3],
+        "{topic}"
+    );
+    for p in partitions {
+        assert_eq!(
+            &p["leader"], controller,
+            "every partition led by the leader: {p}"
+        );
+    }
+    let offsets = line("offsets")["offsets"]
+        .as_array()
+        .expect("offsets")
+        .clone();
+    assert_eq!(offsets.len(), 4, "{offsets:?}");
+    for o in &offsets {
+        assert_eq!(
+            (o["high"].as_u64(), o["low"].as_u64()),
+            (Some(0), Some(0)),
+            "{o}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn offsets_for_times_finds_the_first_record_at_or_after_a_timestamp() {
     let cluster = kafka_cluster().await;
@@ -446,7 +583,7 @@ async fn offsets_for_times_finds_the_first_record_at_or_after_a_timestamp() {
         (base + 9_001, None),
         (base + 60_000, None),
     ];
-    for client in [KAFKA_PYTHON, CONFLUENT] {
+    for client in [KAFKA_PYTHON, CONFLUENT, KAFKAJS] {
         let topic = format!("times-{client}");
         create_topic(cluster.broker().url(), &topic, 3).await;
         let mut list = args(&["--bootstrap", &bootstrap, "--topic", &topic]);
@@ -522,48 +659,105 @@ fn group_reads(members: &[(&str, &[Value])]) -> Vec<(String, Read)> {
         .collect()
 }
 
-/// The lines of a member that say something went wrong with its commits.
+/// The lines of a member that say something went wrong with its commits
+/// (a KafkaJS member's `commit_refused`: a batch it gave back unread).
 fn commit_trouble(lines: &[Value]) -> Vec<&Value> {
     lines
         .iter()
-        .filter(|l| l.get("commit_failed").is_some() || l.get("consume_error").is_some())
+        .filter(|l| {
+            ["commit_failed", "commit_refused", "consume_error"]
+                .iter()
+                .any(|k| l.get(k).is_some())
+        })
         .collect()
 }
 
-fn member(bootstrap: &str, topic: &str, group: &str, client: &str, name: &str) -> Client {
-    Client::spawn(
-        "member",
-        client,
-        &args(&[
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--group",
-            group,
-            "--name",
-            name,
-        ]),
-    )
+/// A member of `group` of `client`'s kind, named `name` in its lines, with
+/// `extra` flags for its script.
+fn member(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    client: &str,
+    name: &str,
+    extra: &[&str],
+) -> Client {
+    let mut list = args(&[
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--name",
+        name,
+    ]);
+    list.extend(args(extra));
+    Client::spawn("member", client, &list)
 }
+
+/// A member's kind and its script's extra flags.
+type MemberKind<'a> = (&'a str, &'a [&'a str]);
+
+/// KafkaJS's round-robin assigner under the protocol name the other
+/// clients give theirs (`kafkajs/member.mjs`), so it shares their groups.
+const KAFKAJS_SHARED: MemberKind<'static> = (KAFKAJS, &["--assignor", "roundrobin"]);
 
 #[tokio::test]
 async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits() {
+    group_splits_and_resumes(
+        &[(KAFKA_PYTHON, &[]), (CONFLUENT, &[])],
+        [CONFLUENT, KAFKA_PYTHON],
+        (KAFKA_PYTHON, &[]),
+    )
+    .await;
+}
+
+/// KafkaJS's own assigner protocol ("RoundRobinAssigner") is one no other
+/// client offers, so a group mixing KafkaJS with them needs the KafkaJS
+/// member to offer the standard name ("roundrobin"; the same assignor,
+/// a custom assigner in KafkaJS's API). The later member uses KafkaJS's
+/// own protocol: the group is empty by then, and an empty group takes any.
+#[tokio::test]
+async fn a_consumer_group_of_kafkajs_kafka_python_and_confluent_splits_and_resumes() {
+    group_splits_and_resumes(
+        &[KAFKAJS_SHARED, (KAFKA_PYTHON, &[]), (CONFLUENT, &[])],
+        [KAFKAJS, KAFKAJS],
+        (KAFKAJS, &[]),
+    )
+    .await;
+}
+
+/// Members of the `members` kinds (named a, b, …) join a group and split
+/// the three partitions of a topic (each at least one, together all
+/// three); 300 records produced by `producers[0]` are read once between
+/// them, each only from its own partitions, committing after every batch.
+/// After they all left, 150 more by `producers[1]`: a later member of the
+/// `later` kind reads exactly those, nothing the first ones committed.
+async fn group_splits_and_resumes(
+    members: &[MemberKind<'_>],
+    producers: [&str; 2],
+    later: MemberKind<'_>,
+) {
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
     let cluster = kafka_cluster().await;
     let bootstrap = bootstrap(&cluster);
     let topic = "shared";
     create_topic(cluster.broker().url(), topic, 3).await;
 
-    // Two members, one of each client, split the three partitions.
-    let mut a = member(&bootstrap, topic, "split", KAFKA_PYTHON, "a");
-    let mut b = member(&bootstrap, topic, "split", CONFLUENT, "b");
-    let split = wait_for_split(&mut [&mut a, &mut b], 3).await;
+    let mut clients: Vec<Client> = members
+        .iter()
+        .zip(NAMES)
+        .map(|(&(client, extra), name)| member(&bootstrap, topic, "split", client, name, extra))
+        .collect();
+    let mut refs: Vec<&mut Client> = clients.iter_mut().collect();
+    let split = wait_for_split(&mut refs, 3).await;
 
     // 300 records: together the members read each once, each only from
     // its own partitions, committing after every batch.
     let produced = run(
         "producer",
-        CONFLUENT,
+        producers[0],
         &args(&[
             "--bootstrap",
             &bootstrap,
@@ -576,19 +770,32 @@ async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits()
     .await;
     let acked = acked_records(&produced);
     assert_eq!(acked.len(), 300);
+    let names = &NAMES[..members.len()];
     wait_all(
-        &mut [&mut a, &mut b],
+        &mut refs,
         "the group to read the 300 records",
         WAIT * 2,
         |lines| {
-            let read = group_reads(&[("a", &lines[0]), ("b", &lines[1])]);
-            let ids: BTreeSet<u64> = read.iter().map(|(_, r)| id_of(&r.key)).collect();
+            let named: Vec<(&str, &[Value])> = names
+                .iter()
+                .zip(lines)
+                .map(|(n, l)| (*n, l.as_slice()))
+                .collect();
+            let ids: BTreeSet<u64> = group_reads(&named)
+                .iter()
+                .map(|(_, r)| id_of(&r.key))
+                .collect();
             (ids.len() == 300).then_some(())
         },
     )
     .await;
-    let (a_lines, b_lines) = (a.finish().await, b.finish().await);
-    for (name, lines, partitions) in [("a", &a_lines, &split[0]), ("b", &b_lines, &split[1])] {
+    let mut all_lines = Vec::new();
+    for client in refs {
+        all_lines.push(client.finish().await);
+    }
+    for (((name, lines), partitions), (_, extra)) in
+        names.iter().zip(&all_lines).zip(&split).zip(members)
+    {
         assert!(
             commit_trouble(lines).is_empty(),
             "member {name}: {:?}",
@@ -601,8 +808,23 @@ async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits()
             );
         }
         assert!(lines.iter().any(|l| l["closed"] == true), "{name} closed");
+        // A KafkaJS member says which protocol the group chose: the only
+        // one it offers.
+        let offered = if extra.contains(&"roundrobin") {
+            "roundrobin"
+        } else {
+            "RoundRobinAssigner"
+        };
+        for protocol in lines.iter().filter_map(|l| l.get("protocol")) {
+            assert_eq!(protocol, offered, "member {name}");
+        }
     }
-    let read = group_reads(&[("a", &a_lines), ("b", &b_lines)]);
+    let named: Vec<(&str, &[Value])> = names
+        .iter()
+        .zip(&all_lines)
+        .map(|(n, l)| (*n, l.as_slice()))
+        .collect();
+    let read = group_reads(&named);
     assert_eq!(read.len(), 300, "records read (each once)");
     for (_, r) in &read {
         let id = id_of(&r.key);
@@ -610,11 +832,11 @@ async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits()
         assert_eq!(r.value, value_of(id));
     }
 
-    // 150 more; a third run of the group reads those and nothing that the
-    // first two committed.
+    // 150 more; a later member of the group reads those and nothing that
+    // the first ones committed.
     let produced = run(
         "producer",
-        KAFKA_PYTHON,
+        producers[1],
         &args(&[
             "--bootstrap",
             &bootstrap,
@@ -628,13 +850,20 @@ async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits()
     )
     .await;
     assert_eq!(acked_records(&produced).len(), 150);
-    let mut c = member(&bootstrap, topic, "split", KAFKA_PYTHON, "c");
-    c.wait_until("150 records read by the third member", WAIT * 2, |lines| {
+    let mut c = member(
+        &bootstrap,
+        topic,
+        "split",
+        later.0,
+        NAMES[members.len()],
+        later.1,
+    );
+    c.wait_until("150 records read by the later member", WAIT * 2, |lines| {
         (record_lines(lines).len() >= 150).then_some(())
     })
     .await;
     // And committed the batch that held the last of them.
-    c.wait_until("the third member's commit", WAIT, |lines| {
+    c.wait_until("the later member's commit", WAIT, |lines| {
         lines
             .last()
             .is_some_and(|l| l.get("committed").is_some())
@@ -651,33 +880,46 @@ async fn a_mixed_consumer_group_splits_partitions_and_resumes_from_its_commits()
     assert_eq!(
         unique,
         (300..450).collect(),
-        "the third member should read exactly the 150 uncommitted records"
+        "the later member should read exactly the 150 uncommitted records"
     );
-    assert_eq!(ids.len(), 150, "the third member read a record twice");
+    assert_eq!(ids.len(), 150, "the later member read a record twice");
 }
 
 #[tokio::test]
 async fn leader_killed_under_a_confluent_producer_and_a_group_every_acked_record_read_once() {
-    failover_exactly_once(CONFLUENT).await;
+    failover_exactly_once(CONFLUENT, [KAFKA_PYTHON, CONFLUENT]).await;
 }
 
 #[tokio::test]
 async fn leader_killed_under_a_kafka_python_producer_and_a_group_every_acked_record_read_once() {
-    failover_exactly_once(KAFKA_PYTHON).await;
+    failover_exactly_once(KAFKA_PYTHON, [KAFKA_PYTHON, CONFLUENT]).await;
+}
+
+/// KafkaJS alone: its idempotent producer (one request in flight) and a
+/// group of two KafkaJS members (its own assigner). KafkaJS follows the
+/// leader differently from the others: its members do not keep their
+/// membership when the coordinator dies but restart and join as new
+/// members, so the group rebalances once the old members' sessions
+/// expire; and it does not retry a commit that failed then, so its member
+/// commits before it prints a batch and settles a commit whose answer was
+/// lost by asking the coordinator (`kafkajs/member.mjs`).
+#[tokio::test]
+async fn leader_killed_under_a_kafkajs_producer_and_a_kafkajs_group_every_acked_record_read_once() {
+    failover_exactly_once(KAFKAJS, [KAFKAJS, KAFKAJS]).await;
 }
 
 /// A `producer_client` idempotent producer streams numbered records while
-/// a group of a kafka-python and a confluent-kafka member reads them; the
+/// a group of two members of the `member_clients` kinds reads them; the
 /// leader is killed (SIGKILL) mid-stream, nobody tells the clients; every
 /// acknowledged record must be read by the group exactly once.
-async fn failover_exactly_once(producer_client: &str) {
+async fn failover_exactly_once(producer_client: &str, member_clients: [&str; 2]) {
     let mut cluster = kafka_cluster().await;
     let bootstrap = bootstrap(&cluster);
     let topic = "stream";
     create_topic(cluster.broker().url(), topic, 3).await;
 
-    let mut a = member(&bootstrap, topic, "failover", KAFKA_PYTHON, "a");
-    let mut b = member(&bootstrap, topic, "failover", CONFLUENT, "b");
+    let mut a = member(&bootstrap, topic, "failover", member_clients[0], "a", &[]);
+    let mut b = member(&bootstrap, topic, "failover", member_clients[1], "b", &[]);
     wait_for_split(&mut [&mut a, &mut b], 3).await;
 
     // A numbered stream, until the test closes the producer's stdin.

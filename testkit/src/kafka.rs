@@ -1,7 +1,9 @@
 //! The Kafka clients nobody here wrote that the tests point at nodes'
 //! Kafka listeners: kcat, librdkafka's command-line client
-//! (`scripts/system-deps.sh kcat` installs it), and the Python of the venv
-//! holding kafka-python and confluent-kafka (`scripts/kafka-clients.sh`).
+//! (`scripts/system-deps.sh kcat` installs it), the Python of the venv
+//! holding kafka-python and confluent-kafka (`scripts/kafka-clients.sh`),
+//! and the node and `node_modules` holding KafkaJS
+//! (`scripts/kafka-clients-node.sh`).
 
 use std::{
     path::{Path, PathBuf},
@@ -73,4 +75,43 @@ pub fn kafka_python() -> PathBuf {
         python.display()
     );
     python
+}
+
+/// Where KafkaJS is: the node to run its scripts with and the
+/// `node_modules` holding `kafkajs` (for `NODE_PATH`).
+#[derive(Debug, Clone)]
+pub struct KafkaJs {
+    pub node: PathBuf,
+    pub node_modules: PathBuf,
+}
+
+/// KafkaJS as `scripts/kafka-clients-node.sh` installs it under the
+/// workspace's `target/kafka-clients-node` (`$YAK_KAFKAJS_DIR` names
+/// another such directory): `bin/node` (a link to the node it was
+/// installed with) and `node_modules/kafkajs`. Panics, saying what to run,
+/// when either is missing.
+pub fn kafkajs() -> KafkaJs {
+    let dir = match std::env::var_os("YAK_KAFKAJS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("testkit sits in the workspace")
+            .join("target/kafka-clients-node"),
+    };
+    let kafkajs = KafkaJs {
+        node: dir.join("bin/node"),
+        node_modules: dir.join("node_modules"),
+    };
+    for needed in [
+        kafkajs.node.clone(),
+        kafkajs.node_modules.join("kafkajs/package.json"),
+    ] {
+        assert!(
+            needed.exists(),
+            "no KafkaJS install at {} ({} is missing): run scripts/kafka-clients-node.sh",
+            dir.display(),
+            needed.display()
+        );
+    }
+    kafkajs
 }
