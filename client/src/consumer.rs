@@ -5,12 +5,22 @@
 //! the cluster deleted cannot be read, and a consumer told to (the default
 //! when it starts from the earliest record) moves on to the log start and
 //! says so ([`Consumer::take_skipped`]).
+//!
+//! While a poll decodes records and committed records remain beyond them,
+//! the consumer already asks for those ([`Prefetch`]): the node reads and
+//! sends the next batches while this side decodes, instead of the two
+//! taking turns. A prefetched answer is used only by the poll at the
+//! offset it was asked for; on any error it is dropped and the poll reads
+//! as it would have without it.
 
 use std::time::Duration;
+
+use tokio::task::JoinHandle;
 
 use crate::{
     cluster::YakClient,
     error::{ClientError, Result},
+    fetch::Batches,
     model::Consumed,
 };
 
@@ -49,6 +59,23 @@ pub struct Consumer {
     max_records: usize,
     skip_deleted: bool,
     skipped: Option<Skipped>,
+    prefetch: Option<Prefetch>,
+}
+
+/// A read of the records after those a poll returned, started before that
+/// poll decoded its own (one at a time: at most one answer held ahead).
+#[derive(Debug)]
+struct Prefetch {
+    offset: u64,
+    task: JoinHandle<Result<Batches>>,
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if let Some(prefetch) = self.prefetch.take() {
+            prefetch.task.abort();
+        }
+    }
 }
 
 /// Records deleted by retention before the consumer read them.
@@ -76,6 +103,7 @@ impl Consumer {
             max_records: 1000,
             skip_deleted: start == StartAt::Earliest,
             skipped: None,
+            prefetch: None,
         }
     }
 
@@ -144,12 +172,24 @@ impl Consumer {
                 offset
             }
         };
-        let fetched = self
-            .client
-            .fetch(&self.topic, self.partition, offset, self.max_records, wait)
-            .await;
-        let (offset, fetch) = match fetched {
-            Ok(fetch) => (offset, fetch),
+        let prefetched = match self.prefetch.take() {
+            Some(p) if p.offset == offset => p.task.await.ok().and_then(Result::ok),
+            Some(p) => {
+                p.task.abort();
+                None
+            }
+            None => None,
+        };
+        let fetched = match prefetched {
+            Some(batches) => Ok(batches),
+            None => {
+                self.client
+                    .fetch_batches(&self.topic, self.partition, offset, self.max_records, wait)
+                    .await
+            }
+        };
+        let (offset, batches) = match fetched {
+            Ok(batches) => (offset, batches),
             Err(e) => match e.log_start().filter(|&start| start > offset) {
                 Some(start) if self.skip_deleted => {
                     self.skipped = Some(Skipped {
@@ -157,15 +197,31 @@ impl Consumer {
                         to: start,
                     });
                     self.next = Some(start);
-                    let fetch = self
+                    let batches = self
                         .client
-                        .fetch(&self.topic, self.partition, start, self.max_records, wait)
+                        .fetch_batches(&self.topic, self.partition, start, self.max_records, wait)
                         .await?;
-                    (start, fetch)
+                    (start, batches)
                 }
                 _ => return Err(e),
             },
         };
+        let ahead = batches.next_offset();
+        if ahead > offset && ahead < batches.high_water_mark() {
+            // Committed records remain: ask for them now. No wait: they are
+            // there, so the node answers at once.
+            let (client, topic) = (self.client.clone(), self.topic.clone());
+            let (partition, max_records) = (self.partition, self.max_records);
+            self.prefetch = Some(Prefetch {
+                offset: ahead,
+                task: tokio::spawn(async move {
+                    client
+                        .fetch_batches(&topic, partition, ahead, max_records, Duration::ZERO)
+                        .await
+                }),
+            });
+        }
+        let fetch = batches.decode()?;
         let contiguous = fetch
             .records
             .iter()

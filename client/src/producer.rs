@@ -14,14 +14,15 @@ use std::{
 use backon::{BackoffBuilder, ExponentialBuilder};
 use partition_log::BatchBuilder;
 use reqwest::Method;
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, value::RawValue};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     cluster::{Body, YakClient},
     error::{ClientError, Result},
-    model::{Produced, ProducedBatch, Record, WireRecord},
+    model::{Produced, ProducedBatch, RawRecord, Record, WireRecord},
+    wire::Decode,
 };
 
 /// Largest sequence the broker accepts.
@@ -69,11 +70,6 @@ impl std::fmt::Debug for Queued {
             .field("record", &self.record)
             .finish()
     }
-}
-
-#[derive(Deserialize)]
-struct Results {
-    results: Vec<Value>,
 }
 
 impl Producer {
@@ -212,6 +208,41 @@ impl Producer {
     /// Records that failed with a retryable error are sent again (with the
     /// same sequences, so nothing is stored twice) until the deadline.
     pub async fn send_batch(&self, records: &[Record]) -> Vec<Result<Produced>> {
+        let records: Vec<Outgoing<'_, Value>> = records
+            .iter()
+            .map(|r| Outgoing {
+                topic: &r.topic,
+                key: r.key.as_deref(),
+                payload: &r.payload,
+                partition: r.partition,
+            })
+            .collect();
+        self.send_json(&records).await
+    }
+
+    /// [`send_batch`](Self::send_batch) for records whose payloads are
+    /// JSON text already ([`RawRecord`]): the same request, the same
+    /// results and retries, without a `Value` per record or escaping the
+    /// payloads again.
+    pub async fn send_raw_batch(&self, records: &[RawRecord<'_>]) -> Vec<Result<Produced>> {
+        let records: Vec<Outgoing<'_, RawValue>> = records
+            .iter()
+            .map(|r| Outgoing {
+                topic: r.topic,
+                key: r.key,
+                payload: r.payload,
+                partition: r.partition,
+            })
+            .collect();
+        self.send_json(&records).await
+    }
+
+    /// One `POST /produce` of `records` (the batch form), retried as
+    /// [`send_batch`](Self::send_batch) says.
+    async fn send_json<P: Serialize + ?Sized>(
+        &self,
+        records: &[Outgoing<'_, P>],
+    ) -> Vec<Result<Produced>> {
         if records.is_empty() {
             return Vec::new();
         }
@@ -230,25 +261,27 @@ impl Producer {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_by_key(|&i| {
             let r = &records[i];
-            (&r.topic, r.partition, &r.key)
+            (r.topic, r.partition, r.key)
         });
-        let wire: Vec<WireRecord<'_>> = order
+        let wire: Vec<WireRecord<'_, P>> = order
             .iter()
             .enumerate()
             .map(|(rank, &i)| WireRecord {
-                topic: &records[i].topic,
-                key: records[i].key.as_deref(),
-                payload: &records[i].payload,
+                topic: records[i].topic,
+                key: records[i].key,
+                payload: records[i].payload,
                 partition: records[i].partition,
                 producer_id: idempotent.then_some(self.producer_id),
                 sequence: idempotent.then_some(first + rank as u64),
             })
             .collect();
-        #[derive(serde::Serialize)]
-        struct Batch<'a> {
-            records: &'a [WireRecord<'a>],
+        #[derive(Serialize)]
+        #[serde(bound = "P: Serialize")]
+        struct Batch<'a, P: ?Sized> {
+            records: &'a [WireRecord<'a, P>],
         }
         let body = Body::json(&Batch { records: &wire });
+        drop(wire);
         let deadline = Instant::now() + self.client.config().deadline;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -269,11 +302,11 @@ impl Producer {
                 })
                 .await;
             let results: Vec<Result<Produced>> = match answer {
-                Ok(answer) if answer.results.len() == records.len() => {
+                Ok(Results(answer)) if answer.len() == records.len() => {
                     let mut results: Vec<Option<Result<Produced>>> =
                         records.iter().map(|_| None).collect();
-                    for (&i, result) in order.iter().zip(answer.results) {
-                        results[i] = Some(parse_result(result));
+                    for (&i, result) in order.iter().zip(answer) {
+                        results[i] = Some(result);
                     }
                     results
                         .into_iter()
@@ -302,6 +335,70 @@ impl Producer {
                 _ => return results,
             }
         }
+    }
+}
+
+/// A record of either kind as [`Producer::send_json`] sends it.
+struct Outgoing<'a, P: ?Sized> {
+    topic: &'a str,
+    key: Option<&'a str>,
+    payload: &'a P,
+    partition: Option<u32>,
+}
+
+/// The results of a batch answer (`{"results": [...]}`), one per record in
+/// the order sent.
+struct Results(Vec<Result<Produced>>);
+
+impl Decode for Results {
+    /// Typed first: an answer whose every entry is a stored record (the
+    /// usual case) is read without building a `Value` per entry, which
+    /// cost the client more than building and sending the request. An
+    /// answer with a failed entry, or one that does not read that way, is
+    /// read again entry by entry as `Value`s, as it always was, so failed
+    /// entries keep their whole body and odd answers their exact error.
+    fn decode(
+        _: &reqwest::header::HeaderMap,
+        body: bytes::Bytes,
+    ) -> std::result::Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Stored {
+            results: Vec<StoredEntry>,
+        }
+        #[derive(Deserialize)]
+        struct StoredEntry {
+            /// Present at all, even as `null`: a failed entry.
+            #[serde(default, deserialize_with = "present")]
+            error: bool,
+            partition: Option<u32>,
+            offset: Option<u64>,
+            epoch: Option<u64>,
+        }
+        fn present<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+            serde::de::IgnoredAny::deserialize(d).map(|_| true)
+        }
+        if let Ok(Stored { results }) = serde_json::from_slice::<Stored>(&body) {
+            let stored: Option<Vec<Result<Produced>>> = results
+                .into_iter()
+                .map(|e| match (e.error, e.partition, e.offset) {
+                    (false, Some(partition), Some(offset)) => Some(Ok(Produced {
+                        partition,
+                        offset,
+                        epoch: e.epoch,
+                    })),
+                    _ => None,
+                })
+                .collect();
+            if let Some(stored) = stored {
+                return Ok(Self(stored));
+            }
+        }
+        #[derive(Deserialize)]
+        struct Values {
+            results: Vec<Value>,
+        }
+        let Values { results } = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        Ok(Self(results.into_iter().map(parse_result).collect()))
     }
 }
 
@@ -388,6 +485,73 @@ mod tests {
         );
         assert!(second[1].as_ref().unwrap_err().is_not_written());
         assert_eq!(second[2].as_ref().unwrap(), &at);
+    }
+
+    fn decode(body: &str) -> std::result::Result<Vec<Result<Produced>>, String> {
+        Results::decode(&Default::default(), bytes::Bytes::from(body.to_owned())).map(|r| r.0)
+    }
+
+    /// The typed reading of an all-stored answer gives what reading each
+    /// entry as a `Value` gives.
+    #[test]
+    fn a_stored_answer_reads_as_the_value_path_reads_it() {
+        let body = r#"{"results":[
+            {"topic":"t","partition":1,"offset":7,"epoch":3},
+            {"offset":8,"partition":1,"topic":"t"},
+            {"topic":"t","partition":2,"offset":9,"epoch":null,"extra":[1,{"a":2}]}]}"#;
+        let typed = decode(body).unwrap();
+        let values: Vec<Value> = serde_json::from_str::<Value>(body).unwrap()["results"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let by_value: Vec<Result<Produced>> = values.into_iter().map(parse_result).collect();
+        assert_eq!(typed.len(), 3);
+        for (a, b) in typed.iter().zip(&by_value) {
+            assert_eq!(a.as_ref().unwrap(), b.as_ref().unwrap());
+        }
+        assert_eq!(typed[1].as_ref().unwrap().epoch, None);
+    }
+
+    /// An answer with a failed entry (even `"error": null`) is read entry
+    /// by entry: failed entries keep their code, body and `written`.
+    #[test]
+    fn a_failed_entry_keeps_its_whole_body() {
+        let typed = decode(
+            r#"{"results":[
+                {"topic":"t","partition":0,"offset":1,"epoch":1},
+                {"error":"sequence_conflict","message":"m","written":"no","detail":4}]}"#,
+        )
+        .unwrap();
+        assert_eq!(typed[0].as_ref().unwrap().offset, 1);
+        match &typed[1] {
+            Err(ClientError::Api { code, body, .. }) => {
+                assert_eq!(code, "sequence_conflict");
+                assert_eq!(body["detail"], 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(typed[1].as_ref().unwrap_err().is_not_written());
+        let null = decode(r#"{"results":[{"error":null,"partition":0,"offset":1}]}"#).unwrap();
+        assert!(
+            matches!(null[0], Err(ClientError::Api { .. })),
+            "an `error` field, even null, marks a failed entry as before"
+        );
+    }
+
+    /// Odd answers fail exactly as they did when every entry was a `Value`.
+    #[test]
+    fn odd_answers_fail_as_before() {
+        let missing = decode(r#"{"results":[{"topic":"t","offset":1}]}"#).unwrap();
+        match &missing[0] {
+            Err(ClientError::Decode { message, .. }) => {
+                assert!(message.contains("missing field `partition`"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let wrong = decode(r#"{"results":[{"partition":"0","offset":1}]}"#).unwrap();
+        assert!(matches!(wrong[0], Err(ClientError::Decode { .. })));
+        assert!(decode(r#"{"results":{}}"#).is_err());
+        assert!(decode("not json").is_err());
     }
 
     /// A failed result in a batch answer has no status of its own: its

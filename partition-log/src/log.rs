@@ -116,6 +116,23 @@ impl LogReader {
     /// Errors with [`LogError::OffsetOutOfRange`] if `from` is below the log
     /// start or above the log end.
     pub fn read(&self, from: u64, upper: u64, max_bytes: usize) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.read_into(from, upper, max_bytes, &mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// [`LogReader::read`], appending the batches to `out` instead of
+    /// returning a buffer of their own, so that a caller assembling one
+    /// answer from several reads copies nothing. Returns how many bytes
+    /// were appended (0: nothing readable, as an empty `read`). On an error
+    /// `out` is as it was.
+    pub fn read_into(
+        &self,
+        from: u64,
+        upper: u64,
+        max_bytes: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize> {
         let (segment, size, upper) = {
             let view = self.shared.view.read().unwrap();
             if from < view.start_offset || from > view.end_offset {
@@ -127,7 +144,7 @@ impl LogReader {
             }
             let upper = upper.min(view.end_offset);
             if from >= upper {
-                return Ok(Vec::new());
+                return Ok(0);
             }
             let i = view.segments.partition_point(|s| s.base_offset <= from) - 1;
             let segment = Arc::clone(&view.segments[i]);
@@ -135,15 +152,16 @@ impl LogReader {
             (segment, size, upper)
         };
         let Some((position, first)) = segment.locate(from, size)? else {
-            return Ok(Vec::new());
+            return Ok(0);
         };
         if first.last_offset() >= upper {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let want = max_bytes.max(first.total_len()) as u64;
-        let mut bytes = segment.read_at(position, want.min(size - position) as usize)?;
+        let start = out.len();
+        segment.read_into(position, want.min(size - position) as usize, out)?;
         let mut keep = 0;
-        let mut rest = &bytes[..];
+        let mut rest = &out[start..];
         while let Ok((batch, tail)) = Batch::split_first(rest) {
             if batch.header.last_offset() >= upper {
                 break;
@@ -151,8 +169,8 @@ impl LogReader {
             keep += batch.header.total_len();
             rest = tail;
         }
-        bytes.truncate(keep);
-        Ok(bytes)
+        out.truncate(start + keep);
+        Ok(keep)
     }
 }
 

@@ -404,6 +404,30 @@ fn max_bytes_limits_reads_but_one_batch_always_comes() {
 }
 
 #[test]
+fn read_into_appends_what_read_returns_and_leaves_the_buffer_alone_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(1 << 20));
+    let batches = fill(&mut log, 4, 5, 100, 1);
+    let reader = log.reader();
+    let mut out = b"before".to_vec();
+    // The batch holding 7, then the rest below the upper bound 15.
+    let n = reader.read_into(7, 15, 1 << 20, &mut out).unwrap();
+    assert_eq!(n, batches[1].len() + batches[2].len());
+    assert_eq!(&out[..6], b"before");
+    assert_eq!(out[6..], reader.read(7, 15, 1 << 20).unwrap()[..]);
+    assert_eq!(ranges(&out[6..]), vec![(5, 10), (10, 15)]);
+    // Nothing readable: nothing appended.
+    let len = out.len();
+    assert_eq!(
+        reader.read_into(20, u64::MAX, 1 << 20, &mut out).unwrap(),
+        0
+    );
+    assert_eq!(reader.read_into(3, 4, 1 << 20, &mut out).unwrap(), 0);
+    assert!(reader.read_into(21, u64::MAX, 1, &mut out).is_err());
+    assert_eq!(out.len(), len);
+}
+
+#[test]
 fn reads_stop_at_a_segment_boundary_and_continue() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), config(2_048));

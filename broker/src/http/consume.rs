@@ -85,10 +85,18 @@ struct ConsumeOut<'a> {
 /// Whole batches of committed records read for a query, from the batch
 /// holding the query's offset up to the HWM.
 struct Committed {
-    chunks: Vec<Vec<u8>>,
+    /// The batches, concatenated: read straight into one buffer that
+    /// becomes the answer of `/consume/batch` as it is.
+    bytes: Vec<u8>,
+    /// Records in `bytes` from the query's offset on.
+    records: u64,
     hwm: u64,
     log_start: u64,
 }
+
+/// Room reserved beyond `max_bytes` for the batch that crosses it (a read
+/// returns whole batches), so that it rarely needs the buffer to move.
+const READ_SLACK: usize = 128 * 1024;
 
 /// Checks the query, long-polls if it asks to, and reads.
 async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiError> {
@@ -151,24 +159,31 @@ async fn read_committed(node: &Node, q: &ConsumeQuery) -> Result<Committed, ApiE
         }
     }
 
-    let mut chunks = Vec::new();
-    let (mut next, mut bytes, mut records) = (q.offset, 0usize, 0usize);
-    while next < hwm && records < q.max_records && bytes < q.max_bytes {
-        let chunk = reader
-            .read(next, hwm, q.max_bytes - bytes)
+    // Reserved only when there is something to read (a caught-up consumer
+    // long-polls with nothing to answer), and at most the default answer's
+    // size: a larger `max_bytes` grows the buffer as it fills.
+    let mut bytes = if q.offset < hwm {
+        Vec::with_capacity(q.max_bytes.min(default_max_bytes()) + READ_SLACK)
+    } else {
+        Vec::new()
+    };
+    let (mut next, mut records) = (q.offset, 0usize);
+    while next < hwm && records < q.max_records && bytes.len() < q.max_bytes {
+        let before = bytes.len();
+        let read = reader
+            .read_into(next, hwm, q.max_bytes - before, &mut bytes)
             .map_err(ApiError::storage)?;
-        if chunk.is_empty() {
+        if read == 0 {
             break;
         }
-        for b in batch::batches(&chunk).flatten() {
+        for b in batch::batches(&bytes[before..]).flatten() {
             records += (b.header.next_offset() - next.max(b.header.base_offset)) as usize;
             next = b.header.next_offset();
         }
-        bytes += chunk.len();
-        chunks.push(chunk);
     }
     Ok(Committed {
-        chunks,
+        bytes,
+        records: records as u64,
         hwm,
         log_start: start,
     })
@@ -185,22 +200,16 @@ pub async fn consume_batch(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let read = read_committed(&node, &q).await?;
-    let mut records = 0u64;
-    for chunk in &read.chunks {
-        for b in batch::batches(chunk).flatten() {
-            records += b.header.next_offset() - q.offset.max(b.header.base_offset);
-        }
-    }
     let labels = Metrics::topic(&q.topic);
     node.metrics()
         .consumed_records
         .get_or_create(&labels)
-        .inc_by(records);
+        .inc_by(read.records);
     Ok(HttpResponse::Ok()
         .content_type(yak_protocol::BATCH_CONTENT_TYPE)
         .insert_header(("yak-high-water-mark", read.hwm.to_string()))
         .insert_header(("yak-log-start-offset", read.log_start.to_string()))
-        .body(read.chunks.concat()))
+        .body(read.bytes))
 }
 
 pub async fn consume(
@@ -209,32 +218,31 @@ pub async fn consume(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let Committed {
-        chunks,
+        bytes,
         hwm,
         log_start: start,
+        ..
     } = read_committed(&node, &q).await?;
 
     let mut out = Vec::new();
     let mut value_bytes = 0u64;
-    'outer: for chunk in &chunks {
-        for b in batch::batches(chunk) {
-            let b = b.map_err(ApiError::storage)?;
-            for record in b.records() {
-                let record = record.map_err(ApiError::storage)?;
-                if record.offset < q.offset {
-                    continue;
-                }
-                if out.len() == q.max_records {
-                    break 'outer;
-                }
-                value_bytes += record.value.len() as u64;
-                out.push(RecordOut {
-                    offset: record.offset,
-                    key: record.key.map(String::from_utf8_lossy),
-                    payload: PayloadOut::of(record.value),
-                    timestamp: record.timestamp,
-                });
+    'outer: for b in batch::batches(&bytes) {
+        let b = b.map_err(ApiError::storage)?;
+        for record in b.records() {
+            let record = record.map_err(ApiError::storage)?;
+            if record.offset < q.offset {
+                continue;
             }
+            if out.len() == q.max_records {
+                break 'outer;
+            }
+            value_bytes += record.value.len() as u64;
+            out.push(RecordOut {
+                offset: record.offset,
+                key: record.key.map(String::from_utf8_lossy),
+                payload: PayloadOut::of(record.value),
+                timestamp: record.timestamp,
+            });
         }
     }
     let next_offset = out.last().map_or(q.offset, |r| r.offset + 1);
