@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use testkit::{
-    Cluster, NodeKind, StatusCode, consume_all, describe_topic, get_json, http_client,
+    Cluster, LeaderInfo, NodeKind, StatusCode, consume_all, describe_topic, get_json, http_client,
     http_client_with_timeout, post_json, produce, send, try_send, wait_for,
 };
 
@@ -188,30 +188,35 @@ async fn the_follower_takes_over_within_ttl_plus_one_second_after_kill9() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-#[tokio::test]
-async fn a_graceful_stop_hands_the_lease_over_without_waiting_for_it_to_expire() {
-    // A lease long enough that a takeover by expiry is told apart from a
-    // hand-over without measuring tightly: after a renewal (every TTL/3) at
-    // least 4 s of it are left, while a released lease is taken at once.
-    const LONG_TTL_MS: u64 = 6000;
-    let mut cluster = Cluster::builder()
+/// A broker and a follower on a lease of `ttl_ms`, once the broker leads
+/// and the follower has run for one TTL (it tries for the lease only then).
+async fn pair_ready_to_take_over(ttl_ms: u64) -> (Cluster, LeaderInfo) {
+    let cluster = Cluster::builder()
         .followers(1)
-        .lease_ttl_ms(LONG_TTL_MS)
+        .lease_ttl_ms(ttl_ms)
         .start()
         .await;
     let first = cluster
         .wait_for_leader(Duration::from_secs(10), |l| l.id == "broker")
         .await;
-    // A follower tries for the lease only one TTL after its own start.
     wait_for(
         "the follower to have run for one lease TTL",
-        Duration::from_secs(20),
+        Duration::from_millis(3 * ttl_ms),
         || async {
             let stats = cluster.followers()[0].stats().await?;
-            (stats["node"]["uptime_s"].as_u64()? * 1000 > LONG_TTL_MS).then_some(())
+            (stats["node"]["uptime_s"].as_u64()? * 1000 > ttl_ms).then_some(())
         },
     )
     .await;
+    (cluster, first)
+}
+
+#[tokio::test]
+async fn a_graceful_stop_hands_the_lease_over_without_waiting_for_it_to_expire() {
+    // A lease long enough that a takeover by expiry is told apart from a
+    // hand-over without measuring tightly: after a renewal (every TTL/3) at
+    // least 4 s of it are left, while a released lease is taken at once.
+    let (mut cluster, first) = pair_ready_to_take_over(6000).await;
 
     let status = cluster.broker_mut().terminate().await;
     assert!(status.success(), "graceful exit: {status}");
@@ -394,25 +399,7 @@ async fn a_killed_leader_is_replaced_before_its_lease_expires() {
     // while the leader's Redis connection closes with its process: the
     // follower takes over once it has seen that for a renewal interval
     // (3 s) and a little, well before the lease would expire.
-    const LONG_TTL_MS: u64 = 9000;
-    let mut cluster = Cluster::builder()
-        .followers(1)
-        .lease_ttl_ms(LONG_TTL_MS)
-        .start()
-        .await;
-    let first = cluster
-        .wait_for_leader(Duration::from_secs(10), |l| l.id == "broker")
-        .await;
-    // A follower tries for the lease only one TTL after its own start.
-    wait_for(
-        "the follower to have run for one lease TTL",
-        Duration::from_secs(30),
-        || async {
-            let stats = cluster.followers()[0].stats().await?;
-            (stats["node"]["uptime_s"].as_u64()? * 1000 > LONG_TTL_MS).then_some(())
-        },
-    )
-    .await;
+    let (mut cluster, first) = pair_ready_to_take_over(9000).await;
 
     cluster.broker_mut().kill9();
     let next = cluster
