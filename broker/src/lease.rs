@@ -315,9 +315,11 @@ impl<D: Duties> LeaseDriver<D> {
                 now
             }
         };
-        let due = since + self.parts.settings.ttl / 3 + TAKEOVER_MARGIN;
-        if now < due || now < self.may_acquire_at {
-            *wait = (*wait).min(due.saturating_duration_since(now) + Duration::from_millis(1));
+        // A node that has just started waits its first TTL out, as for a
+        // free lease.
+        let due = (since + self.parts.settings.ttl / 3 + TAKEOVER_MARGIN).max(self.may_acquire_at);
+        if now < due {
+            *wait = (*wait).min(due - now + Duration::from_millis(1));
             return None;
         }
         match self.try_acquire(Some(holder)).await {
