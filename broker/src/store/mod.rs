@@ -253,15 +253,11 @@ impl ClusterStore {
                 .arg(client);
             script
         };
-        let (stale, renewed) = self
-            .lease_script(script(self.lease_client.load(Ordering::Relaxed)))
-            .await?;
+        let renew = || self.lease_script(script(self.lease_client.load(Ordering::Relaxed)));
+        let (stale, mut renewed) = renew().await?;
         if stale && renewed == 1 {
             // Recorded a connection that is gone: record this one.
-            let (_, renewed) = self
-                .lease_script(script(self.lease_client.load(Ordering::Relaxed)))
-                .await?;
-            return Ok(renewed == 1);
+            (_, renewed) = renew().await?;
         }
         Ok(renewed == 1)
     }
