@@ -17,7 +17,7 @@
 //! - [`faults`]: the fault kinds and how each runs and heals.
 //! - [`schedule`]: the seeded scheduler choosing faults and their timing.
 //! - [`workload`]: producers (HTTP, binary port, Kafka through the
-//!   `kafka-producer` crate), consumers and the Redis observer.
+//!   `kafka-client` crate), consumers and the Redis observer.
 //! - [`check`]: the checks, pure functions of the history and the final
 //!   state.
 //! - [`harness`]: one run from start to [`harness::Summary`].

@@ -39,7 +39,7 @@ use yak_client::{
     ClientConfig, ClientError, Consumer, Producer, ProducerConfig, Record, StartAt, YakClient,
 };
 
-use kafka_producer::{KafkaConfig, KafkaProducer};
+use kafka_client::{KafkaConfig, KafkaProducer};
 
 use crate::history::{Event, History, Op, Outcome, Read, Transport};
 

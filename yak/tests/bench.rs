@@ -61,6 +61,10 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
         "fsync_always.p99_ms",
         "fsync_always.redis_replicated_msgs_per_s",
         "fsync_always.ratio_to_redis_replicated",
+        // The bench's own cluster always has a Kafka listener.
+        "kafka.batched_msgs_per_s",
+        "kafka.consume_msgs_per_s",
+        "kafka.ratio_to_binary_consume",
     ] {
         let value = figure(&results, key).as_f64();
         assert!(value.is_some_and(|v| v > 0.0), "{key} = {value:?}");
@@ -78,6 +82,7 @@ async fn quick_bench_writes_every_figure_and_the_chart() {
     assert!(figure(&results, "git_commit").is_string());
     assert!(stdout.contains("failover p50 / max"), "{stdout}");
     assert!(stdout.contains("fsync always: unbatched"), "{stdout}");
+    assert!(stdout.contains("Kafka consume / binary"), "{stdout}");
     // The group member read the whole topic: at least the partition the
     // plain consumer read.
     assert!(

@@ -98,7 +98,13 @@ pub fn response<T: Encodable>(
 ) -> Result<Bytes, FrameError> {
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
     let header_version = api.response_header_version(version);
-    let mut out = BytesMut::new();
+    // Sized once: a fetch answer of a megabyte would otherwise be copied
+    // again at each doubling.
+    let size = header
+        .compute_size(header_version)
+        .and_then(|h| Ok(h + body.compute_size(version)?))
+        .map_err(|e| FrameError::Encode(e.to_string()))?;
+    let mut out = BytesMut::with_capacity(4 + size);
     out.extend_from_slice(&[0; 4]);
     header
         .encode(&mut out, header_version)

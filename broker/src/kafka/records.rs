@@ -6,25 +6,29 @@
 //! - A Kafka batch becomes exactly one YAK batch with the same records in
 //!   the same order, and keeps its producer id and base sequence, so the
 //!   partition writer's duplicate detection applies to Kafka producers.
-//! - Compressed input is decoded (the `kafka-protocol` crate checks the
-//!   CRC-32C and decompresses); YAK stores records uncompressed.
+//! - Every batch's header and CRC-32C are checked by the `kafka-protocol`
+//!   crate; compressed batches are decoded by it too. YAK stores records
+//!   uncompressed.
 //! - What YAK cannot store faithfully is refused, never dropped: record
 //!   headers, null values, transactional and control batches, message
 //!   formats before v2.
 //! - A YAK batch becomes one uncompressed Kafka batch with the same base
-//!   offset, leader epoch, producer id and base sequence; the encoder
-//!   computes the CRC-32C that clients check.
+//!   offset, leader epoch, producer id and base sequence, and the CRC-32C
+//!   that clients check.
+//!
+//! Both directions read and write records in place rather than through a
+//! `kafka_protocol::records::Record` per record (that cost about twice as
+//! much: `docs/kafka.md`); the crate's encoder and decoder stay the
+//! reference, and property tests hold the in-place paths to them byte for
+//! byte.
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::{
-    indexmap::IndexMap,
-    records::{
-        Compression, NO_PRODUCER_EPOCH, Record, RecordBatchDecoder, RecordBatchEncoder,
-        RecordEncodeOptions, TimestampType,
-    },
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use integer_encoding::VarInt;
+use kafka_protocol::records::{
+    BatchDecodeInfo, Compression, NO_PRODUCER_EPOCH, RecordBatchDecoder,
 };
 use partition_log::{
-    Batch, BatchError,
+    Batch, BatchError, BatchHeader, Record,
     batch::{BatchBuilder, NO_PRODUCER, NO_SEQUENCE},
 };
 
@@ -49,6 +53,130 @@ const MAX_RECORD_OVERHEAD: usize = 4 * 10;
 /// Decodes the record batches of one produce partition into YAK batches,
 /// one per Kafka batch.
 pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
+    match uncompressed_to_yak(records) {
+        Some(converted) => converted,
+        None => decoded_to_yak(records),
+    }
+}
+
+/// The common case, every batch uncompressed, without building a
+/// `kafka_protocol::records::Record` per record: the crate reads each batch
+/// header and checks its CRC-32C, and the records are read in place.
+/// `None` hands anything else (a compressed
+/// batch, an older message format) to [`decoded_to_yak`], which decides
+/// the answer; on valid input both give the same batches (a property test
+/// holds them to it).
+fn uncompressed_to_yak(records: &Bytes) -> Option<Result<Vec<Vec<u8>>, RecordsError>> {
+    let mut headers = records.clone();
+    let infos = match RecordBatchDecoder::decode_batch_info(&mut headers) {
+        Ok(infos) => infos,
+        Err(e) => return Some(Err(RecordsError::Corrupt(e.to_string()))),
+    };
+    // Left over: a batch of an older format, which the full decoder refuses.
+    if headers.has_remaining() || infos.iter().any(|i| i.compression != Compression::None) {
+        return None;
+    }
+    let mut rest: &[u8] = records;
+    let mut out = Vec::with_capacity(infos.len());
+    for info in &infos {
+        // Framing was checked by `decode_batch_info`: base offset and
+        // length, then the batch_length bytes it covers.
+        let length = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
+        let batch = rest.get(..12 + length)?;
+        rest = &rest[batch.len()..];
+        out.push(batch_to_yak(info, batch.get(KAFKA_HEADER_LEN..)?));
+    }
+    Some(out.into_iter().collect())
+}
+
+/// Bytes of a RecordBatch v2 header, up to its first record.
+const KAFKA_HEADER_LEN: usize = 61;
+
+/// One uncompressed Kafka batch, whose header `info` describes and whose
+/// records are `records`, as a YAK batch.
+fn batch_to_yak(info: &BatchDecodeInfo, mut records: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    if info.transactional || info.control {
+        return Err(RecordsError::Unsupported(
+            "transactional and control batches (YAK has no transactions)",
+        ));
+    }
+    if info.record_count == 0 {
+        return Err(RecordsError::Empty);
+    }
+    let corrupt = |what: &str| RecordsError::Corrupt(format!("record batch: {what}"));
+    let capacity = records.len() + MAX_RECORD_OVERHEAD * info.record_count as usize;
+    let mut builder: Option<BatchBuilder> = None;
+    for _ in 0..info.record_count {
+        let size = read_varint(&mut records).and_then(|s| usize::try_from(s).ok());
+        let Some(size) = size.filter(|s| *s <= records.len()) else {
+            return Err(corrupt("a record runs past the batch"));
+        };
+        let (mut record, tail) = records.split_at(size);
+        records = tail;
+        let fields = (|| {
+            let _attributes = record.first()?;
+            record = &record[1..];
+            let timestamp_delta: i64 = read_var(&mut record)?;
+            let offset_delta = read_varint(&mut record)?;
+            let key = read_bytes(&mut record)?;
+            let value = read_bytes(&mut record)?;
+            let headers = read_varint(&mut record)?;
+            Some((timestamp_delta, offset_delta, key, value, headers))
+        })();
+        let Some((timestamp_delta, offset_delta, key, value, headers)) = fields else {
+            return Err(corrupt("a record's fields run past the record"));
+        };
+        if headers != 0 {
+            return Err(RecordsError::Unsupported("record headers"));
+        }
+        let value = value.ok_or(RecordsError::Unsupported("null values (tombstones)"))?;
+        let timestamp = info.min_timestamp.wrapping_add(timestamp_delta);
+        // The first record sets the batch's base timestamp and sequence.
+        builder
+            .get_or_insert_with(|| {
+                let (producer_id, base_sequence) = match info.producer_id {
+                    id if id < 0 => (NO_PRODUCER, NO_SEQUENCE),
+                    id => (id, info.base_sequence.wrapping_add(offset_delta)),
+                };
+                BatchBuilder::with_capacity(timestamp, capacity)
+                    .producer(producer_id, base_sequence)
+            })
+            .push(timestamp, key, value);
+    }
+    if !records.is_empty() {
+        return Err(corrupt("bytes after its last record"));
+    }
+    Ok(builder.ok_or(RecordsError::Empty)?.finish())
+}
+
+/// A zigzag varint, Kafka's `VARINT` and `VARLONG`: `integer-encoding`
+/// zigzags signed types, as YAK's own records do (`docs/storage.md`).
+fn read_var<T: VarInt>(buf: &mut &[u8]) -> Option<T> {
+    let (value, len) = T::decode_var(buf)?;
+    *buf = &buf[len..];
+    Some(value)
+}
+
+fn read_varint(buf: &mut &[u8]) -> Option<i32> {
+    read_var(buf)
+}
+
+/// A length-prefixed field: `None` when it runs past `buf` or its length is
+/// below -1; `Some(None)` for a null.
+fn read_bytes<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
+    match read_varint(buf)? {
+        -1 => Some(None),
+        len => {
+            let len = usize::try_from(len).ok().filter(|l| *l <= buf.len())?;
+            let (bytes, tail) = buf.split_at(len);
+            *buf = tail;
+            Some(Some(bytes))
+        }
+    }
+}
+
+/// Every batch through the crate's full decoder (decompressing as needed).
+fn decoded_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
     let mut buf = records.clone();
     let sets = RecordBatchDecoder::decode_all(&mut buf)
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
@@ -91,72 +219,304 @@ pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
 }
 
 /// Encodes stored YAK batches (a chunk read from the log) as Kafka
-/// RecordBatch v2, appending to `out`. The first batch may start before
-/// the fetch offset; Kafka clients skip such records themselves.
-pub fn yak_to_kafka(chunk: &[u8], out: &mut BytesMut) -> Result<(), BatchError> {
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
+/// RecordBatch v2, appending to `out`: one uncompressed Kafka batch per
+/// YAK batch, byte for byte what the crate's `RecordBatchEncoder` writes
+/// for the same records (a property test holds it to that), written
+/// without building a `Record` per record or copying keys and values twice.
+/// The first batch may start before the fetch offset; Kafka clients skip
+/// such records themselves. Returns the offset after the last batch (`None`
+/// for an empty chunk).
+pub fn yak_to_kafka(chunk: &[u8], out: &mut BytesMut) -> Result<Option<u64>, BatchError> {
     let mut records = Vec::new();
+    let mut after = None;
     for batch in partition_log::batch::batches(chunk) {
         let batch: Batch<'_> = batch?;
-        let h = batch.header;
-        let idempotent = h.producer_id != NO_PRODUCER;
         records.clear();
-        for (i, record) in batch.records().enumerate() {
-            let record = record?;
-            records.push(Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: h.leader_epoch as i32,
-                producer_id: h.producer_id,
-                producer_epoch: if idempotent { 0 } else { NO_PRODUCER_EPOCH },
-                timestamp_type: TimestampType::Creation,
-                offset: record.offset as i64,
-                // The wire carries only the base sequence (-1 when not
-                // idempotent); the encoder derives it from the records'
-                // sequences, which must advance with the offsets or it
-                // splits the batch.
-                sequence: h.base_sequence.wrapping_add(i as i32),
-                timestamp: record.timestamp,
-                key: record.key.map(Bytes::copy_from_slice),
-                value: Some(Bytes::copy_from_slice(record.value)),
-                headers: IndexMap::new(),
-            });
+        for record in batch.records() {
+            records.push(record?);
         }
-        // One YAK batch is one Kafka batch: the encoder starts a new
-        // batch per call, so offsets and sequences stay as stored.
-        RecordBatchEncoder::encode(out, &records, &options).map_err(|_| BatchError::BadRecord {
-            index: 0,
-            reason: "cannot encode as a Kafka record batch",
-        })?;
+        encode_batch(&batch.header, &records, out, batch.as_bytes().len());
+        after = Some(batch.header.next_offset());
     }
-    Ok(())
+    Ok(after)
+}
+
+/// Writes one Kafka batch of `records` (a YAK batch's, at least one) with
+/// `header`'s offsets, epoch and producer; `stored_len` sizes the buffer.
+fn encode_batch(
+    header: &BatchHeader,
+    records: &[Record<'_>],
+    out: &mut BytesMut,
+    stored_len: usize,
+) {
+    let min_timestamp = records.iter().map(|r| r.timestamp).min().unwrap_or(0);
+    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(0);
+    let idempotent = header.producer_id != NO_PRODUCER;
+    // Kafka spends at most 11 bytes more per record (attributes, offset
+    // delta, header count, a longer length) and 15 more per batch.
+    out.reserve(stored_len + KAFKA_HEADER_LEN + 11 * records.len());
+    let start = out.len();
+    out.put_i64(header.base_offset as i64);
+    out.put_i32(0); // batch length, below
+    out.put_i32(header.leader_epoch as i32);
+    out.put_i8(2); // magic
+    out.put_u32(0); // CRC, below
+    let covered = out.len();
+    out.put_i16(0); // attributes: uncompressed, creation time, no flags
+    out.put_i32(records.len() as i32 - 1);
+    out.put_i64(min_timestamp);
+    out.put_i64(max_timestamp);
+    out.put_i64(header.producer_id);
+    out.put_i16(if idempotent { 0 } else { NO_PRODUCER_EPOCH });
+    out.put_i32(header.base_sequence);
+    out.put_i32(records.len() as i32);
+    for (index, record) in records.iter().enumerate() {
+        let timestamp_delta = record.timestamp.wrapping_sub(min_timestamp);
+        let offset_delta = index as i32;
+        let key_len = record.key.map_or(-1, |k| k.len() as i32);
+        let value_len = record.value.len() as i32;
+        let size = 1
+            + timestamp_delta.required_space()
+            + offset_delta.required_space()
+            + key_len.required_space()
+            + record.key.map_or(0, <[u8]>::len)
+            + value_len.required_space()
+            + record.value.len()
+            + 1;
+        put_var(out, size as i32);
+        out.put_i8(0); // attributes
+        put_var(out, timestamp_delta);
+        put_var(out, offset_delta);
+        put_var(out, key_len);
+        if let Some(key) = record.key {
+            out.put_slice(key);
+        }
+        put_var(out, value_len);
+        out.put_slice(record.value);
+        put_var(out, 0i32); // headers
+    }
+    let length = (out.len() - start - 12) as i32;
+    out[start + 8..start + 12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&out[covered..]);
+    out[covered - 4..covered].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn put_var(out: &mut BytesMut, value: impl VarInt) {
+    let mut buf = [0u8; 10];
+    let len = value.encode_var(&mut buf);
+    out.put_slice(&buf[..len]);
 }
 
 #[cfg(test)]
 mod tests {
+    use kafka_protocol::{
+        indexmap::IndexMap,
+        records::{Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
+    };
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// What the crate's encoder writes for a chunk of stored batches, one
+    /// `Record` per record: the reference [`yak_to_kafka`] must match.
+    fn encoded_by_the_crate(chunk: &[u8]) -> BytesMut {
+        let mut out = BytesMut::new();
+        for batch in partition_log::batch::batches(chunk) {
+            let batch = batch.unwrap();
+            let h = batch.header;
+            let idempotent = h.producer_id != NO_PRODUCER;
+            let records: Vec<KafkaRecord> = batch
+                .records()
+                .enumerate()
+                .map(|(i, record)| {
+                    let record = record.unwrap();
+                    KafkaRecord {
+                        transactional: false,
+                        control: false,
+                        delete_horizon: false,
+                        partition_leader_epoch: h.leader_epoch as i32,
+                        producer_id: h.producer_id,
+                        producer_epoch: if idempotent { 0 } else { NO_PRODUCER_EPOCH },
+                        timestamp_type: TimestampType::Creation,
+                        offset: record.offset as i64,
+                        sequence: h.base_sequence.wrapping_add(i as i32),
+                        timestamp: record.timestamp,
+                        key: record.key.map(Bytes::copy_from_slice),
+                        value: Some(Bytes::copy_from_slice(record.value)),
+                        headers: IndexMap::new(),
+                    }
+                })
+                .collect();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+        }
+        out
+    }
+
+    /// A record's key, value and timestamp.
+    type Stored = (Option<Vec<u8>>, Vec<u8>, i64);
+    /// A batch's records and its producer id and base sequence, if any.
+    type StoredBatch = (Vec<Stored>, Option<(i64, i32)>);
+
+    fn stored_records() -> impl Strategy<Value = Vec<Stored>> {
+        let record = (
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..20)),
+            prop::collection::vec(any::<u8>(), 0..300),
+            // Wide spreads, but not past what the crate's encoder subtracts.
+            prop_oneof![
+                -(1i64 << 50)..1 << 50,
+                1_700_000_000_000i64..1_700_000_100_000
+            ],
+        );
+        prop::collection::vec(record, 1..40)
+    }
+
+    /// Stored YAK batches, stamped as the leader stamps them.
+    fn stored_chunk(batches: &[StoredBatch], base: u64, epoch: u32) -> Vec<u8> {
+        let mut chunk = Vec::new();
+        let mut next = base;
+        for (records, producer) in batches {
+            let (id, sequence) = producer.unwrap_or((NO_PRODUCER, NO_SEQUENCE));
+            let mut builder = BatchBuilder::new(records[0].2).producer(id, sequence);
+            for (key, value, timestamp) in records {
+                builder.push(*timestamp, key.as_deref(), value);
+            }
+            let mut batch = builder.finish();
+            partition_log::batch::stamp(&mut batch, next, epoch);
+            next += records.len() as u64;
+            chunk.extend_from_slice(&batch);
+        }
+        chunk
+    }
+
+    /// Record `offset` of a client's batch, as a producer with
+    /// `producer_id` (-1: none) numbers it from `sequence`.
+    fn client_record(
+        offset: i64,
+        producer_id: i64,
+        sequence: i32,
+        timestamp: i64,
+        key: Option<Bytes>,
+        value: Bytes,
+    ) -> KafkaRecord {
+        KafkaRecord {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id,
+            producer_epoch: if producer_id < 0 { -1 } else { 0 },
+            timestamp_type: TimestampType::Creation,
+            offset,
+            sequence: sequence.wrapping_add(offset as i32),
+            timestamp,
+            key,
+            value: Some(value),
+            headers: IndexMap::new(),
+        }
+    }
+
+    /// Kafka batches as a client's encoder writes them, uncompressed.
+    fn client_batches(batches: &[StoredBatch], headers: bool) -> Bytes {
+        let mut out = BytesMut::new();
+        for (records, producer) in batches {
+            let (producer_id, sequence) = producer.unwrap_or((-1, -1));
+            let records: Vec<KafkaRecord> = records
+                .iter()
+                .enumerate()
+                .map(|(i, (key, value, timestamp))| {
+                    let key = key.clone().map(Bytes::from);
+                    let mut record = client_record(
+                        i as i64,
+                        producer_id,
+                        sequence,
+                        *timestamp,
+                        key,
+                        Bytes::from(value.clone()),
+                    );
+                    if headers && i == 1 {
+                        record.headers.insert("h".into(), None);
+                    }
+                    record
+                })
+                .collect();
+            let options = RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            };
+            RecordBatchEncoder::encode(&mut out, &records, &options).unwrap();
+        }
+        out.freeze()
+    }
+
+    fn batches() -> impl Strategy<Value = Vec<StoredBatch>> {
+        let producer = prop::option::of((0i64..i64::MAX, any::<i32>()));
+        prop::collection::vec((stored_records(), producer), 1..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// Fetch writes exactly what the crate's encoder would.
+        #[test]
+        fn fetch_encodes_what_the_crate_encodes(
+            batches in batches(),
+            base in 0u64..1 << 40,
+            epoch in any::<u32>(),
+        ) {
+            let chunk = stored_chunk(&batches, base, epoch);
+            let mut served = BytesMut::new();
+            yak_to_kafka(&chunk, &mut served).unwrap();
+            prop_assert_eq!(&served[..], &encoded_by_the_crate(&chunk)[..]);
+        }
+
+        /// Produce reads uncompressed batches in place into the same YAK
+        /// batches, and refuses the same ones, as the crate's full decoder.
+        #[test]
+        fn produce_reads_what_the_crate_decodes(batches in batches(), headers in any::<bool>()) {
+            let sent = client_batches(&batches, headers);
+            let fast = uncompressed_to_yak(&sent).expect("uncompressed batches take the fast path");
+            match (fast, decoded_to_yak(&sent)) {
+                (Ok(fast), Ok(decoded)) => prop_assert_eq!(fast, decoded),
+                (Err(fast), Err(decoded)) => prop_assert_eq!(fast.to_string(), decoded.to_string()),
+                (fast, decoded) => prop_assert!(false, "fast {:?}, decoded {:?}", fast, decoded),
+            }
+        }
+
+        /// A damaged request never panics, and whatever the fast path
+        /// stores the crate's decoder would store too.
+        #[test]
+        fn produce_takes_damaged_batches(
+            batches in batches(),
+            at in any::<prop::sample::Index>(),
+            xor in 1u8..,
+            cut in any::<bool>(),
+        ) {
+            let sent = client_batches(&batches, false);
+            let at = at.index(sent.len());
+            let damaged = if cut {
+                sent.slice(..at)
+            } else {
+                let mut bytes = sent.to_vec();
+                bytes[at] ^= xor;
+                Bytes::from(bytes)
+            };
+            if let Some(Ok(fast)) = uncompressed_to_yak(&damaged) {
+                prop_assert_eq!(Some(fast), decoded_to_yak(&damaged).ok());
+            }
+        }
+    }
 
     fn kafka_batch(compression: Compression, producer: Option<(i64, i32)>) -> Bytes {
         let (producer_id, sequence) = producer.unwrap_or((-1, -1));
-        let records: Vec<Record> = (0..50)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id,
-                producer_epoch: if producer_id < 0 { -1 } else { 0 },
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: sequence.wrapping_add(i as i32),
-                timestamp: 1_700_000_000_000 + i,
-                key: (i % 2 == 0).then(|| Bytes::from(format!("k{i}"))),
-                value: Some(Bytes::from(format!("value number {i} ").repeat(4))),
-                headers: IndexMap::new(),
+        let records: Vec<KafkaRecord> = (0..50)
+            .map(|i| {
+                let key = (i % 2 == 0).then(|| Bytes::from(format!("k{i}")));
+                let value = Bytes::from(format!("value number {i} ").repeat(4));
+                client_record(i, producer_id, sequence, 1_700_000_000_000 + i, key, value)
             })
             .collect();
         let mut buf = BytesMut::new();
@@ -297,11 +657,23 @@ mod tests {
                 out.extend_from_slice(&chunk);
             }
             let copy = started.elapsed();
+            // Produce: one Kafka batch of the same records, in place and
+            // through the crate's decoder.
+            let sent = Bytes::from(encoded_by_the_crate(&batch).to_vec());
+            let produce = |convert: fn(&Bytes) -> Result<Vec<Vec<u8>>, RecordsError>| {
+                let started = Instant::now();
+                for _ in 0..rounds {
+                    convert(&sent).unwrap();
+                }
+                started.elapsed().as_nanos() as f64 / (rounds * records) as f64
+            };
+            let (in_place, decoded) = (produce(kafka_to_yak), produce(decoded_to_yak));
             let bytes = (rounds / 16 * chunk.len()) as f64;
             let total = (rounds / 16 * 16 * records) as f64;
             println!(
-                "{records:>5} records x {value_len:>4} B: convert {:>7.0} MiB/s ({:>5.2} M records/s, \
-                 {:>6.0} ns/batch); copy {:>7.0} MiB/s",
+                "{records:>5} records x {value_len:>4} B: fetch {:>7.0} MiB/s ({:>5.2} M records/s, \
+                 {:>6.0} ns/batch); copy {:>7.0} MiB/s; produce {in_place:>4.0} ns/record \
+                 ({decoded:>4.0} through the crate's decoder)",
                 bytes / convert.as_secs_f64() / f64::from(1 << 20),
                 total / convert.as_secs_f64() / 1e6,
                 convert.as_nanos() as f64 / (rounds / 16 * 16) as f64,

@@ -20,8 +20,9 @@ use yak_client::{Consumer, StartAt, YakClient};
 
 use super::rate;
 
-/// The least reading time the figure is taken over.
-const MIN_WINDOW: Duration = Duration::from_millis(500);
+/// The least reading time the figure is taken over (the Kafka consume
+/// figure's too).
+pub const MIN_WINDOW: Duration = Duration::from_millis(500);
 
 /// Records per second, and how many were read.
 pub struct ReadBack {

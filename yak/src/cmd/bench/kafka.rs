@@ -4,7 +4,7 @@
 //! Batched produce is measured twice:
 //! - with batches shaped like the binary phase's (the same producers, 1,000
 //!   records per request, each acknowledged before the next, acks=-1 and
-//!   idempotent), sent by the `kafka-producer` crate: the listener's
+//!   idempotent), sent by the `kafka-client` crate: the listener's
 //!   figure, what the Kafka protocol costs the nodes next to the binary
 //!   port;
 //! - with kcat (librdkafka), one process per CPU (librdkafka is
@@ -15,11 +15,22 @@
 //!   included. This is what a real client gets on this machine, where the
 //!   client shares the cores with the nodes.
 //!
-//! Consume reads partition 0 of the bench topic with kcat, the records the
-//! binary consume read, from the start to the end, printing nothing but
-//! the offset; it is timed from the first record to the last, like the
-//! binary consume's steady read (kcat's start-up, tens of milliseconds,
-//! would otherwise dominate a quick run).
+//! Consume is measured twice too, both reading partition 0 of the bench
+//! topic, the records the binary consume read:
+//! - by the `kafka-client` consumer, right after the binary consume and
+//!   shaped like it ([`measure_consume`]): Fetch v12 answers of about 1 MiB
+//!   (the binary consumer's 10,000 records per poll), one Fetch sent ahead,
+//!   every batch decoded and CRC-checked by `kafka-protocol`, every value
+//!   made a `String`; whole passes from the earliest offset to the
+//!   high-water mark until they add up to the binary phase's window. The
+//!   client spends about what the node does per record, so this is the
+//!   listener's figure;
+//! - with kcat, from the start to the end, printing nothing but the
+//!   offset, timed from the first record to the last (kcat's start-up,
+//!   tens of milliseconds, would otherwise dominate a quick run). kcat
+//!   spends about twice the node's CPU per record, so on two shared cores
+//!   this figure is kcat's more than the listener's: it stays as what a
+//!   real client gets here.
 
 use std::{
     net::SocketAddr,
@@ -31,19 +42,21 @@ use std::{
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::future::try_join_all;
-use kafka_producer::{KafkaConfig, KafkaProducer};
+use kafka_client::{ConsumerConfig, KafkaConfig, KafkaConsumer, KafkaProducer, Start};
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, BufReader},
     process::Command,
 };
 use yak_client::YakClient;
 
-use super::{Sizes, rate};
+use super::{Sizes, consume::MIN_WINDOW, rate};
 
 /// What the Kafka phase measured.
 pub struct KafkaFigures {
-    /// Batched produce with binary-phase-shaped batches (`kafka-producer`).
+    /// Batched produce with binary-phase-shaped batches (`kafka-client`).
     pub batched: f64,
+    /// Consume of the binary consume's partition (`kafka-client`).
+    pub consume: f64,
     /// The kcat figures, when kcat is installed.
     pub kcat: Option<KcatFigures>,
 }
@@ -131,6 +144,54 @@ pub async fn produce_batches(
         bail!("the Kafka producers sent {sent} records but {topic} holds {stored}");
     }
     Ok(rate(sent, took))
+}
+
+/// Reads partition 0 of `topic` through the Kafka listener at `bootstrap`
+/// the way [`super::consume::measure`] reads it through the binary port:
+/// each pass a new consumer from the earliest offset (its first poll asks
+/// ListOffsets) to the high-water mark the read started at, every record
+/// decoded, a pass that reads another count fails the bench, passes
+/// repeated until they add up to [`MIN_WINDOW`]; all records read over all
+/// the time spent reading them. Connecting (Metadata, then the leader) is
+/// outside the clock, as the binary client's pooled connection is.
+pub async fn measure_consume(
+    client: &YakClient,
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<f64> {
+    let detail = client.describe_topic(topic).await?;
+    let partition = &detail.partitions[0];
+    let (start, hwm) = (partition.log_start_offset, partition.high_water_mark);
+    let addr = tokio::net::lookup_host(bootstrap)
+        .await
+        .with_context(|| format!("resolving the Kafka listener {bootstrap}"))?
+        .next()
+        .with_context(|| format!("{bootstrap} resolves to no address"))?;
+    let end = i64::try_from(hwm)?;
+    let (mut spent, mut total) = (Duration::ZERO, 0u64);
+    loop {
+        let config = ConsumerConfig::default();
+        let mut consumer = KafkaConsumer::connect(addr, topic, 0, Start::Earliest, config)
+            .await
+            .context("connecting the Kafka consumer")?;
+        let started = Instant::now();
+        let mut read = 0u64;
+        while consumer.position().is_none_or(|p| p < end) {
+            read += consumer.poll(end).await?.len() as u64;
+        }
+        spent += started.elapsed();
+        if read != hwm - start {
+            bail!(
+                "the Kafka consumer read {read} records of {topic}/0 where {} are stored (offsets {start} to {hwm})",
+                hwm - start
+            );
+        }
+        total += read;
+        if spent >= MIN_WINDOW || read == 0 {
+            break;
+        }
+    }
+    Ok(rate(total, spent))
 }
 
 /// The records a topic holds: the sum of its partitions' HWMs.

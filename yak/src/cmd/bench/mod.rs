@@ -30,8 +30,10 @@
 //!    with `appendfsync everysec` and then `always`.
 //!
 //! Phases 1 and 3 also run through the broker's Kafka listener ([`kafka`]):
-//! batched produce shaped like phase 1's, right after it, and produce and
-//! consume with kcat (librdkafka), when it is installed, after phase 3.
+//! batched produce shaped like phase 1's, right after it, consume shaped
+//! like phase 3's, right after it (both by the `kafka-client` crate), and
+//! produce and consume with kcat (librdkafka), when it is installed, after
+//! phase 3.
 //!
 //! This module holds the flags and runs the phases in order; each phase is
 //! its own module ([`batched_produce`], [`unbatched_produce`], [`consume`], [`kafka`],
@@ -208,10 +210,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         redis_baseline::unbatched(&redis, &value, &sizes, redis_baseline::Ack::Primary).await?;
     out("3/8 consume…");
     let consume = consume::measure(&client, &topic).await?;
+    // Right after the binary read, so that both meet the same machine.
+    let kafka_consume = match &kafka_bootstrap {
+        Some(addr) => {
+            out("   … and through the Kafka listener");
+            Some(kafka::measure_consume(&client, addr, &topic).await?)
+        }
+        None => None,
+    };
     let group_consume = group::consume(&client, &topic).await?;
     let redis_consume = redis_baseline::read_back(&redis).await?;
-    let kafka = match (kafka_batched, &kafka_bootstrap) {
-        (Some(batched), Some(addr)) => {
+    let kafka = match (kafka_batched, kafka_consume, &kafka_bootstrap) {
+        (Some(batched), Some(kafka_consume), Some(addr)) => {
             let kcat = match kafka::client().await {
                 Some(kcat) => {
                     out(format!("   … and through the Kafka listener with {kcat}"));
@@ -229,7 +239,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                     None
                 }
             };
-            Some(kafka::KafkaFigures { batched, kcat })
+            Some(kafka::KafkaFigures {
+                batched,
+                consume: kafka_consume,
+                kcat,
+            })
         }
         _ => None,
     };

@@ -30,7 +30,8 @@ pub struct Figures {
     pub group_consume: ReadBack,
     pub group_rebalance: Rebalance,
     pub redis_consume: f64,
-    /// Through the Kafka listener, when kcat is installed.
+    /// Through the Kafka listener, when there is one (kcat's figures
+    /// when kcat is installed too).
     pub kafka: Option<KafkaFigures>,
     pub memory: Option<f64>,
     pub failover: Option<Failover>,
@@ -107,7 +108,7 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
             "fsync_always_cluster": "a second cluster like the first, its nodes run with --fsync always",
             "topic_partitions": 3,
             "group_consume": "the whole topic (every partition, from its start to the high-water mark it had when the read started) by the one member of a consumer group, committing at every poll; consume reads partition 0 alone",
-            "kafka": "against the broker's Kafka listener. batched: the batched phase's shape (as many producers, records and records per request, one request in flight per producer, idempotent, acks=-1) sent as Produce v9 by the kafka-producer crate (kafka-protocol), to a topic of its own. kcat (librdkafka): produce from one kcat process per CPU, each to one partition, linger.ms=5 and acks=all, as many records in all as the batched phase, to a topic of its own, whole runs timed (start-up included); consume partition 0 of the bench topic from its start (what consume reads), printing offsets only, timed from the first record to the last",
+            "kafka": "against the broker's Kafka listener. batched: the batched phase's shape (as many producers, records and records per request, one request in flight per producer, idempotent, acks=-1) sent as Produce v9 by the kafka-client crate (kafka-protocol), to a topic of its own. consume: consume's shape (partition 0 of the bench topic, whole passes from the earliest offset to the high-water mark until they add up to 0.5 s) read by the kafka-client crate: Fetch v12 of up to 1 MiB, one fetch ahead, every batch decoded and CRC-checked by kafka-protocol, every value made a string. kcat (librdkafka): produce from one kcat process per CPU, each to one partition, linger.ms=5 and acks=all, as many records in all as the batched phase, to a topic of its own, whole runs timed (start-up included); consume partition 0 of the bench topic from its start (what consume reads), printing offsets only, timed from the first record to the last",
             "group_rebalance": "two members of a group share the topic; one is dropped without leaving (its heartbeats stop, as in a killed process); from then until the survivor holds every partition",
         },
         "git_commit": git_commit(),
@@ -158,11 +159,13 @@ fn results(args: &BenchArgs, sizes: &Sizes, own_cluster: bool, figures: &Figures
         "kafka": kafka.as_ref().map(|k| json!({
             "batched_msgs_per_s": k.batched,
             "ratio_to_binary_batched": ratio(k.batched, *batched),
+            "consume_msgs_per_s": k.consume,
+            "ratio_to_binary_consume": ratio(k.consume, consume.msgs_per_s),
             "kcat": k.kcat.as_ref().map(|c| c.client.clone()),
             "kcat_batched_msgs_per_s": k.kcat.as_ref().map(|c| c.batched),
             "kcat_ratio_to_binary_batched": k.kcat.as_ref().map(|c| ratio(c.batched, *batched)),
-            "consume_msgs_per_s": k.kcat.as_ref().map(|c| c.consume),
-            "ratio_to_binary_consume": k.kcat.as_ref().map(|c| ratio(c.consume, consume.msgs_per_s)),
+            "kcat_consume_msgs_per_s": k.kcat.as_ref().map(|c| c.consume),
+            "kcat_ratio_to_binary_consume": k.kcat.as_ref().map(|c| ratio(c.consume, consume.msgs_per_s)),
         })),
         "memory": memory.map(|m| json!({ "broker_rss_mb": m })),
         "fsync_always": {
@@ -304,10 +307,16 @@ fn print_table(results: &Value) {
             f(&["kafka", "kcat_ratio_to_binary_batched"]),
         ),
         (
-            "Kafka (kcat) consume / binary",
+            "Kafka consume / binary",
             show(f(&["kafka", "consume_msgs_per_s"]), "msg/s"),
             "-".to_owned(),
             f(&["kafka", "ratio_to_binary_consume"]),
+        ),
+        (
+            "Kafka (kcat) consume / binary",
+            show(f(&["kafka", "kcat_consume_msgs_per_s"]), "msg/s"),
+            "-".to_owned(),
+            f(&["kafka", "kcat_ratio_to_binary_consume"]),
         ),
         (
             "rebalance / session",
@@ -404,6 +413,11 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
             0.0,
         ),
         ("Kafka consume", get("kafka", "consume_msgs_per_s"), 0.0),
+        (
+            "Kafka consume (kcat)",
+            get("kafka", "kcat_consume_msgs_per_s"),
+            0.0,
+        ),
     ];
     // One request in flight per client, acknowledged once a replica has
     // it: YAK next to the Redis pair at both fsync settings.
@@ -421,9 +435,10 @@ fn draw_chart(path: &Path, results: &Value) -> anyhow::Result<()> {
             false,
         ),
     ];
-    let root = SVGBackend::new(path, (960, 420)).into_drawing_area();
+    // Wide enough for eight bar groups on the left.
+    let root = SVGBackend::new(path, (1100, 420)).into_drawing_area();
     root.fill(&WHITE)?;
-    let (left, right) = root.split_horizontally(620);
+    let (left, right) = root.split_horizontally(760);
     let max = throughput.iter().map(|t| t.1.max(t.2)).fold(1.0, f64::max) * 1.15;
     let mut chart = ChartBuilder::on(&left)
         .caption(
@@ -561,6 +576,7 @@ mod tests {
             redis_consume: 60.0,
             kafka: Some(KafkaFigures {
                 batched: 90.0,
+                consume: 27.0,
                 kcat: Some(KcatFigures {
                     batched: 80.0,
                     consume: 24.0,
@@ -659,7 +675,24 @@ mod tests {
         assert_eq!(doc["group_consume"]["ratio_to_consume"], 0.5);
         assert_eq!(doc["kafka"]["ratio_to_binary_batched"], 0.9);
         assert_eq!(doc["kafka"]["kcat_ratio_to_binary_batched"], 0.8);
-        assert_eq!(doc["kafka"]["ratio_to_binary_consume"], 0.8);
+        assert_eq!(
+            keys(&doc["kafka"]),
+            [
+                "batched_msgs_per_s",
+                "ratio_to_binary_batched",
+                "consume_msgs_per_s",
+                "ratio_to_binary_consume",
+                "kcat",
+                "kcat_batched_msgs_per_s",
+                "kcat_ratio_to_binary_batched",
+                "kcat_consume_msgs_per_s",
+                "kcat_ratio_to_binary_consume"
+            ]
+        );
+        assert_eq!(doc["kafka"]["consume_msgs_per_s"], 27.0);
+        assert_eq!(doc["kafka"]["ratio_to_binary_consume"], 0.9);
+        assert_eq!(doc["kafka"]["kcat_consume_msgs_per_s"], 24.0);
+        assert_eq!(doc["kafka"]["kcat_ratio_to_binary_consume"], 0.8);
         assert_eq!(doc["kafka"]["kcat"], "kcat 1.7.1 (librdkafka 2.0.2)");
         assert_eq!(
             keys(&doc["group_rebalance"]),

@@ -1,10 +1,9 @@
-//! A small idempotent Kafka producer on the `kafka-protocol` crate (the one
-//! the broker decodes with), for YAK's own tools: the nemesis Kafka
-//! workload, whose producers connect through the nodes' front proxies, and
-//! `yak bench`, which measures the Kafka listener with batches shaped like
-//! its binary-port ones. It bootstraps from a list of Kafka addresses, asks
-//! any node for Metadata, sends each batch to the partition's leader as
-//! Produce v9 with acks=-1, and retries through failovers.
+//! The idempotent producer: the nemesis Kafka workload's, whose producers
+//! connect through the nodes' front proxies, and `yak bench`'s, which
+//! measures the Kafka listener with batches shaped like its binary-port
+//! ones. It bootstraps from a list of Kafka addresses, asks any node for
+//! Metadata, sends each batch to the partition's leader as Produce v9 with
+//! acks=-1, and retries through failovers.
 //!
 //! - InitProducerId (v4) once, from any node: the producer id every batch
 //!   carries, at the epoch the node handed out.
@@ -32,26 +31,24 @@ use std::{
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::{
-    ResponseError,
     error::ParseResponseErrorCode,
     indexmap::IndexMap,
     messages::{
-        ApiKey, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
-        ProduceRequest, ProduceResponse, ProducerId, RequestHeader, ResponseHeader, TopicName,
-        metadata_request::MetadataRequestTopic,
+        ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse,
+        ProducerId, TopicName,
         produce_request::{PartitionProduceData, TopicProduceData},
     },
-    protocol::{Decodable, Encodable, StrBytes},
+    protocol::StrBytes,
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpSocket, TcpStream},
+
+use crate::{
+    KafkaError,
+    connection::{Connection, Dial, leaders},
 };
 
 /// The versions spoken (the broker serves them: `docs/kafka.md`).
 const PRODUCE_VERSION: i16 = 9;
-const METADATA_VERSION: i16 = 12;
 const INIT_PRODUCER_ID_VERSION: i16 = 4;
 /// Largest answer accepted (answers to these requests are small).
 const MAX_ANSWER: usize = 1 << 20;
@@ -71,66 +68,13 @@ pub struct KafkaConfig {
     pub local_address: Option<IpAddr>,
 }
 
-/// One failed attempt.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum KafkaError {
-    /// No connection: nothing was sent.
-    #[error("connecting to {addr}: {message}")]
-    Connect { addr: SocketAddr, message: String },
-    /// The request may have been sent and handled; its answer is lost.
-    #[error("{addr}: {message}")]
-    Lost { addr: SocketAddr, message: String },
-    /// An answer that does not decode, or does not answer the request.
-    #[error("{addr}: bad answer: {message}")]
-    BadAnswer { addr: SocketAddr, message: String },
-    /// The request could not be encoded: nothing was sent.
-    #[error("encoding {api:?}: {message}")]
-    Encode { api: ApiKey, message: String },
-    /// The broker answered with an error code.
-    #[error("{error:?} ({}){}", error.code(), message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
-    Broker {
-        error: ResponseError,
-        message: Option<String>,
-    },
-    /// No node named a leader for the partition (or none answered).
-    #[error("no leader known for {topic}/{partition}: {message}")]
-    NoLeader {
-        topic: String,
-        partition: i32,
-        message: String,
-    },
-}
-
-impl KafkaError {
-    /// Whether a retry may succeed.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            KafkaError::Broker { error, .. } => error.is_retriable(),
-            KafkaError::BadAnswer { .. } | KafkaError::Encode { .. } => false,
-            _ => true,
-        }
-    }
-
-    /// Whether the attempt may have stored the batch. Only what says
-    /// nothing was stored is `false`: YAK answers NOT_LEADER_OR_FOLLOWER
-    /// also for a leader fenced after its append, so that code proves
-    /// nothing (`broker/src/kafka/produce.rs`).
-    pub fn maybe_written(&self) -> bool {
-        match self {
-            KafkaError::Connect { .. }
-            | KafkaError::Encode { .. }
-            | KafkaError::NoLeader { .. } => false,
-            KafkaError::Lost { .. } | KafkaError::BadAnswer { .. } => true,
-            KafkaError::Broker { error, .. } => !matches!(
-                error,
-                ResponseError::NotEnoughReplicas
-                    | ResponseError::UnknownTopicOrPartition
-                    | ResponseError::InvalidTopicException
-                    | ResponseError::CorruptMessage
-                    | ResponseError::InvalidRecord
-                    | ResponseError::MessageTooLarge
-                    | ResponseError::OutOfOrderSequenceNumber
-            ),
+impl KafkaConfig {
+    fn dial(&self) -> Dial {
+        Dial {
+            client_id: CLIENT_ID,
+            connect_timeout: self.request_timeout,
+            local_address: self.local_address,
+            max_answer: MAX_ANSWER,
         }
     }
 }
@@ -142,101 +86,6 @@ impl KafkaError {
 pub struct SendError {
     pub error: KafkaError,
     pub maybe_written: bool,
-}
-
-/// One connection to a node's Kafka listener.
-struct Connection {
-    addr: SocketAddr,
-    stream: TcpStream,
-    correlation: i32,
-}
-
-impl Connection {
-    async fn open(addr: SocketAddr, config: &KafkaConfig) -> Result<Self, KafkaError> {
-        let connect = |message: String| KafkaError::Connect { addr, message };
-        let socket = match addr {
-            SocketAddr::V4(_) => TcpSocket::new_v4(),
-            SocketAddr::V6(_) => TcpSocket::new_v6(),
-        }
-        .map_err(|e| connect(e.to_string()))?;
-        if let Some(local) = config.local_address {
-            socket
-                .bind(SocketAddr::new(local, 0))
-                .map_err(|e| connect(e.to_string()))?;
-        }
-        let stream = tokio::time::timeout(config.request_timeout, socket.connect(addr))
-            .await
-            .map_err(|_| connect("timed out".to_owned()))?
-            .map_err(|e| connect(e.to_string()))?;
-        stream
-            .set_nodelay(true)
-            .map_err(|e| connect(e.to_string()))?;
-        Ok(Self {
-            addr,
-            stream,
-            correlation: 0,
-        })
-    }
-
-    /// Sends one request and reads its answer. Any error leaves the
-    /// connection in an unknown state: the caller drops it.
-    async fn call<Q: Encodable, A: Decodable>(
-        &mut self,
-        api: ApiKey,
-        version: i16,
-        request: &Q,
-        timeout: Duration,
-    ) -> Result<A, KafkaError> {
-        let addr = self.addr;
-        let bad = |message: String| KafkaError::BadAnswer { addr, message };
-        self.correlation = self.correlation.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(api as i16)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation)
-            .with_client_id(Some(StrBytes::from_static_str(CLIENT_ID)));
-        let mut frame = BytesMut::new();
-        frame.extend_from_slice(&[0; 4]);
-        header
-            .encode(&mut frame, api.request_header_version(version))
-            .and_then(|()| request.encode(&mut frame, version))
-            .map_err(|e| KafkaError::Encode {
-                api,
-                message: e.to_string(),
-            })?;
-        let size = (frame.len() - 4) as u32;
-        frame[..4].copy_from_slice(&size.to_be_bytes());
-
-        let exchange = async {
-            self.stream.write_all(&frame).await?;
-            let size = self.stream.read_u32().await? as usize;
-            if size > MAX_ANSWER {
-                return Err(std::io::Error::other(format!("an answer of {size} bytes")));
-            }
-            let mut answer = vec![0; size];
-            self.stream.read_exact(&mut answer).await?;
-            Ok(Bytes::from(answer))
-        };
-        let mut answer = tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| KafkaError::Lost {
-                addr,
-                message: format!("no answer within {timeout:?}"),
-            })?
-            .map_err(|e| KafkaError::Lost {
-                addr,
-                message: e.to_string(),
-            })?;
-        let header = ResponseHeader::decode(&mut answer, api.response_header_version(version))
-            .map_err(|e| bad(e.to_string()))?;
-        if header.correlation_id != self.correlation {
-            return Err(bad(format!(
-                "correlation id {} answers request {}",
-                header.correlation_id, self.correlation
-            )));
-        }
-        A::decode(&mut answer, version).map_err(|e| bad(e.to_string()))
-    }
 }
 
 /// An idempotent producer to one topic.
@@ -284,7 +133,7 @@ impl KafkaProducer {
                     .with_transaction_timeout_ms(-1)
                     .with_producer_id(ProducerId(-1))
                     .with_producer_epoch(-1);
-                let answer: InitProducerIdResponse = Connection::open(addr, &config)
+                let answer: InitProducerIdResponse = Connection::open(addr, &config.dial())
                     .await?
                     .call(
                         ApiKey::InitProducerId,
@@ -428,7 +277,7 @@ impl KafkaProducer {
         };
         let mut connection = match self.connections.remove(&leader) {
             Some(connection) => connection,
-            None => Connection::open(leader, &self.config).await?,
+            None => Connection::open(leader, &self.config.dial()).await?,
         };
         let answer: Result<ProduceResponse, _> = connection
             .call(
@@ -478,49 +327,16 @@ impl KafkaProducer {
     /// until one names a leader for `partition`; remembers every
     /// partition's leader it names.
     async fn refresh_leader(&mut self, partition: i32) -> Result<SocketAddr, KafkaError> {
-        let request = MetadataRequest::default()
-            .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
-                TopicName(StrBytes::from_string(self.topic.clone())),
-            ))]));
         let mut last = String::from("no node answered");
         for _ in 0..self.bootstrap.len() {
             let addr = self.bootstrap[self.next_bootstrap % self.bootstrap.len()];
             self.next_bootstrap += 1;
-            let answer = async {
-                Connection::open(addr, &self.config)
-                    .await?
-                    .call::<_, MetadataResponse>(
-                        ApiKey::Metadata,
-                        METADATA_VERSION,
-                        &request,
-                        self.config.request_timeout,
-                    )
-                    .await
-            };
-            let answer = match answer.await {
-                Ok(answer) => answer,
+            let dial = self.config.dial();
+            match leaders(addr, &dial, &self.topic, self.config.request_timeout).await {
+                Ok(named) => self.leaders.extend(named),
                 Err(e) => {
                     last = e.to_string();
                     continue;
-                }
-            };
-            let brokers: HashMap<i32, String> = answer
-                .brokers
-                .iter()
-                .map(|b| (b.node_id.0, format!("{}:{}", b.host.as_str(), b.port)))
-                .collect();
-            for topic in answer
-                .topics
-                .iter()
-                .filter(|t| t.name.as_ref().map(|n| n.0.as_str()) == Some(self.topic.as_str()))
-            {
-                for p in topic.partitions.iter().filter(|p| p.error_code == 0) {
-                    if let Some(leader) = brokers
-                        .get(&p.leader_id.0)
-                        .and_then(|a| a.parse::<SocketAddr>().ok())
-                    {
-                        self.leaders.insert(p.partition_index, leader);
-                    }
                 }
             }
             match self.leaders.get(&partition) {
@@ -533,44 +349,5 @@ impl KafkaProducer {
             partition,
             message: last,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn broker(error: ResponseError) -> KafkaError {
-        KafkaError::Broker {
-            error,
-            message: None,
-        }
-    }
-
-    /// Only answers that prove nothing was stored count as not written:
-    /// nemesis check 5 trusts them.
-    #[test]
-    fn write_outcomes() {
-        let addr: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let lost = KafkaError::Lost {
-            addr,
-            message: "timed out".into(),
-        };
-        assert!(lost.maybe_written() && lost.is_retriable());
-        let refused = KafkaError::Connect {
-            addr,
-            message: "refused".into(),
-        };
-        assert!(!refused.maybe_written() && refused.is_retriable());
-        let moved = broker(ResponseError::NotLeaderOrFollower);
-        assert!(moved.maybe_written() && moved.is_retriable());
-        let timed_out = broker(ResponseError::RequestTimedOut);
-        assert!(timed_out.maybe_written() && timed_out.is_retriable());
-        let not_enough = broker(ResponseError::NotEnoughReplicas);
-        assert!(!not_enough.maybe_written() && not_enough.is_retriable());
-        let after_append = broker(ResponseError::NotEnoughReplicasAfterAppend);
-        assert!(after_append.maybe_written());
-        let conflict = broker(ResponseError::OutOfOrderSequenceNumber);
-        assert!(!conflict.maybe_written() && !conflict.is_retriable());
     }
 }
