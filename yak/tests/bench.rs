@@ -122,3 +122,48 @@ async fn bootstrap_without_a_baseline_redis_is_refused() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("--redis-url"), "{stderr}");
 }
+
+/// A run that fails keeps its cluster's directory, every process's log in
+/// it, and says where: here the follower binary exits at once.
+#[tokio::test]
+async fn a_failed_run_keeps_the_clusters_logs() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let bins = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(node_binary(NodeKind::Broker), bins.path().join("broker")).unwrap();
+    let follower = bins.path().join("follower");
+    std::fs::write(
+        &follower,
+        "#!/bin/sh\necho 'this follower is broken' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&follower, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_yak"))
+        .args(["bench", "--quick", "--bin-dir"])
+        .arg(bins.path())
+        .current_dir(bins.path())
+        .output()
+        .await
+        .expect("yak bench runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    let kept = stderr
+        .lines()
+        .find_map(|l| {
+            l.split_once("logs and data are kept in ")
+                .map(|(_, p)| p.trim())
+        })
+        .unwrap_or_else(|| panic!("no kept directory named: {stderr}"));
+    let kept = Path::new(kept);
+    let log = |name: &str| std::fs::read_to_string(kept.join(format!("{name}.log")));
+    let follower_log = log("follower");
+    let broker_log = log("broker");
+    std::fs::remove_dir_all(kept).unwrap();
+    assert!(
+        follower_log
+            .as_deref()
+            .is_ok_and(|l| l.contains("this follower is broken")),
+        "{follower_log:?}"
+    );
+    assert!(broker_log.is_ok_and(|l| !l.is_empty()));
+}

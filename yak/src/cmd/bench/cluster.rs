@@ -3,9 +3,18 @@
 //! a Kafka listener each), plus
 //! the separate, non-persistent redis-server of the Redis Streams baseline,
 //! all in one temporary directory; and stopping them all at the end.
+//!
+//! The directory (every process's log, the nodes' data) is removed only by
+//! [`OwnCluster::stop`], the end of a run that went through. A run that
+//! fails, while starting the cluster or after, keeps it and says where it
+//! is: a failed run's logs are what explains it.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
+use anyhow::Context;
 use yak_client::ClientConfig;
 
 use crate::local::{self, Durability, Logs, NodeSpec, Proc, Server};
@@ -15,7 +24,8 @@ pub const LEASE_TTL: Duration = Duration::from_millis(2000);
 
 /// The cluster this run started.
 pub struct OwnCluster {
-    _dir: tempfile::TempDir,
+    /// Kept on disk unless [`OwnCluster::stop`] removes it (then `None`).
+    dir: Option<PathBuf>,
     pub logs: Logs,
     pub procs: Vec<Proc>,
     /// Node id → index in `procs`.
@@ -41,10 +51,24 @@ impl OwnCluster {
         let bins = local::bin_dir(bin_dir)?;
         let broker = local::binary(&bins, "broker")?;
         let follower = local::binary(&bins, "follower")?;
-        let dir = tempfile::Builder::new().prefix("yak-bench-").tempdir()?;
-        let logs = Logs::Files(dir.path().to_owned());
-        let (redis, redis_url) =
-            local::start_redis(&dir.path().join("redis"), durability, &logs).await?;
+        let dir = tempfile::Builder::new()
+            .prefix("yak-bench-")
+            .tempdir()?
+            .keep();
+        let cluster = Self::start_in(&dir, broker, follower, durability, node_args).await;
+        let kept = || format!("the cluster's logs and data are kept in {}", dir.display());
+        cluster.with_context(kept)
+    }
+
+    async fn start_in(
+        dir: &Path,
+        broker: PathBuf,
+        follower: PathBuf,
+        durability: Durability,
+        node_args: &[&str],
+    ) -> anyhow::Result<(Self, Vec<String>)> {
+        let logs = Logs::Files(dir.to_owned());
+        let (redis, redis_url) = local::start_redis(&dir.join("redis"), durability, &logs).await?;
         let mut servers = Vec::new();
         let mut kafka = Vec::new();
         for (id, binary) in [("broker", broker), ("follower", follower)] {
@@ -60,7 +84,7 @@ impl OwnCluster {
                 binary,
                 host: "127.0.0.1".to_owned(),
                 port: local::free_port()?,
-                data_dir: dir.path().to_owned(),
+                data_dir: dir.to_owned(),
                 redis_url: redis_url.clone(),
                 lease_ttl_ms: LEASE_TTL.as_millis() as u64,
                 tcp_port: Some(local::free_port()?),
@@ -83,9 +107,9 @@ impl OwnCluster {
             .collect();
         let urls = servers.into_iter().map(|s| s.url).collect();
         let (baseline, baseline_url) =
-            local::start_redis(&dir.path().join("baseline"), Durability::InMemory, &logs).await?;
+            local::start_redis(&dir.join("baseline"), Durability::InMemory, &logs).await?;
         let cluster = Self {
-            _dir: dir,
+            dir: Some(dir.to_owned()),
             logs,
             procs,
             nodes,
@@ -116,5 +140,23 @@ impl OwnCluster {
     pub async fn stop(mut self) {
         self.baseline.stop(Duration::from_secs(5), &self.logs).await;
         local::stop_all(&mut self.procs, &self.logs).await;
+        if let Some(dir) = self.dir.take()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            eprintln!("yak bench: removing {}: {e}", dir.display());
+        }
+    }
+}
+
+/// A cluster dropped without [`OwnCluster::stop`] belongs to a failed run:
+/// its processes are killed (`kill_on_drop`) and its directory stays.
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            eprintln!(
+                "yak bench: the cluster's logs and data are kept in {}",
+                dir.display()
+            );
+        }
     }
 }

@@ -323,6 +323,10 @@ async fn fsync_always(
         Ok(report::FsyncAlways { batched, unbatched })
     }
     .await;
-    cluster.stop().await;
+    match measured {
+        Ok(_) => cluster.stop().await,
+        // Killed, its directory kept and named, as for the main cluster.
+        Err(_) => drop(cluster),
+    }
     measured
 }
