@@ -91,6 +91,9 @@ fn uncompressed_to_yak(records: &Bytes) -> Option<Result<Vec<Vec<u8>>, RecordsEr
 
 /// Bytes of a RecordBatch v2 header, up to its first record.
 const KAFKA_HEADER_LEN: usize = 61;
+/// The smallest Kafka record: its length, attributes, timestamp delta,
+/// offset delta, key length, value length and header count, a byte each.
+const MIN_KAFKA_RECORD: usize = 7;
 
 /// One uncompressed Kafka batch, whose header `info` describes and whose
 /// records are `records`, as a YAK batch.
@@ -104,7 +107,13 @@ fn batch_to_yak(info: &BatchDecodeInfo, mut records: &[u8]) -> Result<Vec<u8>, R
         return Err(RecordsError::Empty);
     }
     let corrupt = |what: &str| RecordsError::Corrupt(format!("record batch: {what}"));
-    let capacity = records.len() + MAX_RECORD_OVERHEAD * info.record_count as usize;
+    // The count is the client's word: checked against the bytes before it
+    // sizes anything.
+    let count = info.record_count as usize;
+    if count > records.len() / MIN_KAFKA_RECORD {
+        return Err(corrupt("more records counted than its bytes can hold"));
+    }
+    let capacity = records.len() + MAX_RECORD_OVERHEAD * count;
     let mut builder: Option<BatchBuilder> = None;
     for _ in 0..info.record_count {
         let size = read_varint(&mut records).and_then(|s| usize::try_from(s).ok());
@@ -596,6 +605,21 @@ mod tests {
             kafka_to_yak(&sent.freeze()),
             Err(RecordsError::Corrupt(_))
         ));
+    }
+
+    /// A record count far above what the bytes can hold (with a CRC that
+    /// matches it) is refused before anything is sized by it.
+    #[test]
+    fn a_lying_record_count_is_refused() {
+        let mut sent = BytesMut::from(&kafka_batch(Compression::None, None)[..]);
+        sent[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&sent[21..]);
+        sent[17..21].copy_from_slice(&crc.to_be_bytes());
+        let refused = kafka_to_yak(&sent.freeze());
+        assert!(
+            matches!(&refused, Err(RecordsError::Corrupt(m)) if m.contains("more records")),
+            "{refused:?}"
+        );
     }
 
     #[test]
