@@ -14,7 +14,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use futures_util::future::join_all;
 use partition_log::{
     Batch, LogError,
-    batch::{NO_PRODUCER, NO_SEQUENCE},
+    batch::{BatchBuilder, NO_PRODUCER, NO_SEQUENCE},
 };
 use serde::Serialize;
 use yak_protocol::{TopicConfig, Written, validate_topic_name};
@@ -103,17 +103,18 @@ pub async fn store_batch<'a>(
     store_checked(node, topic, partition, body.to_vec(), checked).await
 }
 
-/// [`store_batch`] for a batch the caller owns (one it built, as the Kafka
-/// listener does from a RecordBatch): stored without a copy.
-pub async fn store_owned_batch<'a>(
+/// Stores a batch the node built itself from a client's records (the
+/// Kafka listener's, [`CheckedBuilder`]): its records were held to the
+/// limits as they were added, so it is stored as it is, without a copy or
+/// a second walk.
+pub async fn store_built_batch<'a>(
     node: &Node,
     topic: &'a str,
     partition: u32,
-    body: Vec<u8>,
+    batch: CheckedBatch,
 ) -> Result<Stored<'a>, ProduceError> {
     validate_topic_name(topic).map_err(ProduceError::InvalidTopic)?;
-    let checked = check_batch(node, &body)?;
-    store_checked(node, topic, partition, body, checked).await
+    store_checked(node, topic, partition, batch.bytes, batch.checked).await
 }
 
 async fn store_checked<'a>(
@@ -156,6 +157,7 @@ pub fn count_produced(node: &Node, topic: &str, records: u64, value_bytes: u64) 
 }
 
 /// What the checks of a client batch found.
+#[derive(Debug)]
 struct Checked {
     records: u32,
     value_bytes: u64,
@@ -173,37 +175,13 @@ fn check_batch(node: &Node, body: &[u8]) -> Result<Checked, ProduceError> {
             h.attributes
         )));
     }
-    let (id, seq) = (h.producer_id, h.base_sequence);
-    let ids_valid = (id, seq) == (NO_PRODUCER, NO_SEQUENCE)
-        || (id >= 0
-            && seq >= 0
-            && i64::from(seq) + i64::from(h.record_count) <= i64::from(i32::MAX));
-    if !ids_valid {
-        return Err(invalid(format!(
-            "producer id {id} and base sequence {seq}: both are -1, or both are \
-             non-negative with the sequences of all records at most {}",
-            i32::MAX
-        )));
-    }
-    let max_payload = node.config().max_payload_bytes;
+    check_producer(h.producer_id, h.base_sequence, h.record_count)?;
+    let limits = RecordLimits::of(node);
     let mut value_bytes = 0;
     let checked = batch
         .check_records(|r| {
-            let at = r.offset - h.base_offset;
-            if let Some(key) = r.key.filter(|k| k.len() > MAX_KEY_BYTES) {
-                return Err(ProduceError::KeyTooLarge(format!(
-                    "record {at}: key is {} bytes; the limit is {MAX_KEY_BYTES}",
-                    key.len()
-                )));
-            }
-            if r.value.len() > max_payload {
-                return Err(ProduceError::PayloadTooLarge(format!(
-                    "record {at}: payload is {} bytes; the limit is {max_payload}",
-                    r.value.len()
-                )));
-            }
             value_bytes += r.value.len() as u64;
-            Ok(())
+            limits.check(r.offset - h.base_offset, r.key, r.value)
         })
         .map_err(|e| invalid(e.to_string()))?;
     checked?;
@@ -211,6 +189,135 @@ fn check_batch(node: &Node, body: &[u8]) -> Result<Checked, ProduceError> {
         records: h.record_count,
         value_bytes,
     })
+}
+
+/// A batch's producer id and base sequence: both -1 (not idempotent), or
+/// both non-negative with every record's sequence within `i32`.
+fn check_producer(id: i64, seq: i32, records: u32) -> Result<(), ProduceError> {
+    let valid = (id, seq) == (NO_PRODUCER, NO_SEQUENCE)
+        || (id >= 0 && seq >= 0 && i64::from(seq) + i64::from(records) <= i64::from(i32::MAX));
+    if valid {
+        return Ok(());
+    }
+    Err(ProduceError::InvalidBatch(format!(
+        "producer id {id} and base sequence {seq}: both are -1, or both are \
+         non-negative with the sequences of all records at most {}",
+        i32::MAX
+    )))
+}
+
+/// The node's limits on a client's records, the same on every path that
+/// takes batches.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordLimits {
+    pub max_key: usize,
+    pub max_payload: usize,
+}
+
+impl RecordLimits {
+    pub fn of(node: &Node) -> Self {
+        Self {
+            max_key: MAX_KEY_BYTES,
+            max_payload: node.config().max_payload_bytes,
+        }
+    }
+
+    /// Checks record `at` (its index in the batch).
+    fn check(&self, at: u64, key: Option<&[u8]>, value: &[u8]) -> Result<(), ProduceError> {
+        if let Some(key) = key.filter(|k| k.len() > self.max_key) {
+            return Err(ProduceError::KeyTooLarge(format!(
+                "record {at}: key is {} bytes; the limit is {}",
+                key.len(),
+                self.max_key
+            )));
+        }
+        if value.len() > self.max_payload {
+            return Err(ProduceError::PayloadTooLarge(format!(
+                "record {at}: payload is {} bytes; the limit is {}",
+                value.len(),
+                self.max_payload
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a client's records (read from another format: the Kafka
+/// listener's RecordBatches) into a batch the node vouches for: each record
+/// is held to [`RecordLimits`] as it is added and the producer fields when
+/// it is finished, so the batch is stored without the CRC check and record
+/// walk that a batch built by a client gets ([`check_batch`]).
+#[derive(Debug)]
+pub struct CheckedBuilder {
+    builder: BatchBuilder,
+    limits: RecordLimits,
+    producer: (i64, i32),
+    value_bytes: u64,
+}
+
+impl CheckedBuilder {
+    /// A batch whose first record's timestamp is `base_timestamp`, with
+    /// room for `capacity` bytes of records, from `producer` (id and base
+    /// sequence, or `NO_PRODUCER` and `NO_SEQUENCE`).
+    pub fn new(
+        limits: RecordLimits,
+        base_timestamp: i64,
+        capacity: usize,
+        producer: (i64, i32),
+    ) -> Self {
+        Self {
+            builder: BatchBuilder::with_capacity(base_timestamp, capacity)
+                .producer(producer.0, producer.1),
+            limits,
+            producer,
+            value_bytes: 0,
+        }
+    }
+
+    pub fn push(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(), ProduceError> {
+        let at = u64::from(self.builder.record_count());
+        self.limits.check(at, key, value)?;
+        self.builder.push(timestamp, key, value);
+        self.value_bytes += value.len() as u64;
+        Ok(())
+    }
+
+    pub fn finish(self) -> Result<CheckedBatch, ProduceError> {
+        let records = self.builder.record_count();
+        if records == 0 {
+            return Err(ProduceError::InvalidBatch(
+                "a batch holds no record".to_owned(),
+            ));
+        }
+        check_producer(self.producer.0, self.producer.1, records)?;
+        Ok(CheckedBatch {
+            bytes: self.builder.finish(),
+            checked: Checked {
+                records,
+                value_bytes: self.value_bytes,
+            },
+        })
+    }
+}
+
+/// A batch [`CheckedBuilder`] built: what [`store_built_batch`] takes.
+#[derive(Debug)]
+pub struct CheckedBatch {
+    bytes: Vec<u8>,
+    checked: Checked,
+}
+
+impl CheckedBatch {
+    /// The batch as it will be stored (before its offset is stamped).
+    #[cfg(test)]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The topics a request names, each with the partition a record asks for

@@ -22,7 +22,7 @@ use std::{
 use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, stream};
 use kafka_protocol::{
-    messages::*,
+    messages::{produce_response::PartitionProduceResponse, *},
     protocol::{Decodable, Encodable, StrBytes},
     records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
 };
@@ -741,24 +741,23 @@ async fn a_huge_array_count_does_not_abort_the_node() {
     still_serves(&mut cluster, "huge-array").await;
 }
 
-/// Produce v3+ carries one record batch per partition (Kafka's rule):
-/// two batches for one partition are refused with INVALID_RECORD, and
-/// nothing of them is stored.
-#[tokio::test]
-async fn two_record_batches_for_one_partition_are_refused_whole() {
-    let cluster = cluster().await;
-    create_topic(cluster.broker().url(), "two-batches", 1).await;
-    let two = [record_batch(), record_batch()].concat();
+/// Sends `records` to partition 0 of `name` in one Produce v9 (acks=-1)
+/// and returns that partition's answer.
+async fn produce(
+    cluster: &Cluster,
+    name: &'static str,
+    records: Bytes,
+) -> PartitionProduceResponse {
     let produce = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(5_000)
         .with_topic_data(vec![
             produce_request::TopicProduceData::default()
-                .with_name(topic("two-batches"))
+                .with_name(topic(name))
                 .with_partition_data(vec![
                     produce_request::PartitionProduceData::default()
                         .with_index(0)
-                        .with_records(Some(Bytes::from(two))),
+                        .with_records(Some(records)),
                 ]),
         ]);
     let mut stream = TcpStream::connect(cluster.broker().kafka_addr())
@@ -771,14 +770,59 @@ async fn two_record_batches_for_one_partition_are_refused_whole() {
     let mut body = answer(&mut stream).await.expect("an answer");
     ResponseHeader::decode(&mut body, ApiKey::Produce.response_header_version(9))
         .expect("a response header");
-    let response = ProduceResponse::decode(&mut body, 9).expect("a produce response");
-    let partition = &response.responses[0].partition_responses[0];
-    assert_eq!(partition.error_code, 87, "INVALID_RECORD: {partition:?}");
-    let (_, described) = testkit::describe_topic(cluster.broker().url(), "two-batches").await;
-    assert_eq!(
-        described["partitions"][0]["high_water_mark"], 0,
-        "{described}"
+    let mut response = ProduceResponse::decode(&mut body, 9).expect("a produce response");
+    response.responses.remove(0).partition_responses.remove(0)
+}
+
+async fn high_water_mark(cluster: &Cluster, name: &str) -> serde_json::Value {
+    let (_, described) = testkit::describe_topic(cluster.broker().url(), name).await;
+    described["partitions"][0]["high_water_mark"].clone()
+}
+
+/// Produce v3+ carries one record batch per partition (Kafka's rule):
+/// two batches for one partition are refused with INVALID_RECORD, and
+/// nothing of them is stored.
+#[tokio::test]
+async fn two_record_batches_for_one_partition_are_refused_whole() {
+    let cluster = cluster().await;
+    create_topic(cluster.broker().url(), "two-batches", 1).await;
+    let two = [record_batch(), record_batch()].concat();
+    let answer = produce(&cluster, "two-batches", Bytes::from(two)).await;
+    assert_eq!(answer.error_code, 87, "INVALID_RECORD: {answer:?}");
+    assert_eq!(high_water_mark(&cluster, "two-batches").await, 0);
+}
+
+/// A record over the node's `--max-payload-bytes` refuses its whole batch
+/// with MESSAGE_TOO_LARGE and a message naming the record; nothing of it
+/// is stored, and a batch within the limit is.
+#[tokio::test]
+async fn a_value_over_the_payload_limit_is_refused_whole() {
+    // record_batch()'s values are 15 bytes.
+    let cluster = Cluster::builder()
+        .kafka()
+        .extra_args(["--max-payload-bytes", "14"])
+        .start()
+        .await;
+    create_topic(cluster.broker().url(), "limits", 1).await;
+    let answer = produce(&cluster, "limits", record_batch()).await;
+    assert_eq!(answer.error_code, 10, "MESSAGE_TOO_LARGE: {answer:?}");
+    let message = answer.error_message.expect("a message").to_string();
+    assert!(
+        message.contains("record 0: payload is 15 bytes; the limit is 14"),
+        "{message}"
     );
+    assert_eq!(high_water_mark(&cluster, "limits").await, 0);
+    drop(cluster);
+
+    let cluster = Cluster::builder()
+        .kafka()
+        .extra_args(["--max-payload-bytes", "15"])
+        .start()
+        .await;
+    create_topic(cluster.broker().url(), "limits", 1).await;
+    let answer = produce(&cluster, "limits", record_batch()).await;
+    assert_eq!(answer.error_code, 0, "{answer:?}");
+    assert_eq!(high_water_mark(&cluster, "limits").await, 3);
 }
 
 /// Requests sent without waiting are served together and answered in the

@@ -178,6 +178,26 @@ impl KafkaProducer {
         self.producer_id
     }
 
+    /// Finds the leaders of `partitions` and connects to them now, so that
+    /// the first sends do not pay for it (`yak bench` does this before its
+    /// clock starts, as its binary producers hold their connections).
+    pub async fn connect(
+        &mut self,
+        partitions: impl IntoIterator<Item = i32>,
+    ) -> Result<(), KafkaError> {
+        for partition in partitions {
+            let leader = match self.leaders.get(&partition) {
+                Some(&leader) => leader,
+                None => self.refresh_leader(partition).await?,
+            };
+            if !self.connections.contains_key(&leader) {
+                let connection = Connection::open(leader, &self.config.dial()).await?;
+                self.connections.insert(leader, connection);
+            }
+        }
+        Ok(())
+    }
+
     /// Sends `values` to `partition` as one idempotent batch and waits for
     /// its acknowledgement (acks=-1): the offset of its first record.
     /// Retried with the same sequences until the deadline.

@@ -1,6 +1,8 @@
-//! Produce: each partition's record batch is converted to a YAK batch and
-//! stored through the produce service ([`store_owned_batch`]), the path of
-//! `POST /produce/batch` and the binary port, without a copy.
+//! Produce: each partition's record batch is converted to a YAK batch,
+//! every record held to the node's limits on the way, and stored through
+//! the produce service ([`store_built_batch`]), the path of
+//! `POST /produce/batch` and the binary port, without a copy or a second
+//! check.
 //!
 //! Invariant: whatever `acks` says, a partition's answer comes only after
 //! YAK's own rule acknowledged it (replicated to the ISR, HWM committed):
@@ -24,7 +26,7 @@ use super::{
 use crate::{
     node::Node,
     partition::WriteError,
-    produce::{ProduceError, store_owned_batch},
+    produce::{ProduceError, RecordLimits, store_built_batch},
 };
 
 pub async fn handle(node: &Node, request: ProduceRequest) -> ProduceResponse {
@@ -77,9 +79,7 @@ impl Refusal {
     fn code(&self) -> i16 {
         code(match self {
             Refusal::Records(RecordsError::Corrupt(_)) => ResponseError::CorruptMessage,
-            Refusal::Records(_) => ResponseError::InvalidRecord,
-            Refusal::NegativePartition(_) => ResponseError::UnknownTopicOrPartition,
-            Refusal::Produce(e) => match e {
+            Refusal::Records(RecordsError::Refused(e)) | Refusal::Produce(e) => match e {
                 ProduceError::NotLeader
                 | ProduceError::Write(WriteError::NotLeader | WriteError::Fenced { .. }) => {
                     ResponseError::NotLeaderOrFollower
@@ -106,6 +106,8 @@ impl Refusal {
                 // retry is deduplicated.
                 _ => ResponseError::RequestTimedOut,
             },
+            Refusal::Records(_) => ResponseError::InvalidRecord,
+            Refusal::NegativePartition(_) => ResponseError::UnknownTopicOrPartition,
         })
     }
 }
@@ -121,13 +123,13 @@ async fn store(
     records: &bytes::Bytes,
 ) -> Result<i64, Refusal> {
     let partition = u32::try_from(partition).map_err(|_| Refusal::NegativePartition(partition))?;
-    let mut batches = kafka_to_yak(records)?;
+    let mut batches = kafka_to_yak(records, RecordLimits::of(node))?;
     if batches.len() > 1 {
         return Err(Refusal::Records(RecordsError::Unsupported(
             "more than one record batch for a partition in one request",
         )));
     }
     let batch = batches.pop().ok_or(Refusal::Records(RecordsError::Empty))?;
-    let stored = store_owned_batch(node, topic, partition, batch).await?;
+    let stored = store_built_batch(node, topic, partition, batch).await?;
     Ok(stored.offset as i64)
 }

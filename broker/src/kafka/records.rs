@@ -29,8 +29,10 @@ use kafka_protocol::records::{
 };
 use partition_log::{
     Batch, BatchError, BatchHeader, Record,
-    batch::{BatchBuilder, NO_PRODUCER, NO_SEQUENCE},
+    batch::{NO_PRODUCER, NO_SEQUENCE},
 };
+
+use crate::produce::{CheckedBatch, CheckedBuilder, ProduceError, RecordLimits};
 
 /// Why a client's record batch cannot be stored.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,9 @@ pub enum RecordsError {
     Unsupported(&'static str),
     #[error("empty record batch")]
     Empty,
+    /// Valid, but over the node's limits ([`RecordLimits`]).
+    #[error(transparent)]
+    Refused(#[from] ProduceError),
 }
 
 /// The most a YAK record adds to its key and value: four varints
@@ -51,11 +56,14 @@ pub enum RecordsError {
 const MAX_RECORD_OVERHEAD: usize = 4 * 10;
 
 /// Decodes the record batches of one produce partition into YAK batches,
-/// one per Kafka batch.
-pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
-    match uncompressed_to_yak(records) {
+/// one per Kafka batch, every record held to `limits`.
+pub fn kafka_to_yak(
+    records: &Bytes,
+    limits: RecordLimits,
+) -> Result<Vec<CheckedBatch>, RecordsError> {
+    match uncompressed_to_yak(records, limits) {
         Some(converted) => converted,
-        None => decoded_to_yak(records),
+        None => decoded_to_yak(records, limits),
     }
 }
 
@@ -66,7 +74,10 @@ pub fn kafka_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
 /// batch, an older message format) to [`decoded_to_yak`], which decides
 /// the answer; on valid input both give the same batches (a property test
 /// holds them to it).
-fn uncompressed_to_yak(records: &Bytes) -> Option<Result<Vec<Vec<u8>>, RecordsError>> {
+fn uncompressed_to_yak(
+    records: &Bytes,
+    limits: RecordLimits,
+) -> Option<Result<Vec<CheckedBatch>, RecordsError>> {
     let mut headers = records.clone();
     let infos = match RecordBatchDecoder::decode_batch_info(&mut headers) {
         Ok(infos) => infos,
@@ -84,7 +95,7 @@ fn uncompressed_to_yak(records: &Bytes) -> Option<Result<Vec<Vec<u8>>, RecordsEr
         let length = u32::from_be_bytes(rest.get(8..12)?.try_into().ok()?) as usize;
         let batch = rest.get(..12 + length)?;
         rest = &rest[batch.len()..];
-        out.push(batch_to_yak(info, batch.get(KAFKA_HEADER_LEN..)?));
+        out.push(batch_to_yak(info, batch.get(KAFKA_HEADER_LEN..)?, limits));
     }
     Some(out.into_iter().collect())
 }
@@ -97,7 +108,11 @@ const MIN_KAFKA_RECORD: usize = 7;
 
 /// One uncompressed Kafka batch, whose header `info` describes and whose
 /// records are `records`, as a YAK batch.
-fn batch_to_yak(info: &BatchDecodeInfo, mut records: &[u8]) -> Result<Vec<u8>, RecordsError> {
+fn batch_to_yak(
+    info: &BatchDecodeInfo,
+    mut records: &[u8],
+    limits: RecordLimits,
+) -> Result<CheckedBatch, RecordsError> {
     if info.transactional || info.control {
         return Err(RecordsError::Unsupported(
             "transactional and control batches (YAK has no transactions)",
@@ -114,7 +129,7 @@ fn batch_to_yak(info: &BatchDecodeInfo, mut records: &[u8]) -> Result<Vec<u8>, R
         return Err(corrupt("more records counted than its bytes can hold"));
     }
     let capacity = records.len() + MAX_RECORD_OVERHEAD * count;
-    let mut builder: Option<BatchBuilder> = None;
+    let mut builder: Option<CheckedBuilder> = None;
     for _ in 0..info.record_count {
         let size = read_varint(&mut records).and_then(|s| usize::try_from(s).ok());
         let Some(size) = size.filter(|s| *s <= records.len()) else {
@@ -143,19 +158,18 @@ fn batch_to_yak(info: &BatchDecodeInfo, mut records: &[u8]) -> Result<Vec<u8>, R
         // The first record sets the batch's base timestamp and sequence.
         builder
             .get_or_insert_with(|| {
-                let (producer_id, base_sequence) = match info.producer_id {
+                let producer = match info.producer_id {
                     id if id < 0 => (NO_PRODUCER, NO_SEQUENCE),
                     id => (id, info.base_sequence.wrapping_add(offset_delta)),
                 };
-                BatchBuilder::with_capacity(timestamp, capacity)
-                    .producer(producer_id, base_sequence)
+                CheckedBuilder::new(limits, timestamp, capacity, producer)
             })
-            .push(timestamp, key, value);
+            .push(timestamp, key, value)?;
     }
     if !records.is_empty() {
         return Err(corrupt("bytes after its last record"));
     }
-    Ok(builder.ok_or(RecordsError::Empty)?.finish())
+    Ok(builder.ok_or(RecordsError::Empty)?.finish()?)
 }
 
 /// A zigzag varint, Kafka's `VARINT` and `VARLONG`: `integer-encoding`
@@ -185,7 +199,10 @@ fn read_bytes<'a>(buf: &mut &'a [u8]) -> Option<Option<&'a [u8]>> {
 }
 
 /// Every batch through the crate's full decoder (decompressing as needed).
-fn decoded_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
+fn decoded_to_yak(
+    records: &Bytes,
+    limits: RecordLimits,
+) -> Result<Vec<CheckedBatch>, RecordsError> {
     let mut buf = records.clone();
     let sets = RecordBatchDecoder::decode_all(&mut buf)
         .map_err(|e| RecordsError::Corrupt(e.to_string()))?;
@@ -199,7 +216,7 @@ fn decoded_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
                 "transactional and control batches (YAK has no transactions)",
             ));
         }
-        let (producer_id, base_sequence) = match first.producer_id {
+        let producer = match first.producer_id {
             id if id < 0 => (NO_PRODUCER, NO_SEQUENCE),
             id => (id, first.sequence),
         };
@@ -210,8 +227,7 @@ fn decoded_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
             .map(|r| r.key.as_ref().map_or(0, Bytes::len) + r.value.as_ref().map_or(0, Bytes::len))
             .sum::<usize>()
             + set.records.len() * MAX_RECORD_OVERHEAD;
-        let mut builder =
-            BatchBuilder::with_capacity(first.timestamp, size).producer(producer_id, base_sequence);
+        let mut builder = CheckedBuilder::new(limits, first.timestamp, size, producer);
         for record in &set.records {
             if !record.headers.is_empty() {
                 return Err(RecordsError::Unsupported("record headers"));
@@ -220,9 +236,9 @@ fn decoded_to_yak(records: &Bytes) -> Result<Vec<Vec<u8>>, RecordsError> {
                 .value
                 .as_deref()
                 .ok_or(RecordsError::Unsupported("null values (tombstones)"))?;
-            builder.push(record.timestamp, record.key.as_deref(), value);
+            builder.push(record.timestamp, record.key.as_deref(), value)?;
         }
-        out.push(builder.finish());
+        out.push(builder.finish()?);
     }
     Ok(out)
 }
@@ -322,9 +338,20 @@ mod tests {
         indexmap::IndexMap,
         records::{Record as KafkaRecord, RecordBatchEncoder, RecordEncodeOptions, TimestampType},
     };
+    use partition_log::batch::BatchBuilder;
     use proptest::prelude::*;
 
     use super::*;
+
+    /// No limits: the tests of the conversion itself.
+    const UNLIMITED: RecordLimits = RecordLimits {
+        max_key: usize::MAX,
+        max_payload: usize::MAX,
+    };
+
+    fn bytes(batches: Vec<CheckedBatch>) -> Vec<Vec<u8>> {
+        batches.iter().map(|b| b.as_bytes().to_vec()).collect()
+    }
 
     /// What the crate's encoder writes for a chunk of stored batches, one
     /// `Record` per record: the reference [`yak_to_kafka`] must match.
@@ -487,9 +514,10 @@ mod tests {
         #[test]
         fn produce_reads_what_the_crate_decodes(batches in batches(), headers in any::<bool>()) {
             let sent = client_batches(&batches, headers);
-            let fast = uncompressed_to_yak(&sent).expect("uncompressed batches take the fast path");
-            match (fast, decoded_to_yak(&sent)) {
-                (Ok(fast), Ok(decoded)) => prop_assert_eq!(fast, decoded),
+            let fast = uncompressed_to_yak(&sent, UNLIMITED)
+                .expect("uncompressed batches take the fast path");
+            match (fast, decoded_to_yak(&sent, UNLIMITED)) {
+                (Ok(fast), Ok(decoded)) => prop_assert_eq!(bytes(fast), bytes(decoded)),
                 (Err(fast), Err(decoded)) => prop_assert_eq!(fast.to_string(), decoded.to_string()),
                 (fast, decoded) => prop_assert!(false, "fast {:?}, decoded {:?}", fast, decoded),
             }
@@ -513,8 +541,9 @@ mod tests {
                 bytes[at] ^= xor;
                 Bytes::from(bytes)
             };
-            if let Some(Ok(fast)) = uncompressed_to_yak(&damaged) {
-                prop_assert_eq!(Some(fast), decoded_to_yak(&damaged).ok());
+            if let Some(Ok(fast)) = uncompressed_to_yak(&damaged, UNLIMITED) {
+                let decoded = decoded_to_yak(&damaged, UNLIMITED).ok().map(bytes);
+                prop_assert_eq!(Some(bytes(fast)), decoded);
             }
         }
     }
@@ -553,7 +582,7 @@ mod tests {
             Compression::Zstd,
         ] {
             let sent = kafka_batch(compression, None);
-            let yak = kafka_to_yak(&sent).unwrap();
+            let yak = bytes(kafka_to_yak(&sent, UNLIMITED).unwrap());
             assert_eq!(yak.len(), 1);
             let mut stored = yak[0].clone();
             partition_log::batch::stamp(&mut stored, 100, 3);
@@ -585,7 +614,8 @@ mod tests {
 
     #[test]
     fn keeps_producer_id_and_sequence() {
-        let yak = kafka_to_yak(&kafka_batch(Compression::Gzip, Some((77, 1000)))).unwrap();
+        let sent = kafka_batch(Compression::Gzip, Some((77, 1000)));
+        let yak = bytes(kafka_to_yak(&sent, UNLIMITED).unwrap());
         let batch = Batch::parse_verified(&yak[0]).unwrap();
         assert_eq!(batch.header.producer_id, 77);
         assert_eq!(batch.header.base_sequence, 1000);
@@ -602,7 +632,7 @@ mod tests {
         let last = sent.len() - 1;
         sent[last] ^= 0x40;
         assert!(matches!(
-            kafka_to_yak(&sent.freeze()),
+            kafka_to_yak(&sent.freeze(), UNLIMITED),
             Err(RecordsError::Corrupt(_))
         ));
     }
@@ -615,7 +645,7 @@ mod tests {
         sent[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
         let crc = crc32c::crc32c(&sent[21..]);
         sent[17..21].copy_from_slice(&crc.to_be_bytes());
-        let refused = kafka_to_yak(&sent.freeze());
+        let refused = kafka_to_yak(&sent.freeze(), UNLIMITED);
         assert!(
             matches!(&refused, Err(RecordsError::Corrupt(m)) if m.contains("more records")),
             "{refused:?}"
@@ -640,9 +670,56 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            kafka_to_yak(&buf.freeze()),
+            kafka_to_yak(&buf.freeze(), UNLIMITED),
             Err(RecordsError::Unsupported("record headers"))
         ));
+    }
+
+    /// Keys and values over the node's limits are refused while the batch
+    /// is converted, on both paths (the batch is not checked again).
+    #[test]
+    fn holds_records_to_the_limits() {
+        // Even records have keys, k0 the first and k10 the first of 3
+        // bytes; values are 60 bytes (records 0 to 9) or 64.
+        let limits = |max_key, max_payload| RecordLimits {
+            max_key,
+            max_payload,
+        };
+        for compression in [Compression::None, Compression::Gzip] {
+            let sent = kafka_batch(compression, None);
+            let refused = kafka_to_yak(&sent, limits(2, usize::MAX));
+            assert!(
+                matches!(&refused, Err(RecordsError::Refused(ProduceError::KeyTooLarge(m)))
+                    if m.starts_with("record 10: key is 3 bytes")),
+                "{compression:?}: {refused:?}"
+            );
+            let refused = kafka_to_yak(&sent, limits(usize::MAX, 59));
+            assert!(
+                matches!(&refused, Err(RecordsError::Refused(ProduceError::PayloadTooLarge(m)))
+                    if m.starts_with("record 0: payload is")),
+                "{compression:?}: {refused:?}"
+            );
+            let stored = kafka_to_yak(&sent, limits(3, 80)).unwrap();
+            assert_eq!(
+                Batch::parse_verified(stored[0].as_bytes())
+                    .unwrap()
+                    .header
+                    .record_count,
+                50
+            );
+        }
+    }
+
+    /// A producer's sequences must fit in `i32`, as on every produce path.
+    #[test]
+    fn refuses_sequences_past_i32() {
+        let sent = kafka_batch(Compression::None, Some((77, i32::MAX - 10)));
+        let refused = kafka_to_yak(&sent, UNLIMITED);
+        assert!(
+            matches!(&refused, Err(RecordsError::Refused(ProduceError::InvalidBatch(m)))
+                if m.contains("base sequence 2147483637")),
+            "{refused:?}"
+        );
     }
 
     /// The cost of converting on fetch, the figure behind the on-disk
@@ -684,10 +761,11 @@ mod tests {
             // Produce: one Kafka batch of the same records, in place and
             // through the crate's decoder.
             let sent = Bytes::from(encoded_by_the_crate(&batch).to_vec());
-            let produce = |convert: fn(&Bytes) -> Result<Vec<Vec<u8>>, RecordsError>| {
+            type Convert = fn(&Bytes, RecordLimits) -> Result<Vec<CheckedBatch>, RecordsError>;
+            let produce = |convert: Convert| {
                 let started = Instant::now();
                 for _ in 0..rounds {
-                    convert(&sent).unwrap();
+                    convert(&sent, UNLIMITED).unwrap();
                 }
                 started.elapsed().as_nanos() as f64 / (rounds * records) as f64
             };

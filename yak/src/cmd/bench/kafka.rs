@@ -91,8 +91,9 @@ pub async fn client() -> Option<String> {
 /// The binary phase's shape through the Kafka listener: `sizes.producers`
 /// idempotent producers, each its own connection, each sending batches of
 /// `sizes.batch` records one after the other, taking turns over the three
-/// partitions, to a topic of their own. Producer ids are fetched before
-/// the clock starts, as the binary producers have theirs before they send.
+/// partitions, to a topic of their own. Producer ids, the leader and the
+/// connections to it are fetched before the clock starts, as the binary
+/// producers have theirs before they send.
 /// It runs right after the binary phase, so that both meet the same
 /// machine (page cache, pending flushes).
 pub async fn produce_batches(
@@ -115,9 +116,11 @@ pub async fn produce_batches(
         max_backoff: Duration::from_secs(1),
         local_address: None,
     };
-    let producers = try_join_all(
-        (0..sizes.producers).map(|_| KafkaProducer::start(addrs.clone(), topic, config.clone())),
-    )
+    let producers = try_join_all((0..sizes.producers).map(|_| async {
+        let mut producer = KafkaProducer::start(addrs.clone(), topic, config.clone()).await?;
+        producer.connect(0..3).await?;
+        Ok::<_, kafka_client::KafkaError>(producer)
+    }))
     .await
     .context("starting the Kafka producers")?;
     let per_producer = sizes.batched_records / sizes.producers as u64;
