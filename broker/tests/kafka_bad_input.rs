@@ -798,12 +798,16 @@ async fn two_record_batches_for_one_partition_are_refused_whole() {
 #[tokio::test]
 async fn a_value_over_the_payload_limit_is_refused_whole() {
     // record_batch()'s values are 15 bytes.
-    let cluster = Cluster::builder()
-        .kafka()
-        .extra_args(["--max-payload-bytes", "14"])
-        .start()
-        .await;
-    create_topic(cluster.broker().url(), "limits", 1).await;
+    let limited = |max: &'static str| async move {
+        let cluster = Cluster::builder()
+            .kafka()
+            .extra_args(["--max-payload-bytes", max])
+            .start()
+            .await;
+        create_topic(cluster.broker().url(), "limits", 1).await;
+        cluster
+    };
+    let cluster = limited("14").await;
     let answer = produce(&cluster, "limits", record_batch()).await;
     assert_eq!(answer.error_code, 10, "MESSAGE_TOO_LARGE: {answer:?}");
     let message = answer.error_message.expect("a message").to_string();
@@ -814,12 +818,7 @@ async fn a_value_over_the_payload_limit_is_refused_whole() {
     assert_eq!(high_water_mark(&cluster, "limits").await, 0);
     drop(cluster);
 
-    let cluster = Cluster::builder()
-        .kafka()
-        .extra_args(["--max-payload-bytes", "15"])
-        .start()
-        .await;
-    create_topic(cluster.broker().url(), "limits", 1).await;
+    let cluster = limited("15").await;
     let answer = produce(&cluster, "limits", record_batch()).await;
     assert_eq!(answer.error_code, 0, "{answer:?}");
     assert_eq!(high_water_mark(&cluster, "limits").await, 3);
