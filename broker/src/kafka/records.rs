@@ -12,6 +12,9 @@
 //! - What YAK cannot store faithfully is refused, never dropped: record
 //!   headers, null values, transactional and control batches, message
 //!   formats before v2.
+//! - Every record is held to the node's key and payload limits as it is
+//!   converted (`produce::CheckedBuilder`), so the produce service stores
+//!   the batch without checking it again.
 //! - A YAK batch becomes one uncompressed Kafka batch with the same base
 //!   offset, leader epoch, producer id and base sequence, and the CRC-32C
 //!   that clients check.
