@@ -28,14 +28,17 @@ use crate::{
     groups::Coordinator,
     lease::{DriverParts, Duties, LeaseDriver, LeaseGate, LeaseSettings},
     metrics::{Metrics, TransitionLabels},
-    partition::WriterContext,
-    peer::{PeerClient, Peers},
+    partition::{MAX_ROUND_BYTES, WriterContext},
+    peer::{NodeLink, PeerAddr, PeerClient, Peers, StreamClient},
     role::{Event, Role},
     store::{ClusterStore, LeaseHolder, NodeInfo, StoreError},
     topics::{LeadError, Topic, TopicRegistry},
 };
 
 const UPKEEP_EVERY: Duration = Duration::from_millis(500);
+/// Longest answer a follower's binary port sends a leader (a refusal's
+/// JSON body at most).
+const ANSWER_FRAME_BYTES: usize = 1 << 20;
 
 /// Errors starting or running a node.
 #[derive(Debug, thiserror::Error)]
@@ -139,10 +142,18 @@ impl Node {
             events: events_tx.clone(),
             activity: activity.clone(),
             peers: peers.clone(),
-            link: Arc::new(client.clone()),
+            link: Arc::new(NodeLink {
+                http: client.clone(),
+                stream: StreamClient::new(
+                    config.cluster_token.clone(),
+                    config.source_address,
+                    ANSWER_FRAME_BYTES,
+                ),
+            }),
             clock: Arc::new(SystemClock),
             min_insync_replicas: config.min_insync_replicas,
             replica_lag_time: config.replica_lag_time,
+            max_round_bytes: config.max_request_bytes.min(MAX_ROUND_BYTES),
             metrics: Arc::clone(&metrics),
         };
         let topics = Arc::new(TopicRegistry::new(&config.data_dir, log_config, ctx));
@@ -386,7 +397,13 @@ impl Node {
         self.0.peers.replace(
             nodes
                 .iter()
-                .map(|n| (n.id.clone(), n.url.clone()))
+                .map(|n| {
+                    let addr = PeerAddr {
+                        url: n.url.clone(),
+                        tcp: n.tcp.clone(),
+                    };
+                    (n.id.clone(), addr)
+                })
                 .collect(),
         );
         *self.0.cluster.write().unwrap() = ClusterView {

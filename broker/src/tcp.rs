@@ -1,6 +1,7 @@
-//! The binary produce port (`--tcp-listen`): `POST /produce/batch` without
-//! HTTP, for clients that send many small batches (`yak-protocol` has the
-//! frames, `docs/api.md` the protocol).
+//! The binary port (`--tcp-listen`): `POST /produce/batch` without HTTP,
+//! for clients that send many small batches (`yak-protocol` has the
+//! frames, `docs/api.md` the protocol), and the streamed replication link
+//! a leader sends its rounds on (`Replicate`, `peer::stream`).
 //!
 //! Each connection reads request frames and runs their produces
 //! concurrently, answering each when it is acknowledged (so answers may
@@ -10,9 +11,15 @@
 //!
 //! Invariants:
 //! - A produce runs [`store_batch`], the HTTP path's own checks and write:
-//!   the two transports cannot differ in what they store or refuse.
+//!   the two transports cannot differ in what they store or refuse. A
+//!   `Replicate` likewise runs [`queue_round`], as `/internal/replicate`.
+//! - A connection's `Replicate`s are queued on their partitions in the
+//!   order they arrive (the reading loop waits for each to be queued), so
+//!   a round sent behind another is appended behind it.
 //! - With a client token configured, nothing but a `Hello` carrying it is
 //!   answered before the `Hello`; a wrong token closes the connection.
+//!   With a cluster token configured, only a connection whose `Hello`
+//!   carried it may send `Replicate`.
 //! - Like every YAK server, the port has a connection limit and an idle
 //!   timeout (`ServerArgs`); a connection stops reading at
 //!   [`MAX_IN_FLIGHT`] unanswered requests, so one client cannot queue
@@ -21,15 +28,20 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{SinkExt, StreamExt, stream::FuturesUnordered};
+use futures_util::{SinkExt, StreamExt, future::Either, stream::FuturesUnordered};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
 };
-use yak_protocol::{ErrorCode, FrameError, Request, Response, Written, codec};
+use yak_protocol::{ErrorCode, FrameError, ReplicateParams, Request, Response, Written, codec};
 
-use crate::{http::error::ApiError, node::Node, peer::token_matches, produce::store_batch};
+use crate::{
+    http::{error::ApiError, internal::queue_round},
+    node::Node,
+    peer::token_matches,
+    produce::store_batch,
+};
 
 /// Unanswered requests per connection before it stops reading.
 const MAX_IN_FLIGHT: usize = 1024;
@@ -52,6 +64,9 @@ struct Connection {
     /// Whether this connection may produce (no token configured, or its
     /// Hello carried the right one).
     admitted: bool,
+    /// Whether it may replicate (no cluster token configured, or its
+    /// Hello carried it).
+    peer: bool,
 }
 
 /// What one request frame leads to.
@@ -60,15 +75,18 @@ enum Step {
     /// Answer, then close: the peer cannot be trusted with more.
     Close(u64, Response),
     Produce(u64, String, u32, Bytes),
+    Replicate(u64, ReplicateParams, Bytes),
 }
 
 impl Connection {
     fn new(node: Node, idle: Duration) -> Self {
         let admitted = node.config().client_token.is_none();
+        let peer = node.config().cluster_token.is_none();
         Self {
             node,
             idle,
             admitted,
+            peer,
         }
     }
 
@@ -110,9 +128,23 @@ impl Connection {
                         }
                         Step::Produce(id, topic, partition, batch) => {
                             let node = self.node.clone();
-                            in_flight.push(async move {
+                            in_flight.push(Either::Left(async move {
                                 (id, produce(&node, &topic, partition, &batch).await)
-                            });
+                            }));
+                        }
+                        // Queued before the next frame is read: the order
+                        // the leader sent its rounds in.
+                        Step::Replicate(id, params, batches) => {
+                            match queue_round(&self.node, params, batches).await {
+                                Ok(answer) => in_flight.push(Either::Right(async move {
+                                    let response = match answer.await {
+                                        Ok(end) => Response::Replicated { end },
+                                        Err(e) => error(&e),
+                                    };
+                                    (id, response)
+                                })),
+                                Err(e) => out.send(error(&e).encode(id)).await?,
+                            }
                         }
                     }
                 }
@@ -143,8 +175,15 @@ impl Connection {
                 }
             }
             Ok((id, Request::Hello { token })) => {
-                let configured = self.node.config().client_token.as_deref();
-                if token_matches(configured, Some(token.as_bytes())) {
+                let config = self.node.config();
+                if config
+                    .cluster_token
+                    .as_deref()
+                    .is_some_and(|cluster| token_matches(Some(cluster), Some(token.as_bytes())))
+                {
+                    self.peer = true;
+                    Step::Answer(id, Response::Ready)
+                } else if token_matches(config.client_token.as_deref(), Some(token.as_bytes())) {
                     self.admitted = true;
                     Step::Answer(id, Response::Ready)
                 } else {
@@ -166,6 +205,15 @@ impl Connection {
                     batch,
                 },
             )) => Step::Produce(id, topic, partition, batch),
+            Ok((id, Request::Replicate { .. })) if !self.peer => {
+                let e = ApiError::unauthorized(
+                    "replication needs the cluster token: send a Hello with it first",
+                );
+                Step::Close(id, error(&e.written(Written::No)))
+            }
+            Ok((id, Request::Replicate { params, batches })) => {
+                Step::Replicate(id, params, batches)
+            }
         }
     }
 }

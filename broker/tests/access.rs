@@ -3,16 +3,22 @@
 //! every `/internal/…` endpoint (401 with `WWW-Authenticate: Bearer`
 //! without the right one), replication works with tokens and over TLS, a
 //! follower with a wrong cluster token never gets data nor joins the ISR,
-//! and the TLS port refuses plain HTTP.
+//! the binary port takes a leader's rounds only after a `Hello` with the
+//! cluster token, and the TLS port refuses plain HTTP.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::{
     Cluster, NodeKind, NodeOptions, NodeProcess, Reply, StatusCode, hold_for, http_client, send,
     try_send, wait_for, wait_for_identical_logs,
 };
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
+use yak_protocol::{ReplicateParams, Request, Response, codec};
 
 const CLIENT_TOKEN: &str = "client-secret";
 const CLUSTER_TOKEN: &str = "cluster-secret";
@@ -233,6 +239,83 @@ async fn tokens_guard_every_endpoint_and_replication_still_works() {
     // Nothing above changed the data: the logs are as they were.
     let after = wait_for_identical_logs(&[cluster.broker(), follower], "t", 0, WAIT).await;
     assert!(after == log, "a refused request changed the log");
+}
+
+/// Sends `requests` on a new connection to `addr` and returns the error
+/// codes (or `"replicated"`) of the answers, until the node closes it.
+async fn exchange(addr: &str, requests: &[Request]) -> Vec<String> {
+    let stream = TcpStream::connect(addr).await.expect("connecting");
+    let mut framed = Framed::new(stream, codec(1 << 20));
+    for (id, request) in requests.iter().enumerate() {
+        framed
+            .send(request.encode(id as u64))
+            .await
+            .expect("sending");
+    }
+    let mut codes = Vec::new();
+    while let Ok(Some(frame)) = tokio::time::timeout(WAIT, framed.next()).await {
+        let (_, response) = Response::decode(frame.expect("a frame").freeze()).expect("an answer");
+        codes.push(match response {
+            Response::Error { body } => {
+                let body: Value = serde_json::from_slice(&body).expect("a JSON error body");
+                body["error"].as_str().expect("a code").to_owned()
+            }
+            other => format!("{other:?}"),
+        });
+        if codes.len() == requests.len() {
+            break;
+        }
+    }
+    codes
+}
+
+#[tokio::test]
+async fn the_binary_port_takes_rounds_only_with_the_cluster_token() {
+    let cluster = tokened().followers(1).start().await;
+    produce_with_token(cluster.broker().url(), "t", 10).await;
+    let follower = &cluster.followers()[0];
+    let before = wait_for_identical_logs(&[cluster.broker(), follower], "t", 0, WAIT).await;
+    let epoch = cluster
+        .wait_for_leader(WAIT, |l| l.id == "broker")
+        .await
+        .epoch;
+    // A round that would continue the follower's log, if it were taken.
+    let round = Request::Replicate {
+        params: ReplicateParams {
+            topic: "t".into(),
+            partition: 0,
+            epoch,
+            prev: 10,
+            hwm: 10,
+            log_start: 0,
+            leader: "broker".into(),
+        },
+        batches: Bytes::from_static(b"not a batch"),
+    };
+    let hello = |token: &str| Request::Hello {
+        token: token.to_owned(),
+    };
+    let addr = follower.tcp_addr();
+    // Without a Hello, or with the client token, the round is refused and
+    // the connection closed.
+    assert_eq!(
+        exchange(&addr, std::slice::from_ref(&round)).await,
+        ["unauthorized"]
+    );
+    assert_eq!(
+        exchange(&addr, &[hello(CLIENT_TOKEN), round.clone()]).await,
+        ["Ready", "unauthorized"]
+    );
+    // With the cluster token it reaches the partition, which checks it (here
+    // it refuses bytes that are no batch) like `/internal/replicate`.
+    let answers = exchange(&addr, &[hello(CLUSTER_TOKEN), round]).await;
+    assert_eq!(answers[0], "Ready");
+    assert_ne!(answers[1], "unauthorized", "{answers:?}");
+    assert_eq!(
+        follower.log_bytes("t", 0),
+        before,
+        "the follower's log is intact"
+    );
 }
 
 #[tokio::test]

@@ -335,7 +335,8 @@ async fn a_new_leader_commits_the_tail_it_holds_beyond_the_hwm() {
         (info["log_end_offset"].as_u64()? > info["high_water_mark"].as_u64()?).then_some(())
     })
     .await;
-    let follower_addr = cluster.followers()[0].addr();
+    // Rounds reach a follower on its binary port (the streamed link).
+    let follower_addr: SocketAddr = cluster.followers()[0].tcp_addr().parse().unwrap();
     wait_for("the push to reach the paused follower", WAIT, || async {
         (unread_bytes_at(follower_addr) > 0).then_some(())
     })

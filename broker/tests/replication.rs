@@ -474,3 +474,32 @@ async fn a_new_partition_starts_with_every_live_replica_and_drops_one_that_never
     .await;
     assert_acked_readable(cluster.followers()[0].url(), "wide", 1, &acked).await;
 }
+
+/// A round of several requests never outgrows what a follower takes in one
+/// request (`--max-request-bytes`): concurrent requests that together are
+/// larger than the limit all replicate, and the follower stays in the ISR.
+#[tokio::test]
+async fn rounds_stay_within_the_followers_request_limit() {
+    let cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(TTL_MS)
+        .extra_args(["--max-request-bytes", "65536"])
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let (leader, members) = (cluster.broker().url(), ["broker", "follower-1"]);
+    create_topic(leader, "big", 1).await;
+    open_partitions(leader, "big", 1, &members, WAIT).await;
+
+    let payload = "x".repeat(40_000);
+    let body = json!({"topic": "big", "partition": 0, "payload": payload});
+    let answers = futures_util::future::join_all((0..24).map(|_| produce(leader, &body))).await;
+    for (status, answer) in answers {
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    let info = partition_info(leader, "big", 0).await;
+    assert_eq!(info["high_water_mark"], 25, "{info}");
+    assert_eq!(isr_of(&info), members, "{info}");
+    let nodes: Vec<_> = cluster.nodes().iter().collect();
+    wait_for_identical_logs(&nodes, "big", 0, WAIT).await;
+}

@@ -18,11 +18,12 @@
 //!   through the proxy. Node j connects from .(11+j) (`--source-address`),
 //!   clients from [`Cluster::client_ip`], so the proxy tells
 //!   `node j → node i` and `clients → node i` apart.
-//! - `clients → node i` over the binary produce port and the Kafka
-//!   listener: each has a front proxy of its own (.(11+i):q, :r), which
-//!   the node advertises (`--advertised-tcp`, `--kafka-advertised`; Kafka
-//!   Metadata answers name it), so a client link fault reaches all three
-//!   transports. Only clients use these ports.
+//! - `→ node i` over the binary port and the Kafka listener: each has a
+//!   front proxy of its own (.(11+i):q, :r), which the node advertises
+//!   (`--advertised-tcp`, `--kafka-advertised`; Kafka Metadata answers
+//!   name it), so a client link fault reaches all three transports. Leaders
+//!   stream their rounds to node i through its binary port, so a
+//!   `node j → node i` fault is set on its HTTP and binary fronts.
 //! - `node i ↔ redis`: node i's `--redis-url` is its own proxy to Redis.
 //!
 //! The harness itself (observer, final reads, leader lookups) talks to the
@@ -134,7 +135,7 @@ pub struct Cluster {
     // Nodes are dropped (killed) before the proxies and Redis.
     nodes: Vec<NodeProcess>,
     /// Per node: its HTTP front proxy, and those of its binary port and
-    /// Kafka listener (clients only).
+    /// Kafka listener.
     fronts: Vec<Proxy>,
     binary_fronts: Vec<Proxy>,
     kafka_fronts: Vec<Proxy>,
@@ -297,7 +298,9 @@ impl Cluster {
                 }
             }
             (Endpoint::Node(i), Endpoint::Node(j)) if i != j => {
-                self.fronts[j].set(Some(self.subnet.node(i)), mode);
+                for front in [&self.fronts[j], &self.binary_fronts[j]] {
+                    front.set(Some(self.subnet.node(i)), mode);
+                }
             }
             (Endpoint::Node(i), Endpoint::Redis) | (Endpoint::Redis, Endpoint::Node(i)) => {
                 self.redis_links[i].set(None, mode);

@@ -12,13 +12,25 @@
 //!
 //! ```text
 //! request  = kind:u8 id:u64 body
-//!   kind 1 Hello    body = token (UTF-8, may be empty)
-//!   kind 2 Produce  body = topic_len:u16 topic partition:u32 batch
+//!   kind 1 Hello      body = token (UTF-8, may be empty)
+//!   kind 2 Produce    body = topic_len:u16 topic partition:u32 batch
+//!   kind 3 Replicate  body = topic_len:u16 topic partition:u32 epoch:u64
+//!                            prev:u64 hwm:u64 log_start:u64
+//!                            leader_len:u16 leader batches
 //! response = id:u64 kind:u8 body
-//!   kind 1 Ready    body = (empty)
-//!   kind 2 Stored   body = offset:u64 count:u32 epoch:u64
-//!   kind 4 Error    body = json   (the HTTP API's error body)
+//!   kind 1 Ready      body = (empty)
+//!   kind 2 Stored     body = offset:u64 count:u32 epoch:u64
+//!   kind 4 Error      body = json   (the HTTP API's error body)
+//!   kind 5 Replicated body = end:u64
 //! ```
+//!
+//! `Replicate` is the leader → follower link between nodes, not for
+//! clients: a leader's round for one partition of the follower, with the
+//! fields of `POST /internal/replicate` ([`ReplicateParams`]). A node
+//! queues the `Replicate` requests of one connection to its partitions in
+//! the order they arrive, so a leader may send several rounds without
+//! waiting. With a cluster token set, only a connection whose `Hello`
+//! carried it may send them.
 //!
 //! An `Error`'s body is the JSON error body the same failure has on the
 //! HTTP API — `{"error": <code>, "message", "written", ...}` — and nothing
@@ -26,8 +38,8 @@
 //! from the code ([`ErrorCode`](crate::ErrorCode)) and `written`
 //! ([`Written`](crate::Written)) what to do.
 //!
-//! Kind 3 was the first `Error` frame, `status:u16 json` (the HTTP status
-//! before the body). It is retired and never reused: a node or client that
+//! Response kind 3 was the first `Error` frame, `status:u16 json` (the HTTP
+//! status before the body). It is retired and never reused: a node or client that
 //! still speaks it reads the other side's kind as unknown and drops the
 //! connection, rather than misreading two bytes of JSON as a status.
 //!
@@ -36,6 +48,7 @@
 //! panic.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
 /// Longest topic name a frame can carry (the node accepts 249 bytes).
@@ -72,6 +85,25 @@ pub enum FrameError {
     TopicTooLong(usize),
 }
 
+/// Where a leader's round goes and what the follower learns with it: the
+/// fields of a `Replicate` request, and the query of
+/// `POST /internal/replicate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicateParams {
+    pub topic: String,
+    pub partition: u32,
+    pub epoch: u64,
+    /// Offset of the first record in the body (the follower's expected end).
+    pub prev: u64,
+    pub hwm: u64,
+    /// The leader's log start: the follower deletes below it.
+    #[serde(default)]
+    pub log_start: u64,
+    /// The leader's node id.
+    pub leader: String,
+}
+
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -83,6 +115,12 @@ pub enum Request {
         topic: String,
         partition: u32,
         batch: Bytes,
+    },
+    /// A leader's round for one partition of a follower: its batches,
+    /// byte for byte, starting at `params.prev`.
+    Replicate {
+        params: ReplicateParams,
+        batches: Bytes,
     },
 }
 
@@ -97,6 +135,8 @@ pub enum Response {
     /// The request failed: the JSON error body the same failure has on
     /// the HTTP API (`{"error", "message", "written", ...}`).
     Error { body: Bytes },
+    /// The follower appended a `Replicate`'s batches: its log end now.
+    Replicated { end: u64 },
 }
 
 impl Request {
@@ -123,6 +163,23 @@ impl Request {
                 out.put_u32(*partition);
                 out.put_slice(batch);
             }
+            Request::Replicate { params, batches } => {
+                let topic = &params.topic.as_bytes()[..params.topic.len().min(MAX_TOPIC_BYTES)];
+                let leader = &params.leader.as_bytes()[..params.leader.len().min(MAX_TOPIC_BYTES)];
+                out.reserve(51 + topic.len() + leader.len() + batches.len());
+                out.put_u8(3);
+                out.put_u64(id);
+                out.put_u16(topic.len() as u16);
+                out.put_slice(topic);
+                out.put_u32(params.partition);
+                out.put_u64(params.epoch);
+                out.put_u64(params.prev);
+                out.put_u64(params.hwm);
+                out.put_u64(params.log_start);
+                out.put_u16(leader.len() as u16);
+                out.put_slice(leader);
+                out.put_slice(batches);
+            }
         }
         out.freeze()
     }
@@ -143,19 +200,35 @@ impl Request {
                 token: utf8(frame, "token").map_err(fail)?,
             },
             2 => {
-                if frame.remaining() < 2 {
-                    return Err(fail(FrameError::TooShort(len)));
-                }
-                let topic_len = usize::from(frame.get_u16());
-                if frame.remaining() < topic_len + 4 {
-                    return Err(fail(FrameError::TooShort(len)));
-                }
-                let topic = utf8(frame.split_to(topic_len), "topic").map_err(fail)?;
-                let partition = frame.get_u32();
+                let topic = string16(&mut frame, "topic", len).map_err(fail)?;
+                let partition = get(&mut frame, len, Bytes::get_u32).map_err(fail)?;
                 Request::Produce {
                     topic,
                     partition,
                     batch: frame,
+                }
+            }
+            3 => {
+                let topic = string16(&mut frame, "topic", len).map_err(fail)?;
+                let partition = get(&mut frame, len, Bytes::get_u32).map_err(fail)?;
+                let mut u64s = [0; 4];
+                for n in &mut u64s {
+                    *n = get(&mut frame, len, Bytes::get_u64).map_err(fail)?;
+                }
+                let [epoch, prev, hwm, log_start] = u64s;
+                let leader = string16(&mut frame, "leader", len).map_err(fail)?;
+                let params = ReplicateParams {
+                    topic,
+                    partition,
+                    epoch,
+                    prev,
+                    hwm,
+                    log_start,
+                    leader,
+                };
+                Request::Replicate {
+                    params,
+                    batches: frame,
                 }
             }
             other => return Err(fail(FrameError::UnknownKind(other))),
@@ -185,6 +258,10 @@ impl Response {
                 out.put_u8(ERROR_KIND);
                 out.put_slice(body);
             }
+            Response::Replicated { end } => {
+                out.put_u8(5);
+                out.put_u64(*end);
+            }
         }
         out.freeze()
     }
@@ -211,6 +288,12 @@ impl Response {
                 }
             }
             ERROR_KIND => Response::Error { body: frame },
+            5 => {
+                need(8, &frame)?;
+                Response::Replicated {
+                    end: frame.get_u64(),
+                }
+            }
             other => return Err(FrameError::UnknownKind(other)),
         };
         Ok((id, response))
@@ -219,6 +302,23 @@ impl Response {
 
 fn utf8(bytes: Bytes, what: &'static str) -> Result<String, FrameError> {
     String::from_utf8(bytes.to_vec()).map_err(|_| FrameError::NotUtf8(what))
+}
+
+/// A fixed-size integer, or `TooShort` (of the whole frame, `len`).
+fn get<T>(frame: &mut Bytes, len: usize, read: fn(&mut Bytes) -> T) -> Result<T, FrameError> {
+    if frame.remaining() < size_of::<T>() {
+        return Err(FrameError::TooShort(len));
+    }
+    Ok(read(frame))
+}
+
+/// A string after its `u16` length.
+fn string16(frame: &mut Bytes, what: &'static str, len: usize) -> Result<String, FrameError> {
+    let n = usize::from(get(frame, len, Bytes::get_u16)?);
+    if frame.remaining() < n {
+        return Err(FrameError::TooShort(len));
+    }
+    utf8(frame.split_to(n), what)
 }
 
 #[cfg(test)]
@@ -275,6 +375,7 @@ mod tests {
             Response::Error {
                 body: Bytes::from_static(br#"{"error":"no_leader"}"#),
             },
+            Response::Replicated { end: 1 << 40 },
         ] {
             assert_eq!(Response::decode(response.encode(1)), Ok((1, response)));
         }
@@ -316,6 +417,29 @@ mod tests {
         ) {
             let request = Request::Produce { topic, partition, batch: Bytes::from(batch) };
             prop_assert_eq!(Request::decode(request.encode(id)), Ok((id, request)));
+        }
+
+        #[test]
+        fn replicate_requests_round_trip(
+            id in any::<u64>(),
+            topic in "[a-z.]{0,40}",
+            leader in "[a-z0-9-]{0,20}",
+            (partition, epoch, prev, hwm, log_start) in any::<(u32, u64, u64, u64, u64)>(),
+            batches in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let params = ReplicateParams { topic, partition, epoch, prev, hwm, log_start, leader };
+            let body = batches.len();
+            let request = Request::Replicate { params, batches: Bytes::from(batches) };
+            let frame = request.encode(id);
+            // A frame cut anywhere before its batches is refused with its
+            // id, never misread.
+            for cut in 9..frame.len() - body {
+                prop_assert_eq!(
+                    Request::decode(frame.slice(..cut)),
+                    Err((Some(id), FrameError::TooShort(cut)))
+                );
+            }
+            prop_assert_eq!(Request::decode(frame), Ok((id, request)));
         }
     }
 }

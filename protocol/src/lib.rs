@@ -9,8 +9,9 @@
 //!   leader again, refused).
 //! - [`group`]: consumer groups — the bodies of the `/groups` API and
 //!   the group-name rule.
-//! - [`frame`]: the binary produce protocol of the node's TCP port
-//!   (`--tcp-listen`): length-prefixed frames, requests and responses.
+//! - [`frame`]: the binary protocol of the node's TCP port
+//!   (`--tcp-listen`): length-prefixed frames, requests and responses;
+//!   clients produce over it, leaders replicate over it.
 //! - [`outcome`]: [`Written`], what an error says about a produce's
 //!   records.
 //! - [`topic`]: the topic-name rule and [`TopicConfig`], a topic's stored
@@ -27,6 +28,6 @@ pub mod topic;
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.yak.batch";
 
 pub use error::{ErrorCode, UnknownCode};
-pub use frame::{FrameError, Request, Response, codec, request_overhead};
+pub use frame::{FrameError, ReplicateParams, Request, Response, codec, request_overhead};
 pub use outcome::Written;
 pub use topic::{MAX_TOPIC_NAME, TopicConfig, validate_topic_name};

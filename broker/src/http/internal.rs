@@ -1,10 +1,12 @@
 //! `/internal/…`: the replication endpoints nodes call on each other. Only
 //! requests carrying the cluster token reach them when one is set (checked
-//! for every request in [`super::access`]).
+//! for every request in [`super::access`]). [`queue_round`] also takes the
+//! rounds that arrive on the binary port.
 
 use std::time::Duration;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
+use bytes::Bytes;
 
 use super::error::ApiError;
 use crate::{
@@ -53,22 +55,38 @@ pub async fn replicate(
     query: web::Query<ReplicateParams>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let q = query.into_inner();
+    let end = queue_round(&node, query.into_inner(), body).await?.await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "end": end })))
+}
+
+/// Checks a leader's round and queues it on its partition, behind the
+/// rounds queued before it; the returned future answers it. Both
+/// transports of a round (this endpoint and the binary port's
+/// `Replicate`) take it here.
+pub(crate) async fn queue_round(
+    node: &Node,
+    q: ReplicateParams,
+    batches: Bytes,
+) -> Result<impl Future<Output = Result<u64, ApiError>> + use<>, ApiError> {
     let current = node.highest_epoch();
     if q.epoch < current {
         return Err(Refusal::StaleEpoch { current }.into());
     }
     node.observe_leader(&q.leader, q.epoch);
-    let partition = partition(&node, &q.topic, q.partition).await?;
+    let partition = partition(node, &q.topic, q.partition).await?;
     let leader = LeaderPosition {
         hwm: q.hwm,
         log_start: q.log_start,
     };
-    match partition.replicate(q.epoch, q.prev, body, leader).await {
-        Ok(end) => Ok(HttpResponse::Ok().json(serde_json::json!({ "end": end }))),
-        Err(ReplicaError::Refused(r)) => Err(r.into()),
-        Err(e) => Err(ApiError::storage(e)),
-    }
+    let answer = partition
+        .queue_replicate(q.epoch, q.prev, batches, leader)
+        .await;
+    Ok(async move {
+        answer.await.map_err(|e| match e {
+            ReplicaError::Refused(r) => r.into(),
+            e => ApiError::storage(e),
+        })
+    })
 }
 
 /// `GET /internal/fetch`: a follower catching up (or, in sync, waiting).

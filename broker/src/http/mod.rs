@@ -11,7 +11,7 @@ mod consume;
 mod dashboard;
 pub mod error;
 mod groups;
-mod internal;
+pub(crate) mod internal;
 mod observe;
 mod produce;
 

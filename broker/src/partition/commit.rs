@@ -32,7 +32,7 @@ use super::{WriteError, WriterContext, Written, handle::Reply, raise_hwm};
 /// the uncommitted tail when Redis is slow.
 const PIPELINE_DEPTH: usize = 64;
 
-type Answer = (Reply<Result<Vec<Written>, WriteError>>, Vec<Written>);
+pub(super) type Answer = (Reply<Result<Vec<Written>, WriteError>>, Vec<Written>);
 
 /// A round the writer has appended and every ISR follower holds.
 pub(super) struct Round {
@@ -244,7 +244,7 @@ impl Task {
     }
 }
 
-fn answer_all(answers: Vec<Answer>, error: &WriteError) {
+pub(super) fn answer_all(answers: Vec<Answer>, error: &WriteError) {
     for (reply, _) in answers {
         let _ = reply.send(Err(error.clone()));
     }

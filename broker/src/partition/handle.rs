@@ -113,6 +113,7 @@ impl Partition {
             ctx,
             rx,
             syncing: None,
+            in_flight: Default::default(),
         };
         writer.ctx.runtime.clone().spawn(writer.run());
         Ok(Self {
@@ -237,15 +238,34 @@ impl Partition {
         bytes: Bytes,
         leader: LeaderPosition,
     ) -> Result<u64, ReplicaError> {
-        self.ask(|reply| Command::Replicate {
+        self.queue_replicate(epoch, prev, bytes, leader).await.await
+    }
+
+    /// Queues a leader's round behind the commands already queued and
+    /// returns its answer to come: rounds queued in order are appended in
+    /// that order.
+    pub async fn queue_replicate(
+        &self,
+        epoch: u64,
+        prev: u64,
+        bytes: Bytes,
+        leader: LeaderPosition,
+    ) -> impl Future<Output = Result<u64, ReplicaError>> + use<> {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Replicate {
             epoch,
             prev,
             bytes,
             leader,
             reply,
-        })
-        .await
-        .unwrap_or(Err(ReplicaError::Closed))
+        };
+        let queued = self.commands.send(command).await.is_ok();
+        async move {
+            match queued {
+                true => answer.await.unwrap_or(Err(ReplicaError::Closed)),
+                false => Err(ReplicaError::Closed),
+            }
+        }
     }
 
     /// Restarts this follower's log at `offset`, the leader's log start,

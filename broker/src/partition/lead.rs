@@ -2,23 +2,78 @@
 //! rounds (stamp, append, replicate, hand to the commit stage), and the
 //! fetch checks that grow the ISR.
 
-use std::sync::Arc;
+use std::{collections::VecDeque, sync::Arc};
 
 use bytes::Bytes;
+use futures_util::{
+    FutureExt, StreamExt,
+    future::{BoxFuture, ready},
+    stream::FuturesOrdered,
+};
 use partition_log::{BatchHeader, batch};
 
 use crate::{peer::Refusal, producers::Dedup};
 
 use super::{
-    DEDUP_REBUILD_RECORDS, FetchVerdict, WriteError, Written, commit, replicas,
-    replicas::ReplicaSet, writer::Mode, writer::Pending, writer::Writer, writer::idempotence,
+    DEDUP_REBUILD_RECORDS, FetchVerdict, ROUNDS_IN_FLIGHT, WriteError, Written, commit, replicas,
+    replicas::{ReplicaSet, RoundOutcome},
+    writer::Mode,
+    writer::Pending,
+    writer::Writer,
+    writer::idempotence,
     writer::reply_all,
 };
 
+/// Rounds sent to the ISR and not yet settled, oldest first.
+#[derive(Default)]
+pub(super) struct InFlight {
+    rounds: VecDeque<commit::Round>,
+    outcomes: FuturesOrdered<BoxFuture<'static, RoundOutcome>>,
+}
+
+impl InFlight {
+    /// Queues a round behind those in flight; `pushed` is its push to the
+    /// ISR, if it has anything new for the followers.
+    fn push(
+        &mut self,
+        round: commit::Round,
+        pushed: Option<impl Future<Output = RoundOutcome> + Send + 'static>,
+    ) {
+        self.rounds.push_back(round);
+        self.outcomes.push_back(match pushed {
+            Some(pushed) => pushed.boxed(),
+            None => ready(RoundOutcome::default()).boxed(),
+        });
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.rounds.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.rounds.len()
+    }
+
+    /// The oldest round, once its push is over. Cancel-safe.
+    pub(super) async fn next(&mut self) -> Option<(commit::Round, RoundOutcome)> {
+        let outcome = self.outcomes.next().await?;
+        let round = self.rounds.pop_front().expect("one round per outcome");
+        Some((round, outcome))
+    }
+
+    /// Drops the pushes and fails every round in flight with `error`.
+    fn fail_all(&mut self, error: &WriteError) {
+        self.outcomes = FuturesOrdered::new();
+        for round in self.rounds.drain(..) {
+            commit::answer_all(round.answers, error);
+        }
+    }
+}
+
 impl Writer {
     pub(super) async fn lead(&mut self, epoch: u64, known_hwm: u64) -> Result<u64, WriteError> {
+        self.stop_leading();
         self.committer.drain().await;
-        self.mode = Mode::Idle;
         let hwm = known_hwm.max(*self.hwm.borrow());
         let end = self.log.end_offset();
         if end < hwm {
@@ -138,21 +193,16 @@ impl Writer {
                 }
             }
         }
-        match self.append_and_replicate(buf, start, epoch).await {
-            Ok(end) => {
-                let round = commit::Round {
-                    epoch,
-                    end,
-                    answers,
-                };
-                self.committer.submit(round).await;
-            }
-            Err(e) => {
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(e.clone()));
-                }
+        if !buf.is_empty() {
+            let appended = self.write(|log| log.append(&buf));
+            if let Err(e) = appended {
+                // The table may name batches that did not make it to disk.
+                let _ = self.rebuild_producers();
+                return commit::answer_all(answers, &e.into());
             }
         }
+        self.replicate_round(Bytes::from(buf), start, epoch, answers)
+            .await;
     }
 
     /// Stamps the new batches of one request into `buf` and records them in
@@ -207,73 +257,96 @@ impl Writer {
         Ok(written)
     }
 
-    /// Appends the round locally and replicates it to the ISR. Returns the
-    /// log end the commit stage must raise the HWM to.
-    pub(super) async fn append_and_replicate(
+    /// Sends an appended round to the ISR and queues it behind the rounds
+    /// in flight. Over ordered links up to [`ROUNDS_IN_FLIGHT`] rounds are
+    /// in flight, so the next round is sent while the followers append
+    /// this one; otherwise the round is settled before the writer goes on.
+    async fn replicate_round(
         &mut self,
-        buf: Vec<u8>,
+        bytes: Bytes,
         start: u64,
         epoch: u64,
-    ) -> Result<u64, WriteError> {
-        if !buf.is_empty() {
-            let appended = self.write(|log| log.append(&buf));
-            if let Err(e) = appended {
-                // The table may name batches that did not make it to disk.
-                let _ = self.rebuild_producers();
-                return Err(e.into());
-            }
-        }
+        answers: Vec<commit::Answer>,
+    ) {
         let end = self.log.end_offset();
-        if *self.hwm.borrow() < end {
-            self.replicate_round(Bytes::from(buf), start, end, epoch)
-                .await?;
-        }
-        Ok(end)
-    }
-
-    /// Makes every ISR follower hold `[.., end)`: sends the round's bytes,
-    /// or what a follower lacks, and drops from the ISR (in Redis, before
-    /// anything is acknowledged) the followers that cannot keep up.
-    pub(super) async fn replicate_round(
-        &mut self,
-        round: Bytes,
-        start: u64,
-        end: u64,
-        epoch: u64,
-    ) -> Result<(), WriteError> {
         let hwm = *self.hwm.borrow();
-        let Mode::Leading { replicas, .. } = &mut self.mode else {
+        let Mode::Leading { replicas, .. } = &self.mode else {
             // Appended already: the outcome is unknown.
-            return Err(WriteError::Fenced { epoch });
+            return commit::answer_all(answers, &WriteError::Fenced { epoch });
         };
-        let started = std::time::Instant::now();
-        let has_followers = replicas.isr().len() > 1;
-        let outcome = replicas::push_round(
-            &self.ctx,
-            replicas,
-            &self.log.reader(),
-            replicas::Round {
-                topic: &self.topic,
+        let limit = match replicas::ordered(&self.ctx, replicas) {
+            true => ROUNDS_IN_FLIGHT,
+            false => 1,
+        };
+        // A round with nothing new for the followers (all duplicates, or a
+        // tail the HWM covers) still waits for the rounds before it.
+        let pushed = (hwm < end).then(|| {
+            let round = replicas::Round {
+                topic: Arc::clone(&self.topic),
                 partition: self.id,
                 epoch,
                 start,
                 end,
                 hwm,
-                bytes: round,
-            },
-        )
-        .await;
-        if has_followers {
-            self.ctx.metrics.observe_replication(started.elapsed());
+                bytes,
+            };
+            replicas::push_round(&self.ctx, replicas, &self.log.reader(), round)
+        });
+        let round = commit::Round {
+            epoch,
+            end,
+            answers,
+        };
+        self.in_flight.push(round, pushed);
+        while self.in_flight.len() >= limit {
+            self.settle_next().await;
+        }
+    }
+
+    /// Waits for the oldest round in flight and settles it.
+    pub(super) async fn settle_next(&mut self) {
+        if let Some((round, outcome)) = self.in_flight.next().await {
+            self.settle(round, outcome).await;
+        }
+    }
+
+    /// Acts on the followers' answers to a round (in Redis, before anything
+    /// is acknowledged: the ISR shrinks, or this leader steps down), then
+    /// hands the round to the commit stage.
+    pub(super) async fn settle(&mut self, round: commit::Round, outcome: RoundOutcome) {
+        match self.apply(round.epoch, outcome).await {
+            Ok(()) => self.committer.submit(round).await,
+            Err(e) => {
+                commit::answer_all(round.answers, &e);
+            }
+        }
+    }
+
+    async fn apply(&mut self, epoch: u64, outcome: RoundOutcome) -> Result<(), WriteError> {
+        let Mode::Leading {
+            epoch: leading,
+            replicas,
+        } = &mut self.mode
+        else {
+            // Appended already: the outcome is unknown.
+            return Err(WriteError::Fenced { epoch });
+        };
+        if *leading != epoch {
+            return Err(WriteError::Fenced { epoch });
+        }
+        for (id, end) in outcome.caught_up {
+            replicas.caught_up(&id, end);
         }
         if outcome.deposed {
             return Err(self.step_down(epoch, WriteError::Fenced { epoch }));
         }
-        if !outcome.dropped.is_empty() {
-            let Mode::Leading { replicas, .. } = &mut self.mode else {
-                return Err(WriteError::Fenced { epoch });
-            };
-            let shrunk = replicas.without(&outcome.dropped);
+        let dropped: Vec<String> = outcome
+            .dropped
+            .into_iter()
+            .filter(|id| replicas.isr().contains(id))
+            .collect();
+        if !dropped.is_empty() {
+            let shrunk = replicas.without(&dropped);
             if let Err(e) = self
                 .ctx
                 .store
@@ -282,13 +355,16 @@ impl Writer {
             {
                 return Err(self.step_down(epoch, e.into()));
             }
+            let Mode::Leading { replicas, .. } = &mut self.mode else {
+                return Err(WriteError::Fenced { epoch });
+            };
             replicas.set_isr(shrunk.clone());
             self.ctx.activity.push(
                 "isr_shrink",
                 format!(
                     "{}: dropped {} from the ISR (now {})",
                     self.name(),
-                    outcome.dropped.join(", "),
+                    dropped.join(", "),
                     shrunk.join(", ")
                 ),
             );
@@ -307,8 +383,17 @@ impl Writer {
     /// Gives up leading after a failed commit; the lease driver steps down.
     pub(super) fn step_down(&mut self, epoch: u64, error: WriteError) -> WriteError {
         self.ctx.reject_epoch(&self.name(), epoch, &error);
-        self.mode = Mode::Idle;
+        self.stop_leading();
         error
+    }
+
+    /// Leaves the leading mode: the rounds still in flight fail (appended,
+    /// so their outcome is unknown to their clients).
+    pub(super) fn stop_leading(&mut self) {
+        if let Mode::Leading { epoch, .. } = self.mode {
+            self.in_flight.fail_all(&WriteError::Fenced { epoch });
+        }
+        self.mode = Mode::Idle;
     }
 
     pub(super) async fn fetch_check(
@@ -353,8 +438,9 @@ impl Writer {
         if self.ctx.peers.url(&replica).is_none() {
             return FetchVerdict::Behind { end };
         }
-        // Rounds are serialized by this task, so from here on every round
-        // reaches it by push.
+        // Rounds start on this task, so every round started from here on
+        // reaches it by push; those in flight it holds (it fetched to the
+        // log end, past them).
         let grown = replicas.with(&replica);
         match self
             .ctx

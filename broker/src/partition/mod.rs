@@ -7,8 +7,11 @@
 //!   appends them with one write, replicates the same bytes to every
 //!   in-sync follower, and hands the round to the [`commit`] stage, which
 //!   raises the HWM in Redis (fenced by epoch) and only then answers every
-//!   request of the round. Rounds are pipelined: the next round replicates
-//!   while the previous one's HWM is being stored.
+//!   request of the round. Rounds are pipelined twice: over the streamed
+//!   link the next round is sent while the followers append the last one,
+//!   and the next round replicates while the previous one's HWM is being
+//!   stored. Rounds are settled (followers' answers acted on, ISR shrunk)
+//!   and committed in the order they were appended.
 //! - `Following { epoch }`: it has truncated its log for the leader of
 //!   `epoch` (KIP-101) and appends what that leader sends, byte for byte.
 //! - `Idle`: neither; it accepts nothing but mode changes.
@@ -57,8 +60,13 @@ use crate::{
 
 /// How often a leader applies its topics' retention rules.
 const RETENTION_EVERY: Duration = Duration::from_secs(1);
-/// Largest group-commit round, in bytes of batches.
-const MAX_ROUND_BYTES: usize = 8 * 1024 * 1024;
+/// Rounds a leader sends ahead before it waits for the oldest one's
+/// answers (over ordered links: the binary port).
+const ROUNDS_IN_FLIGHT: usize = 4;
+/// Largest group-commit round of several requests, in bytes of batches
+/// (at most the node's `--max-request-bytes`, see
+/// [`WriterContext::max_round_bytes`]).
+pub(crate) const MAX_ROUND_BYTES: usize = 8 * 1024 * 1024;
 /// How far back (in records) the producer table is rebuilt from the log.
 const DEDUP_REBUILD_RECORDS: u64 = 256 * 1024;
 const COMMAND_QUEUE: usize = 4096;
@@ -119,6 +127,11 @@ pub struct WriterContext {
     pub clock: Arc<dyn Clock>,
     pub min_insync_replicas: u32,
     pub replica_lag_time: Duration,
+    /// Largest round of several requests, and largest resend, in bytes: no
+    /// more than a follower takes in one request (`--max-request-bytes`,
+    /// which every node of a cluster should share). A single request is a
+    /// round of its own whatever its size.
+    pub max_round_bytes: usize,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 

@@ -21,11 +21,9 @@ use partition_log::LogReader;
 use super::{FollowerStatus, ReplicaStatus, WriterContext};
 use crate::{
     clock::Clock,
-    peer::{CallError, Refusal, ReplicateParams},
+    peer::{CallError, PeerAddr, Refusal, ReplicaLink, ReplicateParams},
 };
 
-/// Largest resend in one request when a follower lags.
-const RESEND_BYTES: usize = 4 * 1024 * 1024;
 /// The least time a follower's first try in a round gets.
 const FIRST_TRY: Duration = Duration::from_millis(500);
 /// Longest single replicate request.
@@ -152,8 +150,8 @@ impl ReplicaSet {
 
 /// One group-commit round, already in the leader's log at `[start, end)`.
 #[derive(Debug)]
-pub struct Round<'a> {
-    pub topic: &'a str,
+pub struct Round {
+    pub topic: Arc<str>,
     pub partition: u32,
     pub epoch: u64,
     pub start: u64,
@@ -168,6 +166,8 @@ pub struct RoundOutcome {
     pub deposed: bool,
     /// Followers to drop from the ISR.
     pub dropped: Vec<String>,
+    /// Followers that hold the round, with their log ends.
+    pub caught_up: Vec<(String, u64)>,
 }
 
 enum PushError {
@@ -176,118 +176,169 @@ enum PushError {
     Lagging(String),
 }
 
-/// Sends the round to every ISR follower, concurrently.
-pub async fn push_round(
+/// Whether every ISR follower takes rounds in order, so that the next round
+/// may be sent before this one is answered.
+pub fn ordered(ctx: &WriterContext, replicas: &ReplicaSet) -> bool {
+    replicas
+        .isr
+        .iter()
+        .filter(|id| **id != replicas.me)
+        .all(|id| ctx.peers.addr(id).is_some_and(|a| ctx.link.ordered(&a)))
+}
+
+/// Sends the round to every ISR follower, concurrently. The first request
+/// to each is on its way when this returns (rounds started in order leave
+/// in order); the future ends when each follower holds the round or is
+/// given up.
+pub fn push_round(
     ctx: &WriterContext,
-    replicas: &mut ReplicaSet,
+    replicas: &ReplicaSet,
     reader: &LogReader,
-    round: Round<'_>,
-) -> RoundOutcome {
+    round: Round,
+) -> impl Future<Output = RoundOutcome> + Send + 'static + use<> {
     let followers: Vec<String> = replicas
         .isr
         .iter()
         .filter(|id| **id != replicas.me)
         .cloned()
         .collect();
-    let mut outcome = RoundOutcome::default();
-    if followers.is_empty() {
-        return outcome;
-    }
-    let round = &round;
-    let pushes = followers.iter().map(|id| {
-        let url = ctx.peers.url(id);
-        let deadline = replicas.deadline(id);
-        let params = ReplicateParams {
-            topic: round.topic.to_owned(),
-            partition: round.partition,
-            epoch: round.epoch,
-            prev: round.start,
-            hwm: round.hwm,
-            log_start: reader.start_offset(),
-            leader: replicas.me.clone(),
-        };
-        async move {
-            let result = match url {
-                None => Err(PushError::Unreachable("not registered".to_owned())),
-                Some(url) => push(ctx, &url, reader, params, round, deadline).await,
+    let has_followers = !followers.is_empty();
+    let started = Instant::now();
+    let pushes: Vec<_> = followers
+        .into_iter()
+        .map(|id| {
+            let params = ReplicateParams {
+                topic: round.topic.to_string(),
+                partition: round.partition,
+                epoch: round.epoch,
+                prev: round.start,
+                hwm: round.hwm,
+                log_start: reader.start_offset(),
+                leader: replicas.me.clone(),
             };
-            (id, result)
+            let push = ctx.peers.addr(&id).map(|addr| Push {
+                link: Arc::clone(&ctx.link),
+                clock: Arc::clone(&ctx.clock),
+                addr,
+                reader: reader.clone(),
+                chunk: ctx.max_round_bytes,
+                end: round.end,
+                deadline: replicas.deadline(&id),
+            });
+            let pushed = push.map(|push| push.start(params, round.bytes.clone()));
+            async move {
+                let result = match pushed {
+                    None => Err(PushError::Unreachable("not registered".to_owned())),
+                    Some(pushed) => pushed.await,
+                };
+                (id, result)
+            }
+        })
+        .collect();
+    let metrics = Arc::clone(&ctx.metrics);
+    async move {
+        let mut outcome = RoundOutcome::default();
+        for (id, result) in join_all(pushes).await {
+            match result {
+                Ok(end) => outcome.caught_up.push((id, end)),
+                Err(PushError::Deposed) => outcome.deposed = true,
+                Err(PushError::Unreachable(why) | PushError::Lagging(why)) => {
+                    tracing::warn!(follower = %id, topic = %round.topic, partition = round.partition, "dropping from the ISR: {why}");
+                    outcome.dropped.push(id);
+                }
+            }
         }
-    });
-    for (id, result) in join_all(pushes).await {
-        match result {
-            Ok(end) => replicas.caught_up(id, end),
-            Err(PushError::Deposed) => outcome.deposed = true,
-            Err(PushError::Unreachable(why) | PushError::Lagging(why)) => {
-                tracing::warn!(follower = %id, topic = round.topic, partition = round.partition, "dropping from the ISR: {why}");
-                outcome.dropped.push(id.clone());
+        if has_followers {
+            metrics.observe_replication(started.elapsed());
+        }
+        outcome
+    }
+}
+
+/// What bringing one follower to a round's end needs.
+struct Push {
+    link: Arc<dyn ReplicaLink>,
+    clock: Arc<dyn Clock>,
+    addr: PeerAddr,
+    reader: LogReader,
+    /// Largest resend in one request.
+    chunk: usize,
+    /// The round's end.
+    end: u64,
+    /// When the follower is given up (its lag time).
+    deadline: Instant,
+}
+
+impl Push {
+    /// Sends the round now; the future resends what the follower lacks
+    /// until it holds `[.., end)`, or gives up at the deadline.
+    fn start(
+        self,
+        mut params: ReplicateParams,
+        mut body: Bytes,
+    ) -> impl Future<Output = Result<u64, PushError>> + Send + 'static + use<> {
+        // However long ago it last caught up, a follower gets one real try.
+        let left = self.deadline.saturating_duration_since(self.clock.now());
+        let first = left.max(FIRST_TRY).min(REQUEST_TIMEOUT);
+        let mut call = self
+            .link
+            .replicate(&self.addr, params.clone(), body.clone(), first);
+        async move {
+            loop {
+                let backoff = match call.await {
+                    Ok(done) if done.end >= self.end => return Ok(done.end),
+                    // Accepted a resend chunk: send the next one.
+                    Ok(done) => {
+                        (params.prev, body) = self.resend_from(done.end)?;
+                        Duration::ZERO
+                    }
+                    Err(CallError::Refused(Refusal::StaleEpoch { .. })) => {
+                        return Err(PushError::Deposed);
+                    }
+                    Err(CallError::Refused(Refusal::NonContiguous { end })) if end < self.end => {
+                        (params.prev, body) = self.resend_from(end)?;
+                        Duration::ZERO
+                    }
+                    // Not yet truncated for this epoch, or (briefly) ahead:
+                    // it is re-syncing with us.
+                    Err(CallError::Refused(_)) => Duration::from_millis(10),
+                    Err(CallError::Unreachable(why)) => return Err(PushError::Unreachable(why)),
+                    Err(CallError::Failed(why)) => {
+                        tracing::debug!(url = self.addr.url, "replicate failed: {why}");
+                        Duration::from_millis(20)
+                    }
+                };
+                let left = self.deadline.saturating_duration_since(self.clock.now());
+                if left.is_zero() {
+                    return Err(PushError::Lagging(format!(
+                        "not caught up within the lag time (at {})",
+                        params.prev
+                    )));
+                }
+                if !backoff.is_zero() {
+                    tokio::time::sleep(backoff.min(left)).await;
+                }
+                let timeout = left.min(REQUEST_TIMEOUT);
+                call = self
+                    .link
+                    .replicate(&self.addr, params.clone(), body.clone(), timeout);
             }
         }
     }
-    outcome
-}
 
-/// Brings one follower to the round's end, or gives up at `deadline`.
-async fn push(
-    ctx: &WriterContext,
-    url: &str,
-    reader: &LogReader,
-    mut params: ReplicateParams,
-    round: &Round<'_>,
-    deadline: Instant,
-) -> Result<u64, PushError> {
-    let mut body = round.bytes.clone();
-    let mut first = true;
-    loop {
-        let left = deadline.saturating_duration_since(ctx.clock.now());
-        if left.is_zero() && !first {
+    /// The leader's batches from `from` (a follower's log end) toward the
+    /// round's end.
+    fn resend_from(&self, from: u64) -> Result<(u64, Bytes), PushError> {
+        let (end, reader) = (self.end, &self.reader);
+        let bytes = reader
+            .read(from, end, self.chunk)
+            .map_err(|e| PushError::Lagging(format!("cannot read {from}..{end} to resend: {e}")))?;
+        let starts_at = partition_log::BatchHeader::parse(&bytes).map(|h| h.base_offset);
+        if starts_at != Ok(from) {
             return Err(PushError::Lagging(format!(
-                "not caught up within the lag time (at {})",
-                params.prev
+                "follower's log end {from} is not a batch boundary of the leader's log"
             )));
         }
-        // However long ago it last caught up, a follower gets one real try.
-        let timeout = if first { left.max(FIRST_TRY) } else { left };
-        first = false;
-        let backoff = match ctx
-            .link
-            .replicate(url, &params, body.clone(), timeout.min(REQUEST_TIMEOUT))
-            .await
-        {
-            Ok(done) if done.end >= round.end => return Ok(done.end),
-            // Accepted a resend chunk: send the next one.
-            Ok(done) => {
-                (params.prev, body) = resend_from(reader, done.end, round.end)?;
-                continue;
-            }
-            Err(CallError::Refused(Refusal::StaleEpoch { .. })) => return Err(PushError::Deposed),
-            Err(CallError::Refused(Refusal::NonContiguous { end })) if end < round.end => {
-                (params.prev, body) = resend_from(reader, end, round.end)?;
-                continue;
-            }
-            // Not yet truncated for this epoch, or (briefly) ahead: it is
-            // re-syncing with us.
-            Err(CallError::Refused(_)) => Duration::from_millis(10),
-            Err(CallError::Unreachable(why)) => return Err(PushError::Unreachable(why)),
-            Err(CallError::Failed(why)) => {
-                tracing::debug!(url, "replicate failed: {why}");
-                Duration::from_millis(20)
-            }
-        };
-        tokio::time::sleep(backoff.min(left)).await;
+        Ok((from, Bytes::from(bytes)))
     }
-}
-
-/// The leader's batches from `from` (a follower's log end) toward `end`.
-fn resend_from(reader: &LogReader, from: u64, end: u64) -> Result<(u64, Bytes), PushError> {
-    let bytes = reader
-        .read(from, end, RESEND_BYTES)
-        .map_err(|e| PushError::Lagging(format!("cannot read {from}..{end} to resend: {e}")))?;
-    let starts_at = partition_log::BatchHeader::parse(&bytes).map(|h| h.base_offset);
-    if starts_at != Ok(from) {
-        return Err(PushError::Lagging(format!(
-            "follower's log end {from} is not a batch boundary of the leader's log"
-        )));
-    }
-    Ok((from, Bytes::from(bytes)))
 }

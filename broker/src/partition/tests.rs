@@ -13,11 +13,11 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures_util::future::{BoxFuture, join_all};
+use futures_util::future::{BoxFuture, join_all, ready};
 use partition_log::{BatchBuilder, LogConfig, LogError, PartitionLog, batch};
 use tempfile::TempDir;
 use testkit::RedisServer;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{FetchVerdict, Partition, ReplicaError, WriteError, WriterContext};
 use crate::{
@@ -26,8 +26,8 @@ use crate::{
     lease::LeaseGate,
     metrics::Metrics,
     peer::{
-        CallError, EpochEnd, LeaderPosition, Peers, Refusal, ReplicaLink, ReplicateParams,
-        Replicated,
+        CallError, EpochEnd, LeaderPosition, PeerAddr, Peers, Refusal, ReplicaLink,
+        ReplicateParams, Replicated,
     },
     role::Event,
     store::{Acquire, ClusterStore},
@@ -67,51 +67,88 @@ enum LinkState {
     Refusing,
 }
 
-/// Rounds go straight to the follower partitions, as the HTTP handler of
-/// `/internal/replicate` would hand them over.
+/// Rounds go straight to the follower partitions, as the binary port
+/// hands them over: queued on the follower partition in the order they
+/// were sent, so the leader keeps several in flight.
 #[derive(Debug, Default)]
 struct DirectLink {
     followers: Mutex<HashMap<String, (Partition, LinkState)>>,
+    /// Per follower, the task that queues its rounds in order.
+    queues: Mutex<HashMap<String, mpsc::UnboundedSender<Queued>>>,
 }
+
+type Queued = (
+    Partition,
+    ReplicateParams,
+    Bytes,
+    oneshot::Sender<Result<u64, ReplicaError>>,
+);
 
 impl DirectLink {
     fn set(&self, url: &str, state: LinkState) {
         self.followers.lock().unwrap().get_mut(url).unwrap().1 = state;
     }
+
+    fn queue(&self, url: &str) -> mpsc::UnboundedSender<Queued> {
+        let mut queues = self.queues.lock().unwrap();
+        let queue = queues.entry(url.to_owned()).or_insert_with(|| {
+            let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
+            tokio::spawn(async move {
+                while let Some((partition, params, body, answer)) = rx.recv().await {
+                    let leader = LeaderPosition {
+                        hwm: params.hwm,
+                        log_start: params.log_start,
+                    };
+                    let done = partition
+                        .queue_replicate(params.epoch, params.prev, body, leader)
+                        .await;
+                    tokio::spawn(async move { answer.send(done.await) });
+                }
+            });
+            tx
+        });
+        queue.clone()
+    }
 }
 
 impl ReplicaLink for DirectLink {
-    fn replicate<'a>(
-        &'a self,
-        url: &'a str,
-        params: &'a ReplicateParams,
+    fn replicate(
+        &self,
+        peer: &PeerAddr,
+        params: ReplicateParams,
         body: Bytes,
         _timeout: Duration,
-    ) -> BoxFuture<'a, Result<Replicated, CallError>> {
-        let target = self.followers.lock().unwrap().get(url).cloned();
-        Box::pin(async move {
-            let (partition, state) = target.ok_or(CallError::Unreachable(url.to_owned()))?;
-            match state {
-                LinkState::Up => {}
-                LinkState::Down => return Err(CallError::Unreachable(url.to_owned())),
-                LinkState::Refusing => {
-                    let end = partition.reader().end_offset();
-                    return Err(CallError::Refused(Refusal::NeedsTruncation { end }));
-                }
+    ) -> BoxFuture<'static, Result<Replicated, CallError>> {
+        let url = peer.url.clone();
+        let target = self.followers.lock().unwrap().get(&url).cloned();
+        let Some((partition, state)) = target else {
+            return Box::pin(ready(Err(CallError::Unreachable(url))));
+        };
+        let refused = match state {
+            LinkState::Up => None,
+            LinkState::Down => Some(CallError::Unreachable(url.clone())),
+            LinkState::Refusing => {
+                let end = partition.reader().end_offset();
+                Some(CallError::Refused(Refusal::NeedsTruncation { end }))
             }
-            let leader = LeaderPosition {
-                hwm: params.hwm,
-                log_start: params.log_start,
-            };
-            match partition
-                .replicate(params.epoch, params.prev, body, leader)
-                .await
-            {
-                Ok(end) => Ok(Replicated { end }),
-                Err(ReplicaError::Refused(r)) => Err(CallError::Refused(r)),
-                Err(e) => Err(CallError::Failed(e.to_string())),
+        };
+        if let Some(refused) = refused {
+            return Box::pin(ready(Err(refused)));
+        }
+        let (answer, answered) = oneshot::channel();
+        let _ = self.queue(&url).send((partition, params, body, answer));
+        Box::pin(async move {
+            match answered.await {
+                Ok(Ok(end)) => Ok(Replicated { end }),
+                Ok(Err(ReplicaError::Refused(r))) => Err(CallError::Refused(r)),
+                Ok(Err(e)) => Err(CallError::Failed(e.to_string())),
+                Err(_) => Err(CallError::Failed("the queue stopped".to_owned())),
             }
         })
+    }
+
+    fn ordered(&self, _: &PeerAddr) -> bool {
+        true
     }
 }
 
@@ -152,8 +189,12 @@ impl Bench {
             min_insync,
             lag_time,
         };
+        let addr = |id| PeerAddr {
+            url: url(id),
+            tcp: None,
+        };
         env.peers
-            .replace(ids.iter().map(|id| (id.clone(), url(id))).collect());
+            .replace(ids.iter().map(|id| (id.clone(), addr(id))).collect());
         let mut replicas = Vec::new();
         for id in &ids {
             let follower = env.open(id, temp_dir(), 0);
@@ -242,6 +283,7 @@ impl Env {
             clock: Arc::clone(&self.clock) as Arc<dyn Clock>,
             min_insync_replicas: self.min_insync,
             replica_lag_time: self.lag_time,
+            max_round_bytes: super::MAX_ROUND_BYTES,
             metrics: Arc::new(Metrics::default()),
         };
         let (_, topic_config) = watch::channel(Default::default());

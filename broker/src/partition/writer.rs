@@ -19,8 +19,8 @@ use yak_protocol::TopicConfig;
 use crate::producers::ProducerTable;
 
 use super::{
-    MAX_ROUND_BYTES, RETENTION_EVERY, ReplicaStatus, WriteError, WriterContext, Written,
-    commit::Committer, handle::Command, handle::Reply, raise_hwm, replicas::ReplicaSet,
+    RETENTION_EVERY, ReplicaStatus, WriteError, WriterContext, Written, commit::Committer,
+    handle::Command, handle::Reply, lead::InFlight, raise_hwm, replicas::ReplicaSet,
 };
 
 pub(super) enum Mode {
@@ -44,6 +44,8 @@ pub(super) struct Writer {
     pub(super) rx: mpsc::Receiver<Command>,
     /// The fsync running on a blocking thread (`interval` policy).
     pub(super) syncing: Option<JoinHandle<Result<(), LogError>>>,
+    /// Rounds appended and sent to the ISR, waiting for its answers.
+    pub(super) in_flight: InFlight,
 }
 
 pub(super) struct Pending {
@@ -78,16 +80,25 @@ impl Writer {
                         self.enforce_retention();
                         continue;
                     }
+                    Some((round, outcome)) = self.in_flight.next(), if !self.in_flight.is_empty() => {
+                        self.settle(round, outcome).await;
+                        continue;
+                    }
                 },
             };
             match command {
                 Command::Produce { batches, reply } => {
                     let mut round = vec![Pending { batches, reply }];
                     let mut bytes: usize = round[0].batches.iter().map(Vec::len).sum();
-                    while bytes < MAX_ROUND_BYTES {
+                    while bytes < self.ctx.max_round_bytes {
                         match self.rx.try_recv() {
                             Ok(Command::Produce { batches, reply }) => {
-                                bytes += batches.iter().map(Vec::len).sum::<usize>();
+                                let size = batches.iter().map(Vec::len).sum::<usize>();
+                                if bytes + size > self.ctx.max_round_bytes {
+                                    deferred = Some(Command::Produce { batches, reply });
+                                    break;
+                                }
+                                bytes += size;
                                 round.push(Pending { batches, reply });
                             }
                             Ok(other) => {
@@ -118,8 +129,8 @@ impl Writer {
                 }
                 Command::StopLeading => {
                     if matches!(self.mode, Mode::Leading { .. }) {
+                        self.stop_leading();
                         self.committer.drain().await;
-                        self.mode = Mode::Idle;
                     }
                 }
                 Command::FetchCheck {
@@ -135,6 +146,7 @@ impl Writer {
                     leader_end,
                     reply,
                 } => {
+                    self.stop_leading();
                     self.committer.drain().await;
                     let _ = reply.send(self.follow(epoch, leader_end));
                 }
@@ -156,6 +168,7 @@ impl Writer {
                 }
             }
         }
+        self.stop_leading();
         self.committer.drain().await;
         self.sync_all().await;
     }

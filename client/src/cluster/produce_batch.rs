@@ -95,7 +95,9 @@ impl YakClient {
                     ),
                 })
             }
-            Ok(Response::Ready) => transport("a Ready answer to a produce".to_owned()),
+            Ok(other @ (Response::Ready | Response::Replicated { .. })) => {
+                transport(format!("a {other:?} answer to a produce"))
+            }
             Err(message) => transport(message),
         };
         if error.leader_may_have_moved() {

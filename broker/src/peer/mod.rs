@@ -3,17 +3,19 @@
 //!
 //! - `POST /internal/replicate?…` (leader → in-sync follower): the exact
 //!   batch bytes of a round, with the leader's epoch, the offset they start
-//!   at (`prev`) and the leader's HWM.
+//!   at (`prev`) and the leader's HWM. The same request travels as a
+//!   `Replicate` frame on the follower's binary port when it has one
+//!   ([`stream`]): one connection per follower, several rounds in flight.
 //! - `GET /internal/fetch?…` (follower → leader): catch-up reads from the
 //!   follower's log end; an in-sync follower gets an empty answer.
 //! - `GET /internal/epoch_end?…` (follower → leader): KIP-101's "end offset
 //!   for epoch", asked before a follower accepts data from a new leader.
 //!
-//! Refusals are `409` with the usual JSON error body, whose `error` is one
-//! of the [`Refusal`] codes.
+//! Refusals are `409` with the usual JSON error body (on the binary port,
+//! that body alone), whose `error` is one of the [`Refusal`] codes.
 //!
 //! A leading partition pushes rounds through [`ReplicaLink`], which
-//! [`PeerClient`] implements over HTTP; the partition tests link
+//! [`NodeLink`] implements over both transports; the partition tests link
 //! partitions in one process through it.
 
 use std::{
@@ -27,6 +29,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use yak_protocol::ErrorCode;
+pub use yak_protocol::ReplicateParams;
+
+mod stream;
+pub use stream::StreamClient;
 
 /// Header carrying the cluster token on internal requests.
 pub const TOKEN_HEADER: &str = "x-yak-cluster-token";
@@ -36,13 +42,24 @@ pub const LOG_END_HEADER: &str = "x-yak-log-end";
 pub const IN_SYNC_HEADER: &str = "x-yak-in-sync";
 pub const LOG_START_HEADER: &str = "x-yak-log-start";
 
-/// What a follower learns of its leader's log with each round or fetch.
-/// Node id → advertised URL of every live node, refreshed by the node.
+/// Where a node is reached: its advertised URL and, unless it has none,
+/// its binary port (`host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub url: String,
+    pub tcp: Option<String>,
+}
+
+/// Node id → addresses of every live node, refreshed by the node.
 #[derive(Debug, Clone, Default)]
-pub struct Peers(Arc<RwLock<HashMap<String, String>>>);
+pub struct Peers(Arc<RwLock<HashMap<String, PeerAddr>>>);
 
 impl Peers {
     pub fn url(&self, id: &str) -> Option<String> {
+        self.addr(id).map(|a| a.url)
+    }
+
+    pub fn addr(&self, id: &str) -> Option<PeerAddr> {
         self.0.read().unwrap().get(id).cloned()
     }
 
@@ -53,32 +70,17 @@ impl Peers {
         ids
     }
 
-    pub fn replace(&self, peers: HashMap<String, String>) {
+    pub fn replace(&self, peers: HashMap<String, PeerAddr>) {
         *self.0.write().unwrap() = peers;
     }
 }
 
+/// What a follower learns of its leader's log with each round or fetch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LeaderPosition {
     pub hwm: u64,
     /// The leader's first stored offset: the follower deletes below it.
     pub log_start: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplicateParams {
-    pub topic: String,
-    pub partition: u32,
-    pub epoch: u64,
-    /// Offset of the first record in the body (the follower's expected end).
-    pub prev: u64,
-    pub hwm: u64,
-    /// The leader's log start: the follower deletes below it.
-    #[serde(default)]
-    pub log_start: u64,
-    /// The leader's node id.
-    pub leader: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,26 +205,51 @@ pub struct PeerClient {
     token: Option<String>,
 }
 
-/// How a leading partition sends a round to a follower at `url`.
+/// How a leading partition sends a round to a follower.
 pub trait ReplicaLink: Send + Sync + std::fmt::Debug {
-    fn replicate<'a>(
-        &'a self,
-        url: &'a str,
-        params: &'a ReplicateParams,
+    /// Sends a round to `peer`. The request leaves in call order: it is
+    /// queued when this is called, not when the future is first polled.
+    fn replicate(
+        &self,
+        peer: &PeerAddr,
+        params: ReplicateParams,
         body: Bytes,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<Replicated, CallError>>;
+    ) -> BoxFuture<'static, Result<Replicated, CallError>>;
+
+    /// Whether `peer` takes rounds in the order they were sent, so that a
+    /// leader may send the next before the last is answered.
+    fn ordered(&self, peer: &PeerAddr) -> bool;
 }
 
-impl ReplicaLink for PeerClient {
-    fn replicate<'a>(
-        &'a self,
-        url: &'a str,
-        params: &'a ReplicateParams,
+/// A node's link to its followers: the streamed binary link to those with
+/// a binary port, `POST /internal/replicate` (one round at a time) to
+/// those without (a node with `--tls-cert` has none).
+#[derive(Debug, Clone)]
+pub struct NodeLink {
+    pub http: PeerClient,
+    pub stream: StreamClient,
+}
+
+impl ReplicaLink for NodeLink {
+    fn replicate(
+        &self,
+        peer: &PeerAddr,
+        params: ReplicateParams,
         body: Bytes,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<Replicated, CallError>> {
-        Box::pin(PeerClient::replicate(self, url, params, body, timeout))
+    ) -> BoxFuture<'static, Result<Replicated, CallError>> {
+        match &peer.tcp {
+            Some(addr) => Box::pin(self.stream.replicate(addr, params, body, timeout)),
+            None => {
+                let (http, url) = (self.http.clone(), peer.url.clone());
+                Box::pin(async move { http.replicate(&url, &params, body, timeout).await })
+            }
+        }
+    }
+
+    fn ordered(&self, peer: &PeerAddr) -> bool {
+        peer.tcp.is_some()
     }
 }
 
