@@ -25,6 +25,10 @@ struct Written {
 struct Producer {
     batches: VecDeque<Written>,
     last_offset: u64,
+    /// The highest sequence end ever recorded: no batch starting there or
+    /// later can be a retry, so the common case (a new batch) skips the
+    /// scan of `batches`.
+    sequence_end: u64,
 }
 
 /// What a batch from an idempotent producer is.
@@ -49,6 +53,9 @@ impl ProducerTable {
         let Some(producer) = self.producers.get(&producer_id) else {
             return Dedup::New;
         };
+        if first_sequence >= producer.sequence_end {
+            return Dedup::New;
+        }
         let covering = producer.batches.iter().find(|w| {
             w.first_sequence <= first_sequence
                 && first_sequence < w.first_sequence + u64::from(w.count)
@@ -87,6 +94,7 @@ impl ProducerTable {
             base_offset,
         });
         producer.last_offset = base_offset;
+        producer.sequence_end = producer.sequence_end.max(first_sequence + u64::from(count));
     }
 
     pub fn clear(&mut self) {
@@ -110,6 +118,19 @@ mod tests {
         assert_eq!(t.check(1, 2, 2), Dedup::Conflict);
         assert_eq!(t.check(1, 5, 1), Dedup::New);
         assert_eq!(t.check(2, 0, 3), Dedup::New, "other producers are separate");
+    }
+
+    /// A producer whose sequences went back (its batches are not in
+    /// sequence order) still has every remembered batch found.
+    #[test]
+    fn batches_out_of_sequence_order_are_found() {
+        let mut t = ProducerTable::default();
+        t.record(1, 10, 5, 100);
+        t.record(1, 0, 5, 200);
+        assert_eq!(t.check(1, 12, 1), Dedup::Duplicate { base_offset: 102 });
+        assert_eq!(t.check(1, 0, 5), Dedup::Duplicate { base_offset: 200 });
+        assert_eq!(t.check(1, 5, 5), Dedup::New);
+        assert_eq!(t.check(1, 15, 1), Dedup::New);
     }
 
     #[test]
