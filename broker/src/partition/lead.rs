@@ -274,13 +274,10 @@ impl Writer {
             // Appended already: the outcome is unknown.
             return commit::answer_all(answers, &WriteError::Fenced { epoch });
         };
-        let limit = match replicas::ordered(&self.ctx, replicas) {
-            true => ROUNDS_IN_FLIGHT,
-            false => 1,
-        };
         // A round with nothing new for the followers (all duplicates, or a
-        // tail the HWM covers) still waits for the rounds before it.
-        let pushed = (hwm < end).then(|| {
+        // tail the HWM covers) has no round in flight before it (those are
+        // all committed when the HWM covers the log end): settle it at once.
+        let (ordered, pushed) = if hwm < end {
             let round = replicas::Round {
                 topic: Arc::clone(&self.topic),
                 partition: self.id,
@@ -290,8 +287,13 @@ impl Writer {
                 hwm,
                 bytes,
             };
-            replicas::push_round(&self.ctx, replicas, &self.log.reader(), round)
-        });
+            let (ordered, pushed) =
+                replicas::push_round(&self.ctx, replicas, &self.log.reader(), round);
+            (ordered, Some(pushed))
+        } else {
+            (false, None)
+        };
+        let limit = if ordered { ROUNDS_IN_FLIGHT } else { 1 };
         let round = commit::Round {
             epoch,
             end,

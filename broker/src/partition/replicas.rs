@@ -176,37 +176,34 @@ enum PushError {
     Lagging(String),
 }
 
-/// Whether every ISR follower takes rounds in order, so that the next round
-/// may be sent before this one is answered.
-pub fn ordered(ctx: &WriterContext, replicas: &ReplicaSet) -> bool {
-    replicas
-        .isr
-        .iter()
-        .filter(|id| **id != replicas.me)
-        .all(|id| ctx.peers.addr(id).is_some_and(|a| ctx.link.ordered(&a)))
-}
-
 /// Sends the round to every ISR follower, concurrently. The first request
 /// to each is on its way when this returns (rounds started in order leave
 /// in order); the future ends when each follower holds the round or is
-/// given up.
+/// given up. Also says whether every follower's link is ordered, so that
+/// the next round may be sent before this one is answered.
 pub fn push_round(
     ctx: &WriterContext,
     replicas: &ReplicaSet,
     reader: &LogReader,
     round: Round,
-) -> impl Future<Output = RoundOutcome> + Send + 'static + use<> {
-    let followers: Vec<String> = replicas
+) -> (
+    bool,
+    impl Future<Output = RoundOutcome> + Send + 'static + use<>,
+) {
+    let followers: Vec<(String, Option<PeerAddr>)> = replicas
         .isr
         .iter()
         .filter(|id| **id != replicas.me)
-        .cloned()
+        .map(|id| (id.clone(), ctx.peers.addr(id)))
         .collect();
+    let ordered = followers
+        .iter()
+        .all(|(_, addr)| addr.as_ref().is_some_and(|a| ctx.link.ordered(a)));
     let has_followers = !followers.is_empty();
     let started = Instant::now();
     let pushes: Vec<_> = followers
         .into_iter()
-        .map(|id| {
+        .map(|(id, addr)| {
             let params = ReplicateParams {
                 topic: round.topic.to_string(),
                 partition: round.partition,
@@ -216,7 +213,7 @@ pub fn push_round(
                 log_start: reader.start_offset(),
                 leader: replicas.me.clone(),
             };
-            let push = ctx.peers.addr(&id).map(|addr| Push {
+            let push = addr.map(|addr| Push {
                 link: Arc::clone(&ctx.link),
                 clock: Arc::clone(&ctx.clock),
                 addr,
@@ -236,7 +233,7 @@ pub fn push_round(
         })
         .collect();
     let metrics = Arc::clone(&ctx.metrics);
-    async move {
+    let outcome = async move {
         let mut outcome = RoundOutcome::default();
         for (id, result) in join_all(pushes).await {
             match result {
@@ -252,7 +249,8 @@ pub fn push_round(
             metrics.observe_replication(started.elapsed());
         }
         outcome
-    }
+    };
+    (ordered, outcome)
 }
 
 /// What bringing one follower to a round's end needs.

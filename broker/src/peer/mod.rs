@@ -56,7 +56,7 @@ pub struct Peers(Arc<RwLock<HashMap<String, PeerAddr>>>);
 
 impl Peers {
     pub fn url(&self, id: &str) -> Option<String> {
-        self.addr(id).map(|a| a.url)
+        self.0.read().unwrap().get(id).map(|a| a.url.clone())
     }
 
     pub fn addr(&self, id: &str) -> Option<PeerAddr> {
