@@ -29,7 +29,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt, future::Either, stream::FuturesUnordered};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    time::Instant,
+};
 use tokio_util::{
     codec::{FramedRead, FramedWrite},
     sync::CancellationToken,
@@ -98,19 +101,32 @@ impl Connection {
         let mut out = FramedWrite::new(write, codec(max_frame));
         let mut in_flight = FuturesUnordered::new();
         let mut reading = true;
+        // Idle means neither a frame nor an answer for `idle`. One timer
+        // per idle period, moved on only when it fires: arming a timeout
+        // for every frame cost a timer-wheel insert and removal each.
+        let mut active = Instant::now();
+        let idle = tokio::time::sleep(self.idle);
+        tokio::pin!(idle);
         while reading || !in_flight.is_empty() {
             tokio::select! {
-                frame = tokio::time::timeout(self.idle, frames.next()),
-                    if reading && in_flight.len() < MAX_IN_FLIGHT =>
-                {
+                () = &mut idle, if reading => {
+                    if active.elapsed() < self.idle {
+                        idle.as_mut().reset(active + self.idle);
+                    } else if in_flight.is_empty() {
+                        break;
+                    } else {
+                        // Close once what is in flight is answered.
+                        reading = false;
+                    }
+                }
+                frame = frames.next(), if reading && in_flight.len() < MAX_IN_FLIGHT => {
+                    active = Instant::now();
                     let step = match frame {
-                        // Idle: close once what is in flight is answered.
-                        Err(_) if in_flight.is_empty() => break,
-                        Err(_) | Ok(None) => {
+                        None => {
                             reading = false;
                             continue;
                         }
-                        Ok(Some(Err(e))) => {
+                        Some(Err(e)) => {
                             // Too long, or the stream broke: the framing
                             // cannot be trusted any further.
                             reading = false;
@@ -118,7 +134,7 @@ impl Connection {
                                 .written(Written::No);
                             Step::Close(0, error(&e))
                         }
-                        Ok(Some(Ok(frame))) => self.step(frame.freeze()),
+                        Some(Ok(frame)) => self.step(frame.freeze()),
                     };
                     match step {
                         Step::Answer(id, response) => out.send(response.encode(id)).await?,
@@ -149,6 +165,7 @@ impl Connection {
                     }
                 }
                 Some((id, response)) = in_flight.next(), if !in_flight.is_empty() => {
+                    active = Instant::now();
                     out.feed(response.encode(id)).await?;
                     // Whatever else is ready goes out in the same write.
                     while let Some(Some((id, response))) =

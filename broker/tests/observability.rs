@@ -2,35 +2,13 @@
 //! running cluster: counters move with produce and consume, gauges show
 //! roles, ISR and replication.
 
+mod common;
+
 use std::time::Duration;
 
-use prometheus_parse::{Scrape, Value as Sample};
+use common::{metric as value, scrape};
 use serde_json::json;
 use testkit::{Cluster, consume_all, get_json, produce, wait_for, wait_until};
-
-async fn scrape(node_url: &str) -> Scrape {
-    let text = reqwest::get(format!("{node_url}/metrics"))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("metrics body");
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
-}
-
-/// The value of `metric` with exactly these label values (0 if absent).
-fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric)
-        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
 
 #[tokio::test]
 async fn counters_move_after_produce_and_consume() {

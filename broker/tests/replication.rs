@@ -7,11 +7,11 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{
-    Acked, assert_acked_readable, isr_of, open_partitions, partition_info, produce_n, read_all,
-    wait_for_isr,
+    Acked, assert_acked_readable, isr_of, metric, open_partitions, partition_info, produce_n,
+    read_all, scrape, wait_for_isr,
 };
 use serde_json::{Value, json};
 use testkit::{
@@ -502,4 +502,42 @@ async fn rounds_stay_within_the_followers_request_limit() {
     assert_eq!(isr_of(&info), members, "{info}");
     let nodes: Vec<_> = cluster.nodes().iter().collect();
     wait_for_identical_logs(&nodes, "big", 0, WAIT).await;
+}
+
+#[tokio::test]
+async fn an_in_sync_followers_heartbeat_is_not_a_request_per_commit() {
+    let cluster = Cluster::builder()
+        .followers(1)
+        .lease_ttl_ms(TTL_MS)
+        .start()
+        .await;
+    cluster.wait_for_peers(WAIT).await;
+    let (leader, replica) = (cluster.broker().url(), cluster.followers()[0].url());
+    create_topic(leader, "beat", 1).await;
+    open_partitions(leader, "beat", 1, &["broker", "follower-1"], WAIT).await;
+    let fetches = |scrape| {
+        metric(
+            &scrape,
+            "yak_http_request_duration_seconds_count",
+            &[("route", "/internal/fetch")],
+        )
+    };
+
+    // Every write is a commit that moves the HWM.
+    let before = fetches(scrape(leader).await);
+    let started = Instant::now();
+    produce_n(leader, "beat", 0, 1, 100).await;
+    let took = started.elapsed();
+    let answered = fetches(scrape(leader).await) - before;
+
+    // The leader answers the follower's long poll at most every 50 ms,
+    // plus the polls under way at either end of the writes; a poll per
+    // HWM move would be about 100.
+    let bound = (took.as_millis() / 50 + 2) as f64;
+    assert!(
+        answered <= bound,
+        "{answered} fetches answered in {took:?} of writes (at most {bound})"
+    );
+    // Still, the follower learns the last HWM without another write.
+    wait_for_hwm(replica, "beat", &[101]).await;
 }

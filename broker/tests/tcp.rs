@@ -2,7 +2,8 @@
 //! spoken frame by frame here: produces are stored and replicated like
 //! `POST /produce/batch`, many in flight on one connection; bad frames get
 //! the HTTP API's error bodies and store nothing; a follower sends clients
-//! to the leader; a node with a client token wants it first.
+//! to the leader; a node with a client token wants it first; an idle
+//! connection is closed.
 
 use std::time::Duration;
 
@@ -257,4 +258,28 @@ async fn a_node_with_a_client_token_wants_it_in_a_hello_first() {
         peer.answer().await,
         Some((4, Response::Stored { offset: 0, .. }))
     ));
+}
+
+#[tokio::test]
+async fn a_connection_is_closed_after_an_idle_timeout_not_before() {
+    const IDLE_MS: u64 = 1000;
+    let cluster = Cluster::builder()
+        .extra_args(["--http-keep-alive-ms", &IDLE_MS.to_string()])
+        .start()
+        .await;
+    let mut peer = Peer::connect(&cluster.broker().tcp_addr()).await;
+
+    // Requests spaced under the idle timeout keep the connection open for
+    // longer than the timeout in all.
+    for i in 0..4u64 {
+        peer.send(i, &produce("idle", 0, &[json!(i)])).await;
+        assert!(
+            matches!(peer.answer().await, Some((id, Response::Stored { .. })) if id == i),
+            "request {i} answered"
+        );
+        tokio::time::sleep(Duration::from_millis(IDLE_MS * 2 / 5)).await;
+    }
+
+    // Then a quiet connection is closed.
+    assert!(peer.answer().await.is_none(), "closed once idle");
 }

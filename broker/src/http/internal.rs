@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, http::StatusCode, web};
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use super::error::ApiError;
 use crate::{
@@ -29,6 +30,9 @@ impl From<Refusal> for ApiError {
         }
     }
 }
+
+/// How often, at most, an in-sync follower's fetch is answered.
+const HWM_POLL_EVERY: Duration = Duration::from_millis(50);
 
 async fn partition(node: &Node, topic: &str, id: u32) -> Result<Partition, ApiError> {
     let mut found = node
@@ -99,11 +103,17 @@ pub async fn fetch(
     match partition.fetch_check(q.epoch, q.replica, q.offset).await {
         FetchVerdict::InSync => {
             // Long poll: answer when the HWM moves, so the follower's HWM
-            // stays fresh without a busy loop.
+            // stays fresh without a busy loop. Not sooner than
+            // HWM_POLL_EVERY after the ask: under load the HWM moves with
+            // every commit, and each push carries it to the follower
+            // anyway, so answering every move would cost the leader an
+            // HTTP request (and a writer command) per commit.
+            let asked = Instant::now();
             let mut hwm = partition.watch_hwm();
             let seen = *hwm.borrow_and_update();
             let wait = Duration::from_millis(q.wait_ms.min(5_000));
             let _ = tokio::time::timeout(wait, hwm.wait_for(|&h| h > seen)).await;
+            tokio::time::sleep_until(asked + wait.min(HWM_POLL_EVERY)).await;
             Ok(HttpResponse::Ok()
                 .insert_header((IN_SYNC_HEADER, "1"))
                 .insert_header((HWM_HEADER, partition.hwm().to_string()))

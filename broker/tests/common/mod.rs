@@ -1,7 +1,8 @@
-//! Helpers shared by the replication, failover and Redis-outage tests: a
-//! load of concurrent idempotent producers that records every acknowledged
-//! record, the checks run on what they wrote, and small ISR/partition
-//! lookups. Each test file uses a different subset.
+//! Helpers shared by the replication, failover, Redis-outage and
+//! observability tests: a load of concurrent idempotent producers that
+//! records every acknowledged record, the checks run on what they wrote,
+//! small ISR/partition lookups, and reading a node's `/metrics`. Each test
+//! file uses a different subset.
 #![allow(dead_code)]
 
 use std::{
@@ -13,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::{Value, json};
 use testkit::{
     StatusCode, consume_all, describe_topic, http_client_with_timeout, try_send, wait_for,
@@ -366,4 +368,29 @@ impl Producer {
             }
         }
     }
+}
+
+/// A node's `/metrics`, parsed.
+pub async fn scrape(node_url: &str) -> Scrape {
+    let text = reqwest::get(format!("{node_url}/metrics"))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("metrics body");
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
+}
+
+/// The value of `metric` with exactly these label values (0 if absent).
+pub fn metric(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Sample::Counter(v) | Sample::Gauge(v) | Sample::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
 }
